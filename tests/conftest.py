@@ -1,0 +1,51 @@
+"""Shared pytest fixtures.
+
+The environment lines run at import time, before any test module imports huggingface_hub,
+so no test can reach a model hub and the demo cache never touches the user's real cache.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+_SESSION_CACHE = tempfile.mkdtemp(prefix="ti-tui-test-cache-")
+os.environ["TI_TUI_CACHE_DIR"] = _SESSION_CACHE
+atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
+
+import pytest  # noqa: E402
+
+# --- tiny models and demo images (trainer/demo.py) -------------------------------------------
+# Built once per session (the first ~2.5 s with imports, then ~0.1 s). Tests that need to
+# break a model make their own linked copy (see tests/test_models.py), never modify these.
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny SD-1.x-shaped diffusers folder (epsilon prediction, 64 px native)."""
+    from trainer.demo import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_vpred_model_dir(tmp_path_factory):
+    """The same tiny model with a v-prediction scheduler (like SD 2.x-768)."""
+    from trainer.demo import build_tiny_model
+
+    out = tmp_path_factory.mktemp("models") / "tiny-vpred"
+    return build_tiny_model(out, seed=0, prediction_type="v_prediction")
+
+
+@pytest.fixture(scope="session")
+def demo_images_dir(tmp_path_factory):
+    """A folder holding the 6 demo training images (64 px PNGs)."""
+    from trainer.demo import write_demo_images
+
+    folder = tmp_path_factory.mktemp("demo-images")
+    write_demo_images(folder, count=6)
+    return folder

@@ -1,0 +1,132 @@
+"""Line charts for the dashboard, drawn by plotext and handed to Rich as Text.
+
+plotext draws braille lines with real axes and ticks, which beats hand-drawn characters. It
+keeps one global figure, so every chart starts with `figure.clear()`, sets its own size and
+theme, and runs under a lock (the Textual app and a headless view could render from two
+threads). Its ANSI output becomes Rich Text via `Text.from_ansi`, so a colourless terminal
+simply gets it without colours.
+
+Points are downsampled to about two per column (a braille cell is two dots wide) before
+plotting: a chart costs the same at step 100 as at step 100,000.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+
+_LOCK = threading.Lock()
+_Y_LABEL_WIDTH = 7
+"""Columns plotext needs, roughly, for one y axis with its tick labels."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One series to draw."""
+
+    xs: Sequence[float]
+    ys: Sequence[float]
+    color: str
+    """A plotext colour name (gray, cyan, magenta+, ...)."""
+    side: str = "left"
+    """Which y axis it is read against: left or right."""
+    envelope: bool = False
+    """Keep each bucket's min and max (a noisy raw series keeps its spread) instead of the mean."""
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], buckets: int,
+               envelope: bool = False) -> tuple[list[float], list[float]]:
+    """At most ~`buckets` points (2 per bucket with `envelope`), each summarising a run of x."""
+    n = len(xs)
+    if n <= buckets or buckets <= 0:
+        return list(xs), list(ys)
+    out_x: list[float] = []
+    out_y: list[float] = []
+    for b in range(buckets):
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        if hi <= lo:
+            continue
+        chunk = ys[lo:hi]
+        mid = xs[(lo + hi - 1) // 2]
+        if envelope:
+            out_x += [mid, mid]
+            out_y += [min(chunk), max(chunk)]
+        else:
+            out_x.append(mid)
+            out_y.append(sum(chunk) / len(chunk))
+    # The newest point is the one people read (is the ratio under the threshold yet?): keep it.
+    out_x.append(xs[-1])
+    out_y.append(ys[-1])
+    return out_x, out_y
+
+
+def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
+    """About `count` round tick positions (1, 2 or 5 times a power of ten) within [lo, hi]."""
+    span = hi - lo
+    if span <= 0 or count < 1:
+        return [lo]
+    raw = span / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    value = first
+    while value <= hi + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _label(value: float) -> str:
+    """Short tick text: 1200 -> '1.2k', 0.5 -> '0.5'."""
+    if abs(value) >= 10000:
+        return f"{value / 1000:.0f}k"
+    if abs(value) >= 1000:
+        return f"{value / 1000:.1f}k".replace(".0k", "k")
+    return f"{value:g}"
+
+
+def chart(lines: Sequence[Line], width: int, height: int, *,
+          xlim: tuple[float, float] | None = None,
+          ylim: tuple[float | None, float | None] | None = None,
+          hline: tuple[float, str] | None = None) -> Text:
+    """A width x height chart of `lines` as Rich Text (an empty Text if it cannot fit).
+
+    `hline` is (y, colour): a horizontal reference line on the left axis (a threshold).
+    """
+    if width < 16 or height < 4 or not any(len(line.xs) for line in lines):
+        return Text("")
+    import plotext as plt  # imported here: `ti-tui watch` in plain-text mode never needs it
+
+    right = any(line.side == "right" for line in lines)
+    canvas_cols = max(4, width - _Y_LABEL_WIDTH * (2 if right else 1) - 2)
+    all_x = [x for line in lines for x in line.xs]
+    x0, x1 = xlim if xlim else (min(all_x), max(all_x))
+    if x1 <= x0:
+        x1 = x0 + 1
+    with _LOCK:
+        fig = plt.figure
+        fig.clear()
+        plt.terminal.limit(False, False)  # never clamp to the real terminal: we own the size
+        fig.plot_size(width, height)
+        fig.theme("simple")
+        fig.legend(active=False)
+        for line in lines:
+            xs, ys = downsample(line.xs, line.ys, canvas_cols * 2 // (2 if line.envelope else 1),
+                                line.envelope)
+            marker = plt.marker("braille", pixel=(line.color, None))
+            fig.draw(fig.signal(xs, ys, marker=marker, yside=line.side).lines())
+        if hline is not None:
+            xs = [x0, x1]
+            marker = plt.marker("braille", pixel=(hline[1], None))
+            fig.draw(fig.signal(xs, [hline[0]] * 2, marker=marker).lines())
+        ticks = [t for t in nice_ticks(x0, x1, max(3, canvas_cols // 10)) if x0 <= t <= x1]
+        fig.ruler("x").lim(x0, x1).ticks(ticks, [_label(t) for t in ticks])
+        if ylim is not None:
+            fig.ruler("y", "left").lim(*ylim)
+        ansi = fig.build().string()
+    return Text.from_ansi(ansi.rstrip("\n"), no_wrap=True, end="")

@@ -1,0 +1,182 @@
+"""The `ti-tui` command.
+
+    ti-tui [--gui] [--root R]      the setup form, then the live dashboard
+    ti-tui demo                    the form pre-filled with the built-in demo model and images
+    ti-tui train FLAGS...          headless training with invokeai-ti's flags
+    ti-tui FLAGS...                the same (invokeai-ti trains when given flags without --gui)
+    ti-tui models [--root R]       the models found under the root
+    ti-tui watch OUTPUT_DIR        re-attach to a run, or summarise a finished one
+
+Exit codes: 0 done (early or user stop included), 2 a user error (one line, no traceback),
+1 an internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from trainer.errors import UserError
+
+COMMANDS = ("train", "demo", "models", "watch")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # ti-tui never downloads a model
+    try:
+        return _dispatch(argv)
+    except UserError as exc:
+        print(f"ti-tui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in COMMANDS:
+        command, rest = argv[0], argv[1:]
+        return {"train": cmd_train, "demo": cmd_demo, "models": cmd_models,
+                "watch": cmd_watch}[command](rest)
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    gui = _parse_gui(argv)
+    if gui is not None:
+        return run_form(gui.root)
+    return cmd_train(argv)
+
+
+def _parse_gui(argv: list[str]) -> argparse.Namespace | None:
+    """`ti-tui`, `ti-tui --gui`, `ti-tui --root R`: the form. Anything else is training."""
+    rest = [a for a in argv if a not in ("--gui", "--front_end")]
+    parser = argparse.ArgumentParser(prog="ti-tui", add_help=False)
+    parser.add_argument("--root", "--root_dir", dest="root", default=None)
+    known, unknown = parser.parse_known_args(rest)
+    if unknown and "--gui" not in argv and "--front_end" not in argv:
+        return None
+    from trainer.config import default_root
+
+    known.root = Path(known.root or default_root()).expanduser()
+    return known
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
+
+
+def run_form(root: Path, *, defaults=None, demo: bool = False) -> int:
+    if not _tty():
+        print("ti-tui: the form needs a terminal; use `ti-tui train --help` for headless "
+              "training.", file=sys.stderr)
+        return 2
+    from ti_tui.app import make_app
+
+    app = make_app(root=root, defaults=defaults, demo=demo)
+    result = app.run()
+    return result if isinstance(result, int) else 0
+
+
+def cmd_train(argv: list[str]) -> int:
+    from trainer.flags import parse_config
+
+    if any(a in ("-h", "--help") for a in argv):
+        from trainer.flags import build_parser
+
+        build_parser("ti-tui train").print_help()
+        return 0
+    return train_headless(parse_config(argv, prog="ti-tui train"))
+
+
+def train_headless(config) -> int:
+    """Start the trainer, show its progress here, forward Ctrl-C as a clean stop."""
+    from rich.console import Console
+
+    from ti_tui.headless import follow_run
+    from ti_tui.runner import start_run
+
+    handle = start_run(config)
+    interrupts = 0
+
+    def on_interrupt(signum, frame) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            handle.stop()  # finish the step, save checkpoint and embedding
+        else:
+            handle._signal(signal.SIGINT)  # the trainer exits at once on a second signal
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGTERM, on_interrupt)
+    console = Console(highlight=False)
+    follow_run(handle.events_path, console=console, handle=handle, tty=_tty(),
+               log_every=config.log_every)
+    code = handle.wait()
+    if code is None:
+        code = handle.wait(30)
+    if code not in (0, None):
+        _report_failure(handle.output_dir, code)
+    return 0 if code is None else code
+
+
+def _report_failure(output_dir: Path, code: int) -> None:
+    if code == 2:
+        return  # the error event was shown already, as one sentence
+    print(f"ti-tui: the trainer failed (exit code {code}); its log is "
+          f"{output_dir / 'trainer.log'}.", file=sys.stderr)
+
+
+def cmd_demo(argv: list[str]) -> int:
+    """Build (once) the tiny demo model and images, then open the form or train headless."""
+    parser = argparse.ArgumentParser(prog="ti-tui demo",
+                                     description="Train on the built-in demo model and images.")
+    parser.add_argument("--root", default=None, help="Where outputs go (default: a demo "
+                        "folder in the user cache).")
+    parser.add_argument("--headless", action="store_true",
+                        help="Train at once and print progress instead of opening the form.")
+    parser.add_argument("--max_train_steps", type=int, default=300)
+    args = parser.parse_args(argv)
+    from ti_tui.demo_setup import demo_config
+
+    print("Preparing the demo model and images (built once, then cached)...", flush=True)
+    config = demo_config(root=args.root, max_train_steps=args.max_train_steps)
+    if args.headless or not _tty():
+        return train_headless(config)
+    return run_form(Path(config.root), defaults=config, demo=True)
+
+
+def cmd_models(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ti-tui models",
+                                     description="List the diffusers models under the root.")
+    parser.add_argument("--root", "--root_dir", dest="root", default=None)
+    args = parser.parse_args(argv)
+    from trainer.config import default_root
+    from trainer.models import find_models
+
+    root = Path(args.root or default_root()).expanduser()
+    found = find_models(root)
+    if not found:
+        print(f"No diffusers models found under {root} (looked in {root / 'models'} and "
+              f"{root / 'configs' / 'models.yaml'}).")
+        return 0
+    width = max(len(m.name) for m in found)
+    for entry in found:
+        print(f"{entry.name:<{width}}  {entry.path}  ({entry.source})")
+    return 0
+
+
+def cmd_watch(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ti-tui watch",
+                                     description="Re-attach to a run, or summarise it.")
+    parser.add_argument("output_dir", type=Path)
+    args = parser.parse_args(argv)
+    from ti_tui.headless import run_watch
+
+    return run_watch(args.output_dir.expanduser())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

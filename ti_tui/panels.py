@@ -1,0 +1,375 @@
+"""The dashboard panels: pure functions of a RunState that return Rich renderables.
+
+Each `*_panel(state, width, height, now=None)` returns a Panel exactly width x height cells,
+so the same drawing serves the Textual screen (one widget per panel, sized by CSS) and the
+headless `rich.live.Live` view (`render_dashboard` lays them out). `now` is the wall clock
+while a run is going; a finished run's clocks stop at its last event, so a view of a finished
+run is the same on every machine (the snapshot tests rely on it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ti_tui.charts import Line, chart
+from ti_tui.preview_art import half_blocks
+from ti_tui.state import RunState
+
+REASONS = {
+    "early_stop": "stopped early by DVAR",
+    "max_steps": "reached the step limit",
+    "schedule_end": "the LR schedule ended",
+    "user": "stopped by you",
+    "error": "failed",
+}
+"""Plain words for the `reason` of a stopped event."""
+
+COMPACT, MEDIUM, FULL = "compact", "medium", "full"
+
+
+def layout_mode(width: int, height: int) -> str:
+    """Which panels fit: compact (progress, loss, DVAR), medium (+ header, schedule, files),
+    full (+ preview)."""
+    if width >= 140 and height >= 40:
+        return FULL
+    if width >= 100 and height >= 30:
+        return MEDIUM
+    return COMPACT
+
+
+# --- formatting -----------------------------------------------------------------------------
+def duration(seconds: float | None) -> str:
+    """4:05, 1:02:03; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
+def num(value: float | None, digits: int = 4) -> str:
+    """A float in few characters: 0.2134, 2.00e-03; '-' when unknown."""
+    if value is None:
+        return "-"
+    if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+
+
+def short_path(state: RunState, path: str) -> str:
+    """`path` relative to the run's output dir when it lies inside it, else as given."""
+    if state.output_dir:
+        try:
+            return str(Path(path).relative_to(state.output_dir))
+        except ValueError:
+            pass
+    return path
+
+
+def status_words(state: RunState) -> str:
+    """One phrase for the panel titles: what the run is doing now."""
+    if state.stopped:
+        return REASONS.get(state.stopped["reason"], state.stopped["reason"])
+    if state.status == "failed":
+        return "failed"
+    if state.status == "loading":
+        return f"{state.phase.replace('_', ' ')} {state.phase_detail}".strip()
+    return "training" if state.status == "training" else "waiting for the trainer"
+
+
+def _panel(body: RenderableType, title: str, width: int, height: int, style: str = "blue",
+           subtitle: str | None = None) -> Panel:
+    return Panel(body, title=title, title_align="left", subtitle=subtitle,
+                 subtitle_align="right", width=width, height=height, border_style=style,
+                 padding=(0, 1))
+
+
+def _lines(lines: list[Text], height: int) -> Text:
+    """Join as many lines as fit inside a panel of `height` rows."""
+    kept = lines[: max(0, height - 2)]
+    return Text("\n", no_wrap=True, overflow="ellipsis", end="").join(kept)
+
+
+def _kv(*pairs: tuple[str, str], sep: str = "   ") -> Text:
+    """'label value' pairs on one line, labels dim."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for i, (label, value) in enumerate(pairs):
+        if i:
+            text.append(sep)
+        if label:
+            text.append(label + " ", "dim")
+        text.append(value)
+    return text
+
+
+def _packed(pairs: list[tuple[str, str]], width: int) -> list[Text]:
+    """'label value' pairs packed into as few lines of `width` cells as they fit in."""
+    rows: list[list[tuple[str, str]]] = [[]]
+    used = 0
+    for label, value in pairs:
+        size = len(label) + 1 + len(value) if label else len(value)
+        if rows[-1] and used + 2 + size > width:
+            rows.append([])
+            used = 0
+        used += size + (2 if rows[-1] else 0)
+        rows[-1].append((label, value))
+    return [_kv(*row, sep="  ") for row in rows]
+
+
+def bar(fraction: float, width: int, style: str) -> Text:
+    """A progress bar line: heavy rules, the done part coloured, half cells for precision."""
+    halves = round(max(0.0, min(1.0, fraction)) * width * 2)
+    full, half = divmod(halves, 2)
+    text = Text("━" * full, style, no_wrap=True)
+    if half:
+        text.append("╸", style)
+    text.append("━" * (width - full - half), "grey30")
+    return text
+
+
+# --- panels ---------------------------------------------------------------------------------
+def header_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
+    """Trigger, model, device and precision, processes, output dir."""
+    model = state.model.get("path") or state.config.get("model") or "-"
+    facts = [state.model.get("prediction_type"), state.model.get("native_resolution")]
+    if any(facts):
+        model += f" ({', '.join(str(f) for f in facts if f)})"
+    procs = f"{state.num_processes} process" + ("es" if state.num_processes != 1 else "")
+    lines = [
+        _kv(("", Text(state.trigger or "-", "bold").plain), ("model", model)),
+        _kv(("device", state.device or "-"), ("precision", state.precision or "-"),
+            ("", procs), ("output", state.output_dir or "-")),
+    ]
+    lines[0].stylize("bold", 0, len(state.trigger or "-"))
+    if height < 4:
+        lines = [Text("   ", end="").join(lines)]
+    return _panel(_lines(lines, height), "ti-tui", width, height, subtitle=status_words(state))
+
+
+def progress_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
+    """Step / max, percent, epoch, a bar, elapsed, ETA, rates, and DVAR's earliest stop."""
+    inner = max(1, width - 4)
+    rate = state.steps_per_s
+    steps = f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"
+    lines: list[RenderableType] = _packed(
+        [("step", steps), ("", f"{state.fraction * 100:.1f}%"), ("epoch", f"{state.epoch:.2f}")],
+        inner)
+    lines.append(bar(state.fraction, inner, "green" if state.finished else "cyan"))
+    lines += _packed([("elapsed", duration(state.elapsed(now))),
+                      ("ETA", duration(state.eta(now))),
+                      ("", f"{rate:.2f} steps/s" if rate else "- steps/s"),
+                      ("", f"{state.images_per_s:.1f} img/s" if state.images_per_s else "- img/s")],
+                     inner)
+    if state.error:
+        lines.append(Text(f"error: {state.error['message']}", "bold red", no_wrap=True,
+                          overflow="ellipsis"))
+    elif state.stopped:
+        words = REASONS.get(state.stopped["reason"], state.stopped["reason"])
+        lines.append(Text(f"finished at step {state.stopped['step']:,}: {words}", "bold green",
+                          no_wrap=True, overflow="ellipsis"))
+    elif state.status == "loading":
+        lines.append(Text(status_words(state), "yellow", no_wrap=True, overflow="ellipsis"))
+    elif state.dvar_on and state.earliest_stop:
+        lines.append(_kv(("DVAR can stop from step", f"{state.earliest_stop:,}")))
+    lines += _packed([("images", f"{state.images_seen:,}"), ("skipped", str(state.skipped_total)),
+                      ("memory", f"{state.memory_mb / 1024:.1f} GB" if state.memory_mb else "-")],
+                     inner)
+    title = f"{state.trigger or 'run'} · {status_words(state)}"
+    style = "red" if state.status == "failed" else "green" if state.finished else "blue"
+    return _panel(Group(*lines[: max(0, height - 2)]), title, width, height, style)
+
+
+def loss_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
+    """Training loss (raw, faint) with its smoothed line, and L_det on the right axis."""
+    entries = [("━", "bright_black", f"loss {num(state.loss)}"),
+               ("━", "cyan", f"smoothed {num(state.loss_smooth)}"),
+               ("━", "magenta", f"L_det {num(state.l_det, 5)} (right)") if state.ldet_on
+               else ("", "dim", "L_det off")]
+    legend = _legend(entries, width - 4)
+    lines = []
+    if len(state.loss_hist):
+        lines = [Line(state.loss_hist.xs, state.loss_hist.ys, "gray", envelope=True),
+                 Line(state.smooth_hist.xs, state.smooth_hist.ys, "cyan")]
+        if len(state.ldet_hist):
+            lines.append(Line(state.ldet_hist.xs, state.ldet_hist.ys, "magenta", side="right"))
+    body = chart(lines, width - 4, height - 2 - len(legend),
+                 xlim=(state.start_step, max(state.step, 1)))
+    if not body.plain:
+        body = Text("waiting for the first step…", "dim")
+    return _panel(Group(*legend, body), "Loss", width, height)
+
+
+def _legend(entries: list[tuple[str, str, str]], width: int) -> list[Text]:
+    """Chart legend entries (mark, mark style, words) packed into lines of `width` cells."""
+    lines = [Text(no_wrap=True, overflow="ellipsis")]
+    for mark, style, words in entries:
+        size = len(mark) + 1 + len(words)
+        if lines[-1].cell_len and lines[-1].cell_len + 2 + size > width:
+            lines.append(Text(no_wrap=True, overflow="ellipsis"))
+        if lines[-1].cell_len:
+            lines[-1].append("  ")
+        lines[-1].append(f"{mark} " if mark else "", style).append(words, style if not mark else "")
+    return lines
+
+
+def dvar_status(state: RunState) -> tuple[str, str]:
+    """(words, style) for what DVAR is doing: collecting, still learning, converged, off."""
+    window, threshold = state.window or 0, state.threshold or 0.0
+    if not state.ldet_on:
+        return "L_det off (dvar_eval_every = 0)", "dim"
+    if state.converged_step is not None and state.dvar_on:
+        return f"converged at step {state.converged_step:,}", "bold green"
+    if not state.dvar_on:
+        return "DVAR off: the run goes to its step limit", "dim"
+    if state.ldet_count <= window:
+        return f"collecting window {min(state.ldet_count, window)}/{window}", "yellow"
+    if state.dvar_ratio is None:
+        return "ratio undefined: L_det is not moving", "red"
+    return f"ratio {state.dvar_ratio:.2f} > {threshold:.2f}, still learning", "cyan"
+
+
+def dvar_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
+    """DVAR ratio over steps against its threshold, window fill, status and diagnostics."""
+    words, style = dvar_status(state)
+    window, threshold = state.window or 0, state.threshold
+    ratio = state.converged_ratio if state.converged_step is not None else state.dvar_ratio
+    inner = max(1, width - 4)
+    lines: list[RenderableType] = [Text(words, style, no_wrap=True, overflow="ellipsis")]
+    ema = f"{state.ema_pct * 100:+.2f}%" if state.ema_pct is not None else "-"
+    trend = f"{state.trend:+.1e}" if state.trend is not None else "-"
+    lines += _packed([("ratio", num(ratio, 3)), ("threshold", num(threshold, 3)),
+                      ("window", f"{min(state.ldet_count, window)}/{window}")], inner)
+    lines += _packed([("ema_pct", ema), ("hall", num(state.hall, 3)), ("trend", trend)], inner)
+    chart_rows = height - 2 - len(lines)
+    if len(state.ratio_hist) and chart_rows >= 4:
+        top = max(1.0, max(state.ratio_hist.ys))
+        hline = (threshold, "red") if threshold else None
+        lines.append(chart([Line(state.ratio_hist.xs, state.ratio_hist.ys, "orange")],
+                           inner, chart_rows, xlim=(state.start_step, max(state.step, 1)),
+                           ylim=(0, top), hline=hline))
+    elif chart_rows >= 1 and state.ldet_on and window and state.dvar_on:
+        lines.append(Text(f"The ratio chart starts after {window} L_det values; DVAR can "
+                          f"stop from step {state.earliest_stop:,}.", "dim"))
+    border = "green" if style == "bold green" else "blue"
+    return _panel(Group(*lines), "DVAR", width, height, border)
+
+
+def schedule_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
+    """Current LR and the next change of a piecewise schedule, clip value, grad norm, skips."""
+    text = str(state.config.get("learning_rate", ""))
+    lines = [_kv(("lr", num(state.lr if state.lr is not None else state.base_lr)),
+                 ("schedule", text or "-"))]
+    lines.append(_kv(("next", _next_change(state, text))))
+    mode = state.config.get("clip_grad_mode", "none")
+    clip = "off" if mode in ("none", None) else f"{mode} {num(state.clip_value, 3)}"
+    lines.append(_kv(("clip", clip), ("grad norm", num(state.grad_norm, 3))))
+    lines.append(_kv(("skipped fp16 updates", str(state.skipped_total))))
+    return _panel(_lines(lines, height), "Schedule", width, height)
+
+
+def _next_change(state: RunState, text: str) -> str:
+    """'1.00e-03 at step 600' from trainer.schedules, or a plain fallback if it is missing."""
+    scheduler = state.config.get("lr_scheduler", "constant")
+    try:
+        from trainer import schedules
+
+        if not schedules.is_piecewise(text):
+            return "constant" if scheduler == "constant" else f"{scheduler} shape"
+        change = schedules.next_change(text, state.max_steps, state.step,
+                                       cur_step=state.start_step)
+    except Exception:  # noqa: BLE001 - an old trainer or an odd string must not break the view
+        return "-"
+    if change is None:
+        return "none until the end"
+    rate, at = change
+    return f"{num(rate * state.lr_scale)} at step {at:,}"
+
+
+def files_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
+    """Last checkpoint, embedding snapshot and preview; final files; warnings and errors."""
+    def at(note: dict | None, path: str) -> str:
+        return f"{short_path(state, path)} (step {note['step']})" if note else "-"
+
+    ck, emb, pre = state.last_checkpoint, state.last_embedding, state.last_preview
+    lines = [_kv(("checkpoint", at(ck, ck["path"] if ck else ""))),
+             _kv(("embedding ", at(emb, emb["paths"][0] if emb and emb["paths"] else ""))),
+             _kv(("preview   ", at(pre, pre["path"] if pre else "")))]
+    if state.stopped and state.stopped["files"]:
+        names = ", ".join(short_path(state, p) for p in state.stopped["files"])
+        lines.insert(0, Text(f"final: {names}", "bold green", no_wrap=True, overflow="ellipsis"))
+    if state.error:
+        hint = f" {state.error['hint']}" if state.error.get("hint") else ""
+        lines.insert(0, Text(f"error: {state.error['message']}{hint}", "bold red"))
+    if state.warning_count:
+        lines.append(Text(f"warnings ({state.warning_count}):", "yellow"))
+        room = max(1, height - 2 - len(lines))
+        lines += [Text(f"• {w}", "yellow") for w in list(state.warnings)[-room:]]
+    return _panel(_lines(lines, height), "Files", width, height,
+                  "red" if state.error else "blue")
+
+
+def preview_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
+    """The last preview image in coloured half-blocks, with its step and prompt."""
+    pre = state.last_preview
+    if not pre:
+        return _panel(Text("no preview yet (press p)", "dim"), "Preview", width, height)
+    path = resolve(state, pre["path"])
+    art = half_blocks(str(path), width - 4, height - 3)
+    body = art if art is not None else Text(f"cannot read {path.name}", "red")
+    return _panel(Group(Text(pre["prompt"], "dim", no_wrap=True, overflow="ellipsis"), body),
+                  f"Preview · step {pre['step']}", width, height)
+
+
+def resolve(state: RunState, path: str) -> Path:
+    """Where a path from an event lies on this machine: relative paths, and paths under the
+    output dir when that dir was moved or mounted elsewhere, resolve against base_dir."""
+    p = Path(path)
+    base = Path(state.base_dir or ".")
+    if not p.is_absolute():
+        return base / p
+    if not p.exists() and state.output_dir:
+        try:
+            return base / p.relative_to(state.output_dir)
+        except ValueError:
+            pass
+    return p
+
+
+# --- the whole dashboard -------------------------------------------------------------------
+def render_dashboard(state: RunState, width: int, height: int,
+                     now: float | None = None) -> RenderableType:
+    """All panels that fit in width x height cells, laid out for `layout_mode`."""
+    mode = layout_mode(width, height)
+    if mode == COMPACT:
+        top = min(7, max(4, height // 3))
+        rows = [[(progress_panel, width)], [(loss_panel, width // 2),
+                                           (dvar_panel, width - width // 2)]]
+        heights = [top, height - top]
+    else:
+        third = width // 3
+        rows = [[(header_panel, width)],
+                [(progress_panel, width - 2 * third), (schedule_panel, third),
+                 (files_panel, third)]]
+        heights = [3 if height < 45 else 4, 8 if height < 45 else 9]
+        charts = [(loss_panel, 0), (dvar_panel, 0)]
+        preview_w = min(width // 4, 48) if mode == FULL else 0
+        if preview_w:
+            charts.append((preview_panel, preview_w))
+        left = width - preview_w
+        charts[0], charts[1] = (loss_panel, left // 2), (dvar_panel, left - left // 2)
+        rows.append(charts)
+        heights.append(height - sum(heights))
+    grid = Table.grid()
+    grid.add_column()
+    for row, h in zip(rows, heights):
+        line = Table.grid()
+        for _fn, w in row:
+            line.add_column(width=w, no_wrap=True)
+        line.add_row(*(fn(state, w, h, now) for fn, w in row))
+        grid.add_row(line)
+    return grid

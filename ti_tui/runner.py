@@ -1,0 +1,119 @@
+"""Start the trainer as its own process and talk to it through the output folder.
+
+The trainer runs `python -m trainer OUTPUT_DIR/run.toml` (or `accelerate launch` for several
+processes) in a new session (setsid), so closing the terminal or losing the SSH connection
+does not kill it; `ti-tui watch OUTPUT_DIR` re-attaches later. Its stdout and stderr go to
+OUTPUT_DIR/trainer.log, its events to OUTPUT_DIR/events.jsonl. The UI asks it to stop with
+SIGINT to its process group, and to save or preview through trainer.control's request files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer import control
+from trainer.config import TrainConfig
+from trainer.events import EVENTS_FILE
+from trainer.fsutil import atomic_write_text
+
+RUN_FILE = "run.toml"
+LOG_FILE = "trainer.log"
+
+
+@dataclass
+class TrainerProcess:
+    """A running trainer (the RunHandle the dashboard talks to)."""
+
+    output_dir: Path
+    events_path: Path
+    process: subprocess.Popen
+
+    def request(self, action: str) -> None:
+        control.send(self.output_dir, action)
+
+    def stop(self) -> None:
+        """Ask for a clean stop: finish the step, save checkpoint and embedding, exit 0."""
+        self._signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def prepare_output(config: TrainConfig) -> TrainConfig:
+    """Check everything, then create the output folder and write run.toml.
+
+    Raises UserError before anything is written. The seed is fixed here so that run.toml
+    reruns the same run.
+    """
+    from trainer.preflight import preflight
+
+    preflight(config)
+    if config.seed is None:
+        config = config.replace(seed=int.from_bytes(os.urandom(4), "little") % 2**31)
+    out = config.output_path
+    out.mkdir(parents=True, exist_ok=True)
+    events = out / EVENTS_FILE
+    if events.exists():
+        # A new run starts a new event log; the old one is kept beside it.
+        events.rename(out / f"events-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    atomic_write_text(out / RUN_FILE, config.to_toml())
+    return config
+
+
+def trainer_command(config: TrainConfig, run_file: Path) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # The child must import this very copy of `trainer`, wherever it is started from.
+    package_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    if config.num_processes == 1:
+        return [sys.executable, "-m", "trainer", str(run_file)], env
+    import torch
+
+    if not torch.cuda.is_available():
+        # `--cpu` alone silently runs one process; this gives real gloo data parallelism.
+        env["ACCELERATE_USE_CPU"] = "true"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--num_processes", str(config.num_processes), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()), "-m", "trainer", str(run_file)]
+    return command, env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_run(config: TrainConfig) -> TrainerProcess:
+    """Validate, write run.toml, and start the trainer detached from this terminal."""
+    config = prepare_output(config)
+    out = config.output_path
+    command, env = trainer_command(config, out / RUN_FILE)
+    with open(out / LOG_FILE, "ab") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, env=env, cwd=out,
+                                   start_new_session=True)
+    return TrainerProcess(output_dir=out, events_path=out / EVENTS_FILE, process=process)

@@ -1,0 +1,212 @@
+"""Two composite form controls: the model picker and the resolution picker.
+
+Each is a small container of stock widgets that posts one `Changed` message carrying its
+value, so the form treats it like any other control.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Input, Select
+
+from ti_tui.widgets.choice_set import ChoiceSet
+
+OTHER = "other path..."
+"""The model choice that reveals a path input."""
+
+
+class ModelPicker(Vertical):
+    """A select of the models found under the root, plus "other path..." and a path input."""
+
+    DEFAULT_CSS = """
+    ModelPicker { height: auto; width: 1fr; }
+    ModelPicker > Input { display: none; }
+    ModelPicker.-other > Input { display: block; }
+    """
+
+    @dataclass
+    class Changed(Message):
+        picker: ModelPicker
+        value: str
+        """The model as TrainConfig.model takes it: a folder path, or "" for none yet."""
+
+        @property
+        def control(self) -> ModelPicker:
+            return self.picker
+
+    def __init__(self, models: Sequence[tuple[str, Path]], value: str = "") -> None:
+        """`models` are (name, folder) pairs; `value` is a path or name to start on."""
+        super().__init__(id="model-picker")
+        self.models = list(models)
+        self._start_choice, self._start_path = self._match(value)
+
+    def _match(self, value: str) -> tuple[str, str]:
+        """(select value, other path) that show `value`."""
+        if value:
+            target = Path(value).expanduser()
+            for name, path in self.models:
+                if value == name or (target.exists() and _same(target, path)):
+                    return str(path), ""
+            if target.exists() or not self.models:
+                return OTHER, value
+        if self.models:
+            return str(self.models[0][1]), ""
+        return OTHER, value
+
+    def compose(self) -> ComposeResult:
+        options = [(name, str(path)) for name, path in self.models] + [(OTHER, OTHER)]
+        yield Select(options, value=self._start_choice, allow_blank=False, compact=True,
+                     id="model-select")
+        yield Input(self._start_path, placeholder="path to a diffusers model folder",
+                    compact=True, id="model-path")
+
+    def on_mount(self) -> None:
+        self.set_class(self._start_choice == OTHER, "-other")
+
+    @property
+    def select(self) -> Select:
+        return self.query_one(Select)
+
+    @property
+    def path_input(self) -> Input:
+        return self.query_one(Input)
+
+    @property
+    def value(self) -> str:
+        choice = self.select.value
+        if choice == OTHER:
+            return self.path_input.value.strip()
+        return choice if isinstance(choice, str) else ""
+
+    @on(Select.Changed)
+    def _choice_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.set_class(event.value == OTHER, "-other")
+        self.post_message(self.Changed(self, self.value))
+
+    @on(Input.Changed)
+    def _path_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.post_message(self.Changed(self, self.value))
+
+    @on(Input.Submitted)
+    def _path_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.screen.focus_next()
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+STANDARD_SIZES = ("512", "768", "1024")
+CUSTOM = "custom"
+
+
+class ResolutionPicker(Horizontal):
+    """512 / 768 / 1024 / custom, the model's native size marked; custom reveals an input."""
+
+    DEFAULT_CSS = """
+    ResolutionPicker { height: 1; width: 1fr; }
+    ResolutionPicker > ChoiceSet { width: auto; }
+    ResolutionPicker > Input { width: 10; display: none; }
+    ResolutionPicker.-custom > Input { display: block; }
+    """
+
+    @dataclass
+    class Changed(Message):
+        picker: ResolutionPicker
+        value: str
+        """Pixels as typed ("" while the custom input is empty)."""
+
+        @property
+        def control(self) -> ResolutionPicker:
+            return self.picker
+
+    def __init__(self, value: int | None, native: int | None) -> None:
+        super().__init__(id="resolution-picker")
+        self.native = native
+        """The selected model's native size, when known."""
+        self.follows_model = value is None or value == native
+        """True until the user picks a size: then a new model does not change it."""
+        start = value or native or 512
+        self._start = str(start)
+
+    def compose(self) -> ComposeResult:
+        choice = self._start if self._start in STANDARD_SIZES else CUSTOM
+        yield ChoiceSet([(s, s) for s in STANDARD_SIZES] + [("custom", CUSTOM)], choice,
+                        id="resolution-choice")
+        yield Input(self._start if choice == CUSTOM else "", type="integer", compact=True,
+                    placeholder="px", id="resolution-custom")
+
+    def on_mount(self) -> None:
+        self.set_class(self.choice.value == CUSTOM, "-custom")
+        self._relabel()
+
+    @property
+    def choice(self) -> ChoiceSet:
+        return self.query_one(ChoiceSet)
+
+    @property
+    def custom_input(self) -> Input:
+        return self.query_one(Input)
+
+    @property
+    def value(self) -> str:
+        choice = self.choice.value
+        return self.custom_input.value.strip() if choice == CUSTOM else choice
+
+    def set_native(self, native: int | None) -> None:
+        """A new model was chosen: mark its size, and switch to it unless the user chose one."""
+        self.native = native
+        self._relabel()
+        if self.follows_model and native:
+            self._show(str(native))
+
+    def _show(self, size: str) -> None:
+        if size in STANDARD_SIZES:
+            self.choice.value = size
+        else:
+            self.choice.value = CUSTOM
+            self.custom_input.value = size
+        self.set_class(self.choice.value == CUSTOM, "-custom")
+
+    def _relabel(self) -> None:
+        for size in STANDARD_SIZES:
+            native = self.native is not None and str(self.native) == size
+            self.choice.set_label(size, f"{size} native" if native else size)
+        custom_native = self.native is not None and str(self.native) not in STANDARD_SIZES
+        self.choice.set_label(CUSTOM, f"custom (native {self.native})" if custom_native else "custom")
+
+    @on(ChoiceSet.Changed)
+    def _choice_changed(self, event: ChoiceSet.Changed) -> None:
+        event.stop()
+        custom = self.choice.value == CUSTOM
+        self.set_class(custom, "-custom")
+        if self.screen.focused is self.choice:
+            self.follows_model = False
+        if custom and not self.custom_input.value and self.native:
+            self.custom_input.value = str(self.native)
+        self.post_message(self.Changed(self, self.value))
+
+    @on(Input.Changed)
+    def _custom_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if self.screen.focused is self.custom_input:
+            self.follows_model = False
+        self.post_message(self.Changed(self, self.value))
+
+    @on(Input.Submitted)
+    def _custom_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.screen.focus_next()

@@ -1,0 +1,58 @@
+"""Requests from outside the loop: stop, save a checkpoint now, render a preview now.
+
+They arrive two ways. Signals (SIGINT/SIGTERM) set the stop flag; a UI in another process
+(possibly after an SSH reconnect) drops an empty file named after the action into
+OUTPUT_DIR/control/. The loop polls at every step boundary, which costs one directory listing.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+ACTIONS = ("stop", "save", "preview")
+CONTROL_DIR = "control"
+
+
+class Control:
+    def __init__(self, control_dir: Path | None = None):
+        self.control_dir = control_dir
+        self._stop = threading.Event()
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def request(self, action: str) -> None:
+        if action not in ACTIONS:
+            raise ValueError(f"unknown control action {action!r}")
+        if action == "stop":
+            self.request_stop()
+            return
+        with self._lock:
+            self._pending.add(action)
+
+    def take(self) -> set[str]:
+        """The actions asked for since the last call (file requests are consumed)."""
+        if self.control_dir is not None and self.control_dir.is_dir():
+            for path in self.control_dir.iterdir():
+                if path.name in ACTIONS:
+                    path.unlink(missing_ok=True)
+                    self.request(path.name)
+        with self._lock:
+            pending, self._pending = self._pending, set()
+        return pending
+
+
+def send(output_dir: Path, action: str) -> None:
+    """Ask the trainer writing into `output_dir` to do `action` at its next step boundary."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown control action {action!r}")
+    folder = output_dir / CONTROL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / action).touch()

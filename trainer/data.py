@@ -1,0 +1,186 @@
+"""Training images: find them, open them safely, and turn them into square RGB tensors.
+
+Every bad file is skipped with a warning naming it (never a crash at step 2900); only when no
+image survives does the run stop with a DataError. Latents are cached elsewhere
+(trainer/latents.py): this module never touches the VAE.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from trainer.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+# The caption templates of the textual-inversion paper, as InvokeAI and diffusers use them:
+# "{}" is replaced by the placeholder tokens.
+OBJECT_TEMPLATES = (
+    "a photo of a {}", "a rendering of a {}", "a cropped photo of the {}", "the photo of a {}",
+    "a photo of a clean {}", "a photo of a dirty {}", "a dark photo of the {}",
+    "a photo of my {}", "a photo of the cool {}", "a close-up photo of a {}",
+    "a bright photo of the {}", "a cropped photo of a {}", "a photo of the {}",
+    "a good photo of the {}", "a photo of one {}", "a close-up photo of the {}",
+    "a rendition of the {}", "a photo of the clean {}", "a rendition of a {}",
+    "a photo of a nice {}", "a good photo of a {}", "a photo of the nice {}",
+    "a photo of the small {}", "a photo of the weird {}", "a photo of the large {}",
+    "a photo of a cool {}", "a photo of a small {}",
+)
+STYLE_TEMPLATES = (
+    "a painting in the style of {}", "a rendering in the style of {}",
+    "a cropped painting in the style of {}", "the painting in the style of {}",
+    "a clean painting in the style of {}", "a dirty painting in the style of {}",
+    "a dark painting in the style of {}", "a picture in the style of {}",
+    "a cool painting in the style of {}", "a close-up painting in the style of {}",
+    "a bright painting in the style of {}", "a good painting in the style of {}",
+    "a close-up painting in the style of {}", "a rendition in the style of {}",
+    "a nice painting in the style of {}", "a small painting in the style of {}",
+    "a weird painting in the style of {}", "a large painting in the style of {}",
+    "a painting in the style of {}",
+)
+
+# PIL refuses images over ~179 Mpx by default; we refuse anything above this, which is far
+# beyond any photo yet small enough that decoding cannot exhaust memory.
+MAX_PIXELS = 100_000_000
+
+
+def templates_for(learnable_property: str) -> tuple[str, ...]:
+    return STYLE_TEMPLATES if learnable_property == "style" else OBJECT_TEMPLATES
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files directly in `folder`, any letter case, sorted by name.
+
+    Sub-folders are not entered, so a symlink loop inside the folder cannot trap us.
+    """
+    folder = Path(folder).expanduser()
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        raise DataError(f"Data directory {folder} does not exist; create it and put 3-20 "
+                        "images of your concept in it.", field="train_data_dir") from None
+    except NotADirectoryError:
+        raise DataError(f"Data directory {folder} is a file, not a folder; pass the folder "
+                        "that holds your images.", field="train_data_dir") from None
+    except PermissionError:
+        raise DataError(f"Data directory {folder} cannot be read (permission denied); fix "
+                        "its permissions.", field="train_data_dir") from None
+    found = []
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.name.lower().endswith(IMAGE_SUFFIXES):
+            continue
+        try:
+            if entry.is_file():  # follows a symlink to a file; a dangling one is skipped
+                found.append(Path(entry.path))
+        except OSError:
+            continue
+    return sorted(found, key=lambda p: p.name)
+
+
+@dataclass
+class LoadedImages:
+    """The usable training images, in sorted-filename order, already square and RGB."""
+
+    paths: list[Path]
+    images: list[Image.Image]
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """(message, file) for every skipped or upscaled file."""
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """Open any supported image as 8-bit RGB: EXIF rotation applied, alpha on white.
+
+    Raises ValueError with a short reason when the file is not a usable image.
+    """
+    if path.stat().st_size == 0:
+        raise ValueError("the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise ValueError(f"it is {img.width}x{img.height} pixels, too large to "
+                                     "decode safely; downscale it first")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError("it is too large to decode safely (decompression bomb); downscale "
+                         "it first") from None
+    except UnidentifiedImageError:
+        raise ValueError("it is not an image PIL can read") from None
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"it is corrupt or truncated ({exc})") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale to 8 bits instead of clipping everything to white.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray((arr / top * 255.0).clip(0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img).convert("RGB")
+    return img.convert("RGB")
+
+
+def square(img: Image.Image, resolution: int, center_crop: bool) -> Image.Image:
+    """Bicubic resize to resolution x resolution, optionally cropping the centre square first."""
+    if center_crop:
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    if img.size != (resolution, resolution):
+        img = img.resize((resolution, resolution), Image.Resampling.BICUBIC)
+    return img
+
+
+def load_images(folder: str | os.PathLike[str], resolution: int, center_crop: bool,
+                on_warning: Callable[[str, str], None] | None = None) -> LoadedImages:
+    """Open every image in `folder`; skip bad ones with a warning; refuse if none is left."""
+    paths = list_images(folder)
+    if not paths:
+        raise DataError(f"Data directory {Path(folder).expanduser()} holds no images (PNG, "
+                        "JPEG, WebP, GIF or BMP); put 3-20 images of your concept in it.",
+                        field="train_data_dir")
+    result = LoadedImages(paths=[], images=[])
+
+    def warn(message: str, path: Path) -> None:
+        result.warnings.append((message, str(path)))
+        if on_warning is not None:
+            on_warning(message, str(path))
+
+    for path in paths:
+        try:
+            img = open_rgb(path)
+        except (ValueError, OSError) as exc:
+            warn(f"Skipped {path.name}: {exc}.", path)
+            continue
+        if min(img.size) < resolution:
+            warn(f"{path.name} is {img.width}x{img.height}, smaller than {resolution}; it was "
+                 "upscaled and may look soft.", path)
+        result.paths.append(path)
+        result.images.append(square(img, resolution, center_crop))
+    if not result.images:
+        raise DataError(f"None of the {len(paths)} files in {Path(folder).expanduser()} could "
+                        "be read as an image; see the warnings above.", field="train_data_dir")
+    return result
+
+
+def to_tensor_batch(images: list[Image.Image]):
+    """Images -> float tensor [n, 3, H, W] in [-1, 1], as the VAE expects."""
+    import torch
+
+    arr = np.stack([np.asarray(img, dtype=np.float32) for img in images])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).div_(127.5).sub_(1.0)

@@ -1,0 +1,62 @@
+"""The fixed evaluation batch of DVAR and the deterministic loss L_det (spec A2-A4).
+
+The batch E = (images, captions, latents, noise, timesteps) is drawn once, before the first
+update, from its own generator seeded with `dvar_eval_seed`, so it never moves the training
+random streams and a resumed run rebuilds exactly the same batch:
+- images: dataset items 0..B-1 in sorted-filename order, cycling i mod n;
+- flips: the training augmentation (a coin per item), drawn once;
+- captions: template i mod T with the placeholder filled in;
+- latents: one posterior sample per item, times the VAE scaling factor;
+- noise: one standard-normal draw; timesteps: B distinct values, a permutation prefix of
+  range(num_train_timesteps).
+L_det(theta) is then the diffusion loss on E, computed without autograd and in float32.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import torch
+
+from trainer.latents import LatentCache
+from trainer.objective import diffusion_loss
+
+
+@dataclass
+class EvalBatch:
+    latents: torch.Tensor
+    noise: torch.Tensor
+    timesteps: torch.Tensor
+    input_ids: torch.Tensor
+    image_indices: list[int]
+    template_indices: list[int]
+
+
+def build_eval_batch(cache: LatentCache, caption_ids: torch.Tensor, batch_size: int,
+                     num_train_timesteps: int, seed: int, device: torch.device) -> EvalBatch:
+    """Draw E once. `caption_ids` is [T, 77]: the tokenized templates, in template order."""
+    generator = torch.Generator().manual_seed(seed)
+    n = cache.num_images
+    images = [i % n for i in range(batch_size)]
+    templates = [i % caption_ids.shape[0] for i in range(batch_size)]
+    flips = torch.randint(0, 2, (batch_size,), generator=generator)
+    latents = cache.sample(torch.tensor(images), flips, generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    if batch_size > num_train_timesteps:
+        raise ValueError("evaluation batch larger than the number of timesteps")
+    timesteps = torch.randperm(num_train_timesteps, generator=generator)[:batch_size]
+    return EvalBatch(latents=latents.to(device), noise=noise.to(device),
+                     timesteps=timesteps.to(device), input_ids=caption_ids[templates].to(device),
+                     image_indices=images, template_indices=templates)
+
+
+@torch.inference_mode()
+def deterministic_loss(batch: EvalBatch, *, unet, text_encoder, scheduler,
+                       autocast: AbstractContextManager, unet_dtype: torch.dtype) -> float:
+    """L_det for the current embedding: same inputs every time, no gradient, float64 out."""
+    loss = diffusion_loss(unet=unet, text_encoder=text_encoder, scheduler=scheduler,
+                          latents=batch.latents, noise=batch.noise,
+                          timesteps=batch.timesteps, input_ids=batch.input_ids,
+                          autocast=autocast, unet_dtype=unet_dtype)
+    return float(loss.item())

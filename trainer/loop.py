@@ -1,0 +1,337 @@
+"""The training loop: one step is one optimizer update, everywhere.
+
+`train(config, emit, control)` runs a whole run in this process (or in each process of an
+`accelerate launch`). Per update: draw `gradient_accumulation_steps` micro-batches, run the
+frozen text encoder and UNet forward and backward to the few trainable rows, average the
+gradient over processes, unscale, clip, step; then evaluate L_det for DVAR, emit a `step`
+event, and save whatever is due. Files and events come only from the main process.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from trainer import checkpoint, outputs
+from trainer.config import TrainConfig
+from trainer.control import CONTROL_DIR, Control
+from trainer.errors import UserError
+from trainer.evaluation import deterministic_loss
+from trainer.events import Emit, Error, PreviewSaved, RunStarted, Step, Stopped, Warning
+from trainer.lock import RunLock
+from trainer.objective import diffusion_loss
+from trainer.preflight import preflight
+from trainer.sampler import BatchSampler
+from trainer.setup import Session, describe_dataset, prepare, resolve_seed
+from trainer.tracking import Tracker
+
+MAX_NONFINITE_IN_A_ROW = 10
+
+
+@dataclass
+class RunResult:
+    reason: str
+    step: int
+    vectors: torch.Tensor
+    files: list[Path] = field(default_factory=list)
+
+
+def train(config: TrainConfig, emit: Emit | None = None, control: Control | None = None,
+          accelerator=None) -> RunResult:
+    """Run one training run; every outcome, errors included, ends with a `stopped` event."""
+    from accelerate import Accelerator
+
+    _quiet_libraries()
+    # Mixed precision is applied by the loop itself (autocast + GradScaler on the few trained
+    # rows), so accelerate only provides the device, the process group and the reductions.
+    accelerator = accelerator or Accelerator(mixed_precision="no")
+    main = accelerator.is_main_process
+    sink: Emit = emit if (emit is not None and main) else (lambda event: None)
+    control = control or Control(config.output_path / CONTROL_DIR if main else None)
+    lock = None
+    try:
+        pf = preflight(config)
+        if main:
+            config.output_path.mkdir(parents=True, exist_ok=True)
+            lock = RunLock.acquire(config.output_path)
+            outputs.remove_stale_temporaries(config.output_path)
+        seed = _shared_seed(resolve_seed(config, pf), accelerator)
+        session = prepare(config, pf, device=accelerator.device,
+                          num_processes=accelerator.num_processes, seed=seed, emit=sink)
+        return _Loop(session, accelerator, sink, control).run()
+    except UserError as exc:
+        sink(Error(message=str(exc), user_error=True))
+        sink(Stopped(reason="error", step=0, message=str(exc)))
+        raise
+    except Exception as exc:
+        sink(Error(message=f"Internal error: {type(exc).__name__}: {exc}", user_error=False,
+                   hint="See trainer.log in the output folder for the traceback."))
+        sink(Stopped(reason="error", step=0, message=str(exc)))
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (torchvision notices, resize hints) is noise in a run's log."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    diffusers_logging.set_verbosity_error()
+
+
+def _shared_seed(seed: int, accelerator) -> int:
+    """Every process must draw the same batches: take the main process's seed."""
+    if accelerator.num_processes == 1:
+        return seed
+    from accelerate.utils import broadcast_object_list
+
+    return int(broadcast_object_list([seed])[0])
+
+
+class _Loop:
+    def __init__(self, session: Session, accelerator, emit: Emit, control: Control):
+        self.s = session
+        self.cfg: TrainConfig = session.config
+        self.acc = accelerator
+        self.emit = emit
+        self.control = control
+        self.main = accelerator.is_main_process
+        self.world = accelerator.num_processes
+        self.vectors = session.spliced.vectors
+        self.optimizer = torch.optim.AdamW(
+            [self.vectors], lr=session.rates[0], betas=(self.cfg.adam_beta1, self.cfg.adam_beta2),
+            eps=self.cfg.adam_epsilon, weight_decay=self.cfg.adam_weight_decay)
+        self.scaler = (torch.amp.GradScaler(session.device.type)
+                       if self.cfg.mixed_precision == "fp16" else None)
+        self.sampler = BatchSampler(session.cache.num_images, len(session.caption_ids),
+                                    self.cfg.train_batch_size, seed=session.seed,
+                                    rank=accelerator.process_index, world_size=self.world)
+        self.noise_gen = torch.Generator().manual_seed(session.seed + 1_000_003 *
+                                                       (accelerator.process_index + 1))
+        self.timesteps = session.components.noise_scheduler.config.num_train_timesteps
+        self.tracker = Tracker(self.cfg)
+        self.step = session.start_step
+        self.micro_batches = 0
+        self.skipped_total = 0
+        self.nonfinite_streak = 0
+        self.last_good = self.vectors.detach().clone()
+        self.files = outputs.Outputs(self.cfg, session, emit) if self.main else None
+        if session.resumed is not None:
+            self._restore(session.resumed.state)
+
+    # --- resume ---------------------------------------------------------------------------
+    def _restore(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.noise_gen.set_state(state["noise_generator"])
+        checkpoint.restore_rng(state["rng"])
+        self.micro_batches = int(state["micro_batches"])
+        self.skipped_total = int(state["skipped_total"])
+        self.tracker.load_state_dict(state["tracker"])
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                "sampler": self.sampler.state_dict(), "noise_generator": self.noise_gen.get_state(),
+                "rng": checkpoint.capture_rng(), "micro_batches": self.micro_batches,
+                "skipped_total": self.skipped_total, "tracker": self.tracker.state_dict()}
+
+    # --- one update -------------------------------------------------------------------------
+    def _inputs(self):
+        batch = self.sampler.next()
+        device = self.s.device
+        latents = self.s.cache.sample(batch.indices, batch.flips, self.noise_gen)
+        noise = torch.randn(latents.shape, generator=self.noise_gen).to(device)
+        t = torch.randint(0, self.timesteps, (len(batch.indices),),
+                          generator=self.noise_gen).to(device)
+        return latents, noise, t, self.s.caption_ids[batch.templates.to(device)]
+
+    def _accumulate(self, batches) -> torch.Tensor:
+        """Forward and backward every micro-batch; returns the update's mean loss."""
+        total = torch.zeros((), device=self.s.device)
+        ga = len(batches)
+        for latents, noise, t, ids in batches:
+            c = self.s.components
+            loss = diffusion_loss(unet=c.unet, text_encoder=c.text_encoder,
+                                  scheduler=c.noise_scheduler, latents=latents, noise=noise,
+                                  timesteps=t, input_ids=ids, autocast=self.s.autocast,
+                                  unet_dtype=self.s.unet_dtype) / ga
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            total += loss.detach()
+        self.micro_batches += ga
+        return total
+
+    def _sync_grad(self) -> None:
+        if self.world > 1:
+            self.vectors.grad = self.acc.reduce(self.vectors.grad, reduction="mean")
+
+    def _sam_perturbation(self, batches) -> torch.Tensor | None:
+        """SAM's first pass: the step of size rho up the gradient (its scale cancels out)."""
+        self._accumulate(batches)
+        self._sync_grad()
+        grad = self.vectors.grad
+        norm = grad.norm()
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(norm) or norm == 0:
+            return None
+        e = grad * (self.cfg.sam_rho / (norm + 1e-12))
+        with torch.no_grad():
+            self.vectors.add_(e)
+        return e
+
+    def update(self) -> tuple[float, float, bool]:
+        """One optimizer update; returns (loss, pre-clip grad norm, skipped)."""
+        index = self.step - self.s.start_step
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.s.rates[index]
+        batches = [self._inputs() for _ in range(self.cfg.gradient_accumulation_steps)]
+        e = self._sam_perturbation(batches) if self.cfg.optimizer == "sam" else None
+        loss = self._accumulate(batches)
+        if e is not None:
+            with torch.no_grad():
+                self.vectors.sub_(e)
+        self._sync_grad()
+        if self.world > 1:
+            loss = self.acc.reduce(loss, reduction="mean")
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip true gradients, never scaled ones
+        grad_norm = float(self.vectors.grad.norm())
+        if self.s.clips is not None:
+            value = self.s.clips[index]
+            if self.cfg.clip_grad_mode == "norm":
+                torch.nn.utils.clip_grad_norm_([self.vectors], value)
+            else:
+                torch.nn.utils.clip_grad_value_([self.vectors], value)
+        loss_value = float(loss)
+        finite = math.isfinite(grad_norm) and math.isfinite(loss_value)
+        if self.scaler is not None:
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            skipped = self.scaler.get_scale() < scale
+        else:
+            skipped = not finite
+            if finite:
+                self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return loss_value, grad_norm, skipped
+
+    # --- the run ------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self._announce()
+        reason = self.s.limit_reason
+        while self.step < self.s.end_step:
+            started = time.perf_counter()
+            loss, grad_norm, skipped = self.update()
+            stop_reason = self._after_update(loss, grad_norm, skipped, started)
+            if stop_reason is not None:
+                reason = stop_reason
+                break
+        return self._finish(reason)
+
+    def _after_update(self, loss: float, grad_norm: float, skipped: bool,
+                      started: float) -> str | None:
+        self.skipped_total += int(skipped)
+        if skipped or not math.isfinite(loss):
+            self.nonfinite_streak += 1
+        else:
+            self.nonfinite_streak = 0
+            self.last_good = self.vectors.detach().clone()
+        metrics = self.tracker.evaluate(self.step, self._l_det) if self.s.eval_batch else {}
+        seconds = time.perf_counter() - started
+        images = self.s.images_per_update(self.world)
+        index = self.step - 1 - self.s.start_step
+        self.emit(Step(step=self.step, loss=loss, lr=self.s.rates[index],
+                       images_seen=self.sampler.items_drawn,
+                       epoch=self.sampler.items_drawn / self.s.cache.num_images,
+                       micro_batches=self.micro_batches * self.world, grad_norm=grad_norm,
+                       clip_value=self.s.clips[index] if self.s.clips else None,
+                       skipped=skipped, skipped_total=self.skipped_total,
+                       images_per_s=images / seconds if seconds > 0 else None,
+                       step_seconds=seconds, memory_mb=_memory_mb(self.s.device), **metrics))
+        if self.tracker.constant_warning_due():
+            self.emit(Warning(message="L_det has not changed at all: the learning rate may be 0 "
+                                      "or the embedding frozen; DVAR cannot decide."))
+        if self.nonfinite_streak >= MAX_NONFINITE_IN_A_ROW:
+            with torch.no_grad():
+                self.vectors.copy_(self.last_good)
+            self.emit(Error(message=f"The loss was NaN or infinite for {MAX_NONFINITE_IN_A_ROW} "
+                                    "updates in a row; stopped and kept the last finite "
+                                    "embedding.", hint="Lower the learning rate or use "
+                                    "--mixed_precision no.", user_error=True))
+            return "error"
+        requests = self.control.take() if self.main else set()
+        if self.main:
+            self.files.periodic(self.step, self.vectors, requests, self.state_dict)
+        if self.cfg.early_stopping == "dvar" and self.tracker.stopped:
+            return "early_stop"
+        if self._stop_requested():
+            return "user"
+        return None
+
+    def _l_det(self) -> float:
+        c = self.s.components
+        return deterministic_loss(self.s.eval_batch, unet=c.unet, text_encoder=c.text_encoder,
+                                  scheduler=c.noise_scheduler, autocast=self.s.autocast,
+                                  unet_dtype=self.s.unet_dtype)
+
+    def _stop_requested(self) -> bool:
+        if self.world == 1:
+            return self.control.stop_requested
+        # Every process must leave the loop at the same update, or the next all-reduce hangs.
+        if self.control.stop_requested:
+            self.acc.set_trigger()
+        return bool(self.acc.check_trigger())
+
+    def _announce(self) -> None:
+        s = self.s
+        facts = s.preflight.facts
+        self.emit(RunStarted(
+            config=_config_dict(self.cfg) | {"seed": s.seed}, model={
+                "name": self.cfg.model, "path": str(s.preflight.model_path),
+                "token_dim": facts.token_dim, "prediction_type": facts.prediction_type,
+                "native_resolution": facts.native_resolution, "family": facts.family},
+            dataset=describe_dataset(s, self.world), device=str(s.device),
+            precision=self.cfg.mixed_precision, num_processes=self.world,
+            start_step=s.start_step, max_steps=s.end_step, learning_rate=s.rates[0],
+            lr_scale=s.lr_scale, trigger=s.placeholder.trigger, tokens=s.placeholder.tokens,
+            output_dir=str(self.cfg.output_path)))
+        per_update = s.images_per_update(self.world)
+        if per_update > s.cache.num_images:
+            self.emit(Warning(message=f"Batch x accumulation x processes = {per_update} is more "
+                                      f"than the {s.cache.num_images} images, so each update "
+                                      f"sees some images twice ({per_update} images per "
+                                      "update); nothing was clamped."))
+
+    def _finish(self, reason: str) -> RunResult:
+        files: list[Path] = []
+        if self.main:
+            files = self.files.final(self.step, self.vectors, reason, self.state_dict)
+            self.emit(Stopped(reason=reason, step=self.step, files=[str(f) for f in files],
+                              **self.tracker.stop_facts(reason)))
+        return RunResult(reason=reason, step=self.step, vectors=self.vectors.detach().clone(),
+                         files=files)
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "hub_token"}
+
+
+def _memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20

@@ -1,0 +1,36 @@
+"""The diffusion loss of one batch, shared by training steps and the DVAR evaluation.
+
+loss = MSE(target, UNet(z_t, t, TextEncoder(caption))), where z_t is the latent noised to
+timestep t and the target follows the scheduler's prediction type: the noise for epsilon
+models (SD 1.x, SD 2.x-base), the velocity for v-prediction models (SD 2.x-768). The MSE is
+always computed in float32, whatever precision the forward passes ran in.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+import torch
+import torch.nn.functional as F
+
+
+def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor,
+                     timesteps: torch.Tensor) -> torch.Tensor:
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    raise ValueError(f"unsupported prediction type {kind!r}")
+
+
+def diffusion_loss(*, unet, text_encoder, scheduler, latents: torch.Tensor,
+                   noise: torch.Tensor, timesteps: torch.Tensor, input_ids: torch.Tensor,
+                   autocast: AbstractContextManager, unet_dtype: torch.dtype) -> torch.Tensor:
+    """Mean-squared error over all elements, as float32."""
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    target = diffusion_target(scheduler, latents, noise, timesteps)
+    with autocast:
+        hidden = text_encoder(input_ids)[0]
+        prediction = unet(noisy.to(unet_dtype), timesteps, hidden.to(unet_dtype)).sample
+    return F.mse_loss(prediction.float(), target.float(), reduction="mean")

@@ -1,0 +1,145 @@
+"""Everything the main process writes during and after a run, and the events that say so.
+
+Snapshots go to OUTPUT_DIR/embeddings/learned_embeds-steps-N.*, checkpoints to
+OUTPUT_DIR/checkpoint-N/, previews to OUTPUT_DIR/previews/step-N.png, and at the end the final
+embedding files, dvar_history.csv and a copy in ROOT/embeddings/<trigger>/. A write that fails
+(disk full, read-only folder) stops the run with one clear sentence; because every file is
+written to a temporary name first, the previous checkpoint and embedding stay intact.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from trainer import checkpoint, embeddings
+from trainer.config import TrainConfig
+from trainer.errors import UserError
+from trainer.events import CheckpointSaved, Emit, EmbeddingSaved, PreviewSaved
+from trainer.fsutil import atomic_write_text
+
+
+class OutputError(UserError):
+    """A file could not be written (disk full, read-only folder...)."""
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed run left behind (they are never read)."""
+    for pattern in (".*.tmp", "*/.*.tmp", ".checkpoint-*.old"):
+        for path in folder.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+class Outputs:
+    def __init__(self, config: TrainConfig, session, emit: Emit):
+        self.cfg = config
+        self.session = session
+        self.emit = emit
+        self.out = config.output_path
+        self.last_checkpoint_step: int | None = None
+
+    def _guard(self, what: Path, action: Callable[[], object]):
+        try:
+            return action()
+        except OSError as exc:
+            raise OutputError(f"Could not write {what}: {exc.strerror or exc}. The previous "
+                              "checkpoint and embedding are intact; free some space or fix the "
+                              "folder's permissions, then resume with --resume_from_checkpoint "
+                              "latest.", field="output_dir") from None
+
+    def _embedding(self, folder: Path, step: int, vectors: torch.Tensor, stem: str,
+                   final: bool) -> list[Path]:
+        paths = self._guard(folder, lambda: embeddings.save_embedding(
+            folder, self.session.placeholder.trigger, vectors, step=step,
+            model_name=self.cfg.model, stem=stem, a1111=self.cfg.save_as == "a1111"))
+        self.emit(EmbeddingSaved(step=step, paths=[str(p) for p in paths], final=final))
+        return paths
+
+    def checkpoint(self, step: int, vectors: torch.Tensor, state_fn) -> Path:
+        meta = {"trigger": self.session.placeholder.trigger,
+                "tokens": self.session.placeholder.tokens,
+                "num_vectors": self.cfg.num_vectors,
+                "token_dim": self.session.preflight.facts.token_dim,
+                "model_path": str(self.session.preflight.model_path),
+                "seed": self.session.seed, "config": _plain_config(self.cfg)}
+        path = self._guard(self.out, lambda: checkpoint.save_checkpoint(
+            self.out, step, vectors, state_fn(), meta, self.cfg.to_toml(),
+            self.cfg.checkpoints_total_limit))
+        self.last_checkpoint_step = step
+        self.emit(CheckpointSaved(step=step, path=str(path)))
+        return path
+
+    def preview(self, step: int) -> Path:
+        from trainer.preview import render_preview
+
+        prompt = (self.cfg.validation_prompt or "a photo of {}").replace(
+            self.session.placeholder.trigger, "{}")
+        if "{}" not in prompt:
+            prompt = f"{prompt} {{}}"
+        text = prompt.format(self.session.placeholder.prompt_text)
+        shown = prompt.format(self.session.placeholder.trigger)
+        target = self.out / "previews" / f"step-{step}.png"
+        self._guard(target, lambda: render_preview(self.session, text, target,
+                                                   self.cfg.num_validation_images))
+        self.emit(PreviewSaved(step=step, path=str(target), prompt=shown))
+        return target
+
+    def periodic(self, step: int, vectors: torch.Tensor, requests: set[str], state_fn) -> None:
+        cfg = self.cfg
+        if cfg.save_steps and step % cfg.save_steps == 0:
+            self._embedding(self.out / "embeddings", step, vectors,
+                            f"learned_embeds-steps-{step}", final=False)
+        if (cfg.checkpointing_steps and step % cfg.checkpointing_steps == 0) or "save" in requests:
+            self.checkpoint(step, vectors, state_fn)
+        if (cfg.validation_steps and step % cfg.validation_steps == 0) or "preview" in requests:
+            self.preview(step)
+
+    def final(self, step: int, vectors: torch.Tensor, reason: str, state_fn) -> list[Path]:
+        files = self._embedding(self.out, step, vectors, "learned_embeds", final=True)
+        tracker = state_fn()["tracker"]
+        if tracker["rows"]:
+            history = self.out / "dvar_history.csv"
+            self._guard(history, lambda: atomic_write_text(history, _csv(tracker["rows"])))
+            files.append(history)
+        if reason in ("user", "error") and self.last_checkpoint_step != step and step > 0:
+            files.append(self.checkpoint(step, vectors, state_fn))
+        if self.cfg.save_as_full_pipeline:
+            files.append(self._guard(self.out, lambda: self._full_pipeline()))
+        copy = self._copy_to_root(files[1])
+        if copy is not None:
+            files.append(copy)
+        return files
+
+    def _copy_to_root(self, bin_file: Path) -> Path | None:
+        root = Path(self.cfg.root).expanduser()
+        if not self.cfg.copy_to_embeddings or not root.is_dir():
+            return None
+        target = root / "embeddings" / self.cfg.trigger_name / "learned_embeds.bin"
+        data = bin_file.read_bytes()
+        from trainer.fsutil import atomic_write_bytes
+
+        self._guard(target, lambda: atomic_write_bytes(target, data))
+        return target
+
+    def _full_pipeline(self) -> Path:
+        from trainer.preview import save_pipeline
+
+        return save_pipeline(self.session, self.out / "pipeline")
+
+
+def _csv(rows) -> str:
+    lines = ["step,l_det,dvar_ratio"]
+    lines += [f"{s},{v!r},{'' if r is None else repr(r)}" for s, v, r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _plain_config(config: TrainConfig) -> dict:
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(config).items() if v is not None}

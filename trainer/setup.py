@@ -1,0 +1,224 @@
+"""Everything a run needs before its first update: models, tokens, latents, captions, rates.
+
+`prepare(config, accelerator, emit)` returns a `Session` holding the frozen models, the
+trainable vectors spliced into the text encoder, the cached latents, the tokenized captions,
+the per-update learning rates and clip values, and the DVAR evaluation batch. trainer/loop.py
+then only runs updates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer import checkpoint, data, embeddings, models, schedules
+from trainer.config import TrainConfig
+from trainer.errors import ResumeError
+from trainer.evaluation import EvalBatch, build_eval_batch
+from trainer.events import Emit, Phase, Warning
+from trainer.latents import LatentCache
+from trainer.preflight import Preflight
+
+PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Session:
+    config: TrainConfig
+    preflight: Preflight
+    components: models.Components
+    placeholder: embeddings.Placeholder
+    spliced: embeddings.SplicedEmbedding
+    cache: LatentCache
+    caption_ids: torch.Tensor
+    """[T, 77] token ids of every caption template with the trigger filled in."""
+    image_paths: list[Path]
+    device: torch.device
+    unet_dtype: torch.dtype
+    seed: int
+    start_step: int
+    end_step: int
+    """Where the run ends by max steps, epochs or the end of the LR schedule."""
+    limit_reason: str
+    """Which limit sets end_step: max_steps, epochs or schedule_end."""
+    rates: list[float]
+    clips: list[float] | None
+    eval_batch: EvalBatch | None
+    resumed: checkpoint.Checkpoint | None
+    lr_scale: float
+
+    @property
+    def autocast(self):
+        """The mixed-precision context for forward passes (a no-op for fp32)."""
+        if self.config.mixed_precision == "no":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=PRECISION_DTYPES[self.config.mixed_precision])
+
+    def images_per_update(self, num_processes: int) -> int:
+        return (self.config.train_batch_size * self.config.gradient_accumulation_steps
+                * num_processes)
+
+
+def resolve_seed(config: TrainConfig, pf: Preflight) -> int:
+    """The run's seed: as configured, else the resumed run's, else a fresh random one."""
+    if config.seed is not None:
+        return config.seed
+    if pf.resume_dir is not None:
+        try:
+            return int(json.loads((pf.resume_dir / "meta.json").read_text())["seed"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return int.from_bytes(os.urandom(4), "little") % 2**31
+
+
+def eval_seed(config: TrainConfig, seed: int) -> int:
+    """The DVAR batch's own seed (spec A2): --dvar_eval_seed, else the training seed."""
+    return config.dvar_eval_seed if config.dvar_eval_seed is not None else seed
+
+
+def run_length(config: TrainConfig, n_images: int, num_processes: int) -> tuple[int, str]:
+    """The step the run ends at by its limits: max steps, or epochs if that comes first.
+
+    An invokeai-ti epoch is `repeats` passes over the images, so --num_train_epochs E means
+    E x repeats passes.
+    """
+    per_update = config.train_batch_size * config.gradient_accumulation_steps * num_processes
+    epoch_steps = math.ceil(config.num_train_epochs * config.repeats * n_images / per_update)
+    if epoch_steps < config.max_train_steps:
+        return epoch_steps, "epochs"
+    return config.max_train_steps, "max_steps"
+
+
+def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_processes: int,
+            seed: int, emit: Emit) -> Session:
+    emit(Phase(name="loading model", detail=str(pf.model_path)))
+    unet_dtype = torch.float32
+    if device.type == "cuda" and config.mixed_precision != "no":
+        # Frozen UNet weights in half precision halve its memory; the trained rows stay fp32.
+        unet_dtype = PRECISION_DTYPES[config.mixed_precision]
+    components = models.load_components(pf.model_path)
+    tokenizer = pf.tokenizer
+    components.tokenizer = tokenizer
+    placeholder = embeddings.add_placeholder(tokenizer, config.trigger, config.num_vectors)
+
+    resumed = _load_resume(config, pf, placeholder, emit)
+    start = _start_vectors(config, pf, components, tokenizer, resumed, seed)
+    text_encoder = components.text_encoder
+    spliced = embeddings.splice_into(text_encoder, tokenizer, placeholder, start)
+    text_encoder.to(device)
+    components.unet.to(device)
+    if unet_dtype != torch.float32:
+        components.unet.to(dtype=unet_dtype)
+    if config.gradient_checkpointing:
+        components.unet.enable_gradient_checkpointing()
+        components.unet.train()  # diffusers only checkpoints in training mode; no dropout here
+    if config.allow_tf32 and device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if device.type == "cuda":
+        components.unet.to(memory_format=torch.channels_last)
+
+    emit(Phase(name="caching latents", detail=f"{len(pf.images)} images"))
+    loaded = data.load_images(config.data_path, pf.resolution, config.center_crop,
+                              on_warning=lambda msg, f: emit(Warning(message=msg, file=f)))
+    components.vae.to(device)
+    cache = LatentCache.encode(components.vae, data.to_tensor_batch(loaded.images), device)
+    if config.validation_steps == 0 and device.type == "cuda":
+        # Latents are cached: the VAE is only needed again to decode previews.
+        components.vae.to("cpu")
+
+    templates = data.templates_for(config.learnable_property)
+    captions = [t.format(placeholder.prompt_text) for t in templates]
+    caption_ids = tokenizer(captions, padding="max_length", truncation=True,
+                            max_length=tokenizer.model_max_length,
+                            return_tensors="pt").input_ids.to(device)
+
+    start_step = resumed.step if resumed else 0
+    end_step, reason = run_length(config, len(loaded.images), num_processes)
+    if start_step >= end_step:
+        raise ResumeError(f"The checkpoint is already at step {start_step}, at or past the "
+                          f"run's end ({end_step}); raise --max_train_steps to train further.",
+                          field="max_train_steps")
+    lr_scale = config.effective_lr_scale
+    rates = schedules.learning_rates(
+        config.learning_rate, scheduler=config.lr_scheduler, warmup_steps=config.lr_warmup_steps,
+        max_steps=end_step, num_cycles=config.lr_num_cycles, power=config.lr_power,
+        cur_step=start_step, strict=config.strict_schedule, scale=lr_scale)
+    if start_step + len(rates) < end_step:
+        end_step, reason = start_step + len(rates), "schedule_end"
+        emit(Warning(message=f"The learning-rate schedule ends at step {end_step}, before the "
+                             "step limit; training stops there."))
+    clips = None
+    if config.clip_grad_mode != "none":
+        clips = schedules.clip_values(config.clip_grad_value, end_step, start_step,
+                                      strict=config.strict_schedule)
+
+    eval_batch = None
+    if config.dvar_eval_every > 0:
+        eval_batch = build_eval_batch(cache, caption_ids.cpu(), config.dvar_eval_batch_size,
+                                      components.noise_scheduler.config.num_train_timesteps,
+                                      eval_seed(config, seed), device)
+    return Session(config=config, preflight=pf, components=components, placeholder=placeholder,
+                   spliced=spliced, cache=cache, caption_ids=caption_ids,
+                   image_paths=loaded.paths, device=device, unet_dtype=unet_dtype, seed=seed,
+                   start_step=start_step, end_step=end_step, limit_reason=reason, rates=rates,
+                   clips=clips, eval_batch=eval_batch, resumed=resumed, lr_scale=lr_scale)
+
+
+def _load_resume(config: TrainConfig, pf: Preflight, placeholder: embeddings.Placeholder,
+                 emit: Emit) -> checkpoint.Checkpoint | None:
+    if pf.resume_dir is None:
+        return None
+    found = checkpoint.load_newest_usable(
+        config.output_path, pf.resume_dir,
+        lambda msg, f: emit(Warning(message=msg, file=f)))
+    meta = found.meta
+    checks = [("trigger", meta.get("trigger"), placeholder.trigger),
+              ("number of vectors", meta.get("num_vectors"), config.num_vectors),
+              ("token dimension", meta.get("token_dim"), pf.facts.token_dim),
+              ("model", meta.get("model_path"), str(pf.model_path))]
+    for what, theirs, ours in checks:
+        if theirs != ours:
+            raise ResumeError(f"Checkpoint {found.path} was made with {what} {theirs!r}, but "
+                              f"this run has {ours!r}; resume with the same {what} or start "
+                              "a new output directory.", field="resume_from_checkpoint")
+    old = meta.get("config", {})
+    for key in ("max_train_steps", "learning_rate", "lr_scheduler"):
+        if key in old and old[key] != getattr(config, key):
+            emit(Warning(message=f"Resuming with {key} changed from {old[key]!r} to "
+                                 f"{getattr(config, key)!r}."))
+    return found
+
+
+def _start_vectors(config: TrainConfig, pf: Preflight, components: models.Components,
+                   tokenizer, resumed: checkpoint.Checkpoint | None, seed: int) -> torch.Tensor:
+    if resumed is not None:
+        return resumed.vectors.float()
+    if config.initial_embedding:
+        _, vectors = embeddings.load_embedding(config.initial_embedding)
+        embeddings.check_dimension(vectors, pf.facts.token_dim, config.initial_embedding)
+        return vectors.float()
+    ids = embeddings.initializer_ids(tokenizer, config.initializer_token, config.num_vectors,
+                                     seed)
+    table = components.text_encoder.get_input_embeddings().weight
+    return table[torch.tensor(ids)].detach().float().clone()
+
+
+def describe_dataset(session: Session, num_processes: int) -> dict[str, Any]:
+    """The civitai seed's arithmetic done right: one step is one optimizer update."""
+    n = session.cache.num_images
+    per_update = session.images_per_update(num_processes)
+    return {"n_images": n, "images": [str(p) for p in session.image_paths],
+            "resolution": session.preflight.resolution,
+            "images_per_update": per_update, "updates_per_epoch": n / per_update,
+            "epochs_total": (session.end_step * per_update) / n,
+            "full_cycle": n == session.config.train_batch_size
+            * session.config.gradient_accumulation_steps * num_processes,
+            "templates": len(session.caption_ids), "end_reason": session.limit_reason}

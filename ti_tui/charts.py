@@ -34,13 +34,14 @@ class Line:
     """A plotext colour name (gray, cyan, magenta+, ...)."""
     side: str = "left"
     """Which y axis it is read against: left or right."""
-    envelope: bool = False
-    """Keep each bucket's min and max (a noisy raw series keeps its spread) instead of the mean."""
+    scatter: bool = False
+    """Unconnected dots, sampled rather than averaged: a noisy raw series stays faint and
+    keeps its spread, and lines drawn over it stay readable."""
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], buckets: int,
-               envelope: bool = False) -> tuple[list[float], list[float]]:
-    """At most ~`buckets` points (2 per bucket with `envelope`), each summarising a run of x."""
+               sample: bool = False) -> tuple[list[float], list[float]]:
+    """At most `buckets` + 1 points: each bucket's mean (or, with `sample`, its middle point)."""
     n = len(xs)
     if n <= buckets or buckets <= 0:
         return list(xs), list(ys)
@@ -50,14 +51,9 @@ def downsample(xs: Sequence[float], ys: Sequence[float], buckets: int,
         lo, hi = b * n // buckets, (b + 1) * n // buckets
         if hi <= lo:
             continue
-        chunk = ys[lo:hi]
-        mid = xs[(lo + hi - 1) // 2]
-        if envelope:
-            out_x += [mid, mid]
-            out_y += [min(chunk), max(chunk)]
-        else:
-            out_x.append(mid)
-            out_y.append(sum(chunk) / len(chunk))
+        mid = (lo + hi - 1) // 2
+        out_x.append(xs[mid])
+        out_y.append(ys[mid] if sample else sum(ys[lo:hi]) / (hi - lo))
     # The newest point is the one people read (is the ratio under the threshold yet?): keep it.
     out_x.append(xs[-1])
     out_y.append(ys[-1])
@@ -93,10 +89,12 @@ def _label(value: float) -> str:
 def chart(lines: Sequence[Line], width: int, height: int, *,
           xlim: tuple[float, float] | None = None,
           ylim: tuple[float | None, float | None] | None = None,
-          hline: tuple[float, str] | None = None) -> Text:
+          hline: tuple[float, str] | None = None,
+          yticks: Sequence[float] | None = None) -> Text:
     """A width x height chart of `lines` as Rich Text (an empty Text if it cannot fit).
 
-    `hline` is (y, colour): a horizontal reference line on the left axis (a threshold).
+    `hline` is (y, colour): a horizontal reference line on the left axis (a threshold);
+    `yticks` pins the left axis labels (plotext's own land on the nearest row, off by a bit).
     """
     if width < 16 or height < 4 or not any(len(line.xs) for line in lines):
         return Text("")
@@ -116,10 +114,10 @@ def chart(lines: Sequence[Line], width: int, height: int, *,
         fig.theme("simple")
         fig.legend(active=False)
         for line in lines:
-            xs, ys = downsample(line.xs, line.ys, canvas_cols * 2 // (2 if line.envelope else 1),
-                                line.envelope)
+            xs, ys = downsample(line.xs, line.ys, canvas_cols * 2, line.scatter)
             marker = plt.marker("braille", pixel=(line.color, None))
-            fig.draw(fig.signal(xs, ys, marker=marker, yside=line.side).lines())
+            signal = fig.signal(xs, ys, marker=marker, yside=line.side)
+            fig.draw(signal if line.scatter else signal.lines())
         if hline is not None:
             xs = [x0, x1]
             marker = plt.marker("braille", pixel=(hline[1], None))
@@ -128,5 +126,7 @@ def chart(lines: Sequence[Line], width: int, height: int, *,
         fig.ruler("x").lim(x0, x1).ticks(ticks, [_label(t) for t in ticks])
         if ylim is not None:
             fig.ruler("y", "left").lim(*ylim)
+        if yticks is not None:
+            fig.ruler("y", "left").ticks(list(yticks), [_label(t) for t in yticks])
         ansi = fig.build().string()
     return Text.from_ansi(ansi.rstrip("\n"), no_wrap=True, end="")

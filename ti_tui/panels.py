@@ -186,14 +186,14 @@ def progress_panel(state: RunState, width: int, height: int, now: float | None =
 
 def loss_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
     """Training loss (raw, faint) with its smoothed line, and L_det on the right axis."""
-    entries = [("━", "bright_black", f"loss {num(state.loss)}"),
+    entries = [("⠂", "bright_black", f"loss {num(state.loss)}"),
                ("━", "cyan", f"smoothed {num(state.loss_smooth)}"),
                ("━", "magenta", f"L_det {num(state.l_det, 5)} (right)") if state.ldet_on
                else ("", "dim", "L_det off")]
     legend = _legend(entries, width - 4)
     lines = []
     if len(state.loss_hist):
-        lines = [Line(state.loss_hist.xs, state.loss_hist.ys, "gray", envelope=True),
+        lines = [Line(state.loss_hist.xs, state.loss_hist.ys, "gray", scatter=True),
                  Line(state.smooth_hist.xs, state.smooth_hist.ys, "cyan")]
         if len(state.ldet_hist):
             lines.append(Line(state.ldet_hist.xs, state.ldet_hist.ys, "magenta", side="right"))
@@ -251,10 +251,11 @@ def dvar_panel(state: RunState, width: int, height: int, now: float | None = Non
         hline = (threshold, "red") if threshold else None
         lines.append(chart([Line(state.ratio_hist.xs, state.ratio_hist.ys, "orange")],
                            inner, chart_rows, xlim=(state.start_step, max(state.step, 1)),
-                           ylim=(0, top), hline=hline))
+                           ylim=(0, top), hline=hline,
+                           yticks=sorted({0.0, round(top, 2), *([threshold] if threshold else [])})))
     elif chart_rows >= 1 and state.ldet_on and window and state.dvar_on:
         lines.append(Text(f"The ratio chart starts after {window} L_det values; DVAR can "
-                          f"stop from step {state.earliest_stop:,}.", "dim"))
+                          f"stop from step {state.earliest_stop:,}.", "dim", overflow="fold"))
     border = "green" if style == "bold green" else "blue"
     return _panel(Group(*lines), "DVAR", width, height, border)
 
@@ -262,13 +263,12 @@ def dvar_panel(state: RunState, width: int, height: int, now: float | None = Non
 def schedule_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
     """Current LR and the next change of a piecewise schedule, clip value, grad norm, skips."""
     text = str(state.config.get("learning_rate", ""))
-    lines = [_kv(("lr", num(state.lr if state.lr is not None else state.base_lr)),
-                 ("schedule", text or "-"))]
-    lines.append(_kv(("next", _next_change(state, text))))
     mode = state.config.get("clip_grad_mode", "none")
     clip = "off" if mode in ("none", None) else f"{mode} {num(state.clip_value, 3)}"
-    lines.append(_kv(("clip", clip), ("grad norm", num(state.grad_norm, 3))))
-    lines.append(_kv(("skipped fp16 updates", str(state.skipped_total))))
+    lines = _packed([("lr", num(state.lr if state.lr is not None else state.base_lr)),
+                     ("schedule", text or "-"), ("next", _next_change(state, text)),
+                     ("clip", clip), ("grad norm", num(state.grad_norm, 3)),
+                     ("skipped fp16 updates", str(state.skipped_total))], width - 4)
     return _panel(_lines(lines, height), "Schedule", width, height)
 
 
@@ -355,7 +355,7 @@ def render_dashboard(state: RunState, width: int, height: int,
         rows = [[(header_panel, width)],
                 [(progress_panel, width - 2 * third), (schedule_panel, third),
                  (files_panel, third)]]
-        heights = [3 if height < 45 else 4, 8 if height < 45 else 9]
+        heights = [4, 8 if height < 45 else 9]
         charts = [(loss_panel, 0), (dvar_panel, 0)]
         preview_w = min(width // 4, 48) if mode == FULL else 0
         if preview_w:

@@ -63,6 +63,9 @@ class TrainConfig:
     revision: str | None = opt(None, "Accepted for invokeai-ti compatibility; local folders "
                                "have no revisions.", label="Revision", group="model",
                                accepted_only=True)
+    variant: str | None = opt(None, "Accepted for diffusers compatibility; the weights found in "
+                              "the folder are used.", label="Variant", group="model",
+                              accepted_only=True)
     tokenizer_name: str | None = opt(None, "A tokenizer folder to use instead of the model's "
                                      "own.", label="Tokenizer", group="model")
     train_data_dir: str = opt("", "Folder of training images (PNG, JPEG, WebP, GIF, BMP).",
@@ -176,7 +179,7 @@ class TrainConfig:
                            "310).", label="DVAR window", group="stopping", minimum=2)
     dvar_threshold: float = opt(0.39, "DVAR threshold (paper v1: 0.39; later: 0.15); stop "
                                 "when the ratio falls below it.", label="DVAR threshold",
-                                group="stopping", minimum=0, maximum=1)
+                                group="stopping")
     dvar_ddof: int = opt(0, "Variance ddof: 0 as the published code, 1 as torch.var.",
                          label="DVAR ddof", group="stopping", minimum=0, maximum=1)
     dvar_eval_batch_size: int = opt(4, "Images in the fixed evaluation batch.",
@@ -207,6 +210,9 @@ class TrainConfig:
     save_as_full_pipeline: bool = opt(False, "Also write a full diffusers pipeline holding "
                                       "the new token.", label="Save full pipeline",
                                       group="output")
+    no_safe_serialization: bool = opt(False, "Accepted for diffusers compatibility; both "
+                                      ".safetensors and .bin are always written.",
+                                      label="No safetensors", group="output", accepted_only=True)
     copy_to_embeddings: bool = opt(True, "Copy the final .bin to ROOT/embeddings/<trigger>/ "
                                    "when the root exists.", label="Copy to embeddings",
                                    group="output")

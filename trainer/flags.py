@@ -82,7 +82,8 @@ def config_from_args(values: dict[str, Any], base: TrainConfig | None = None) ->
 
 
 def build_parser(prog: str = "python -m trainer") -> FriendlyParser:
-    parser = FriendlyParser(prog=prog, description="Train a textual-inversion embedding.")
+    parser = FriendlyParser(prog=prog, description="Train a textual-inversion embedding.",
+                            allow_abbrev=False)
     parser.add_argument("--config", default=None, metavar="RUN.TOML",
                         help="Start from this run.toml; flags given as well override it.")
     add_config_flags(parser)

@@ -1,0 +1,35 @@
+"""The engine never imports the UI: checked on the real import graph, twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_trainer_loads_no_ui_module():
+    code = ("import sys, trainer, trainer.loop, trainer.flags, trainer.__main__\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('textual', 'rich', 'ti_tui'))\n"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == ""
+
+
+def test_import_trainer_is_light():
+    """`import trainer` and the pure modules must not pull torch (the CLI starts fast)."""
+    code = ("import sys, trainer, trainer.config, trainer.schedules, trainer.stopping, "
+            "trainer.events\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+
+
+def test_import_linter_contract_holds():
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "KEPT" in out.stdout

@@ -1,0 +1,200 @@
+"""The Textual app behind `ti-tui`, `ti-tui --gui` and `ti-tui demo`.
+
+One flow, run by a worker: the setup form returns a TrainConfig, the runner starts the trainer
+process, the live screen watches it, and the summary screen closes the run. `make_app` is the
+one factory the CLI, the tests and the snapshots use; tests pass a fake `runner` (and a fake
+live screen) so no trainer is ever started.
+
+The app's result says how it ended ("quit", "finished", "stopped", "detached", "error"), and
+`return_code` is what the CLI should exit with (0, or 1 when the run failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.events import Resize
+from textual.screen import Screen
+
+from ti_tui.preferences import restore_preferences, save_preferences
+from ti_tui.screens.form import TrainingForm
+from ti_tui.screens.help import HelpScreen
+from ti_tui.screens.summary import SummaryScreen, read_outcome
+from ti_tui.screens.too_small import TooSmallScreen, too_small
+from trainer.config import TrainConfig
+from trainer.errors import UserError
+
+Runner = Callable[[TrainConfig], Any]
+"""start_run(config) -> RunHandle: writes run.toml and starts the trainer."""
+TrainScreenFactory = Callable[[Any], Screen]
+"""handle -> the live screen, a Screen[str] dismissing "finished" | "stopped" | "detached"."""
+
+DEMO_TRIGGER = "demo-star"
+
+
+def demo_defaults(root: Path) -> TrainConfig:
+    """The demo run: the tiny cached model and sample images, settings that finish in a minute
+    on two CPU cores, and a DVAR window short enough to watch it stop early."""
+    from trainer.demo import demo_data_dir, demo_model_dir
+
+    return TrainConfig(
+        root=str(root), model=str(demo_model_dir()), train_data_dir=str(demo_data_dir()),
+        placeholder_token=f"<{DEMO_TRIGGER}>", initializer_token="star", resolution=None,
+        max_train_steps=300, train_batch_size=2, gradient_accumulation_steps=1,
+        learning_rate="5e-3", scale_lr=False, lr_warmup_steps=0, dvar_window=40,
+        save_steps=50, checkpointing_steps=100, seed=0)
+
+
+def _default_runner(config: TrainConfig) -> Any:
+    from ti_tui.runner import start_run
+
+    return start_run(config)
+
+
+def _default_train_screen(handle: Any) -> Screen:
+    from ti_tui.screens.train import TrainScreen
+
+    return TrainScreen(handle)
+
+
+class TiTuiApp(App[str]):
+    """Form -> trainer -> live screen -> summary."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ti-tui"
+    ENABLE_COMMAND_PALETTE = False  # Ctrl-P moves to the previous field
+    BINDINGS = [Binding("f1", "help", "Help")]
+
+    def __init__(self, *, root: Path, defaults: TrainConfig, runner: Runner,
+                 train_screen: TrainScreenFactory, demo: bool = False,
+                 notes: list[str] | None = None) -> None:
+        super().__init__()
+        self.root = root
+        self.defaults = defaults
+        """The config the form opens with."""
+        self.runner = runner
+        self.train_screen = train_screen
+        self.demo = demo
+        """Demo runs do not save preferences: the demo must not replace the user's settings."""
+        self.notes = notes or []
+        """Things to tell the user once the form is up (e.g. saved settings that were dropped)."""
+        self.config: TrainConfig | None = None
+        """The config of the run started, once one is."""
+        self.handle: Any = None
+        self._too_small: TooSmallScreen | None = None
+
+    def on_mount(self) -> None:
+        self._check_size()
+        self.run_flow()
+
+    # --- the flow --------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="flow")
+    async def run_flow(self) -> None:
+        defaults, problem = self.defaults, None
+        while True:
+            form = TrainingForm(root=self.root, defaults=defaults, problem=problem)
+            if self.notes:
+                for note in self.notes:
+                    self.notify(note, severity="warning", timeout=8)
+                self.notes = []
+            config = await self._show(form)
+            if not self.demo:
+                self._save_preferences(config)
+            self.notify("Checking everything and starting the trainer...", timeout=4)
+            try:
+                # The runner checks images and the model (preflight): seconds, off the UI loop.
+                self.handle = await asyncio.to_thread(self.runner, config)
+            except UserError as exc:
+                defaults, problem = config, exc
+                continue
+            break
+        self.config = config
+        outcome = await self._show(self.train_screen(self.handle))
+        if outcome == "detached":
+            self.exit("detached", message=self.watch_hint())
+            return
+        result = read_outcome(config.output_path)
+        await self._show(SummaryScreen(config, result))
+        self.exit("error" if result.failed else (outcome or "finished"),
+                  return_code=1 if result.failed else 0)
+
+    def watch_hint(self) -> str:
+        out = self.config.output_path if self.config else Path(".")
+        return f"Training goes on in the background. Re-attach with:\n  ti-tui watch {out}"
+
+    def _save_preferences(self, config: TrainConfig) -> None:
+        try:
+            save_preferences(self.root, config)
+        except OSError as exc:
+            self.notify(f"Could not save your settings ({exc}); the run starts anyway.",
+                        severity="warning")
+
+    async def _show(self, screen: Screen) -> Any:
+        """push_screen_wait, keeping the "too small" notice on top when it is up."""
+        if self._too_small is not None:
+            self.pop_screen()
+            self._too_small = None
+            self.call_after_refresh(self._check_size)
+        return await self.push_screen_wait(screen)
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, (HelpScreen, TooSmallScreen)):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        if self.handle is not None and self.config is not None and self.is_running_trainer():
+            # Quitting the UI never kills a run: it keeps going, and `watch` re-attaches.
+            self.exit("detached", message=self.watch_hint())
+        else:
+            self.exit("quit")
+
+    def is_running_trainer(self) -> bool:
+        alive = getattr(self.handle, "is_alive", None)
+        return bool(alive()) if callable(alive) else False
+
+    # --- terminal size -------------------------------------------------------------------------
+
+    def on_resize(self, event: Resize) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        small = too_small(self.size.width, self.size.height)
+        if small and self._too_small is None:
+            self._too_small = TooSmallScreen()
+            self.push_screen(self._too_small)
+        elif not small and self._too_small is not None:
+            if self.screen is self._too_small:
+                self.pop_screen()
+            self._too_small = None
+
+
+def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner | None = None,
+             demo: bool = False, train_screen: TrainScreenFactory | None = None,
+             restore: bool = True) -> TiTuiApp:
+    """The app for `ti-tui` / `ti-tui --gui` (and `ti-tui demo` with demo=True).
+
+    `defaults`: the config the form opens with (else TrainConfig defaults, or the demo's);
+    saved preferences are laid over it unless `restore` is False or this is the demo.
+    `runner` starts the trainer (default ti_tui.runner.start_run); `train_screen` builds the
+    live screen from the runner's handle (default ti_tui.screens.train.TrainScreen).
+    """
+    root = Path(root).expanduser()
+    notes: list[str] = []
+    if demo:
+        config = defaults or demo_defaults(root)
+    else:
+        config = defaults or TrainConfig(root=str(root))
+        if restore:
+            config, notes = restore_preferences(root, config)
+    config = config.replace(root=str(root))
+    return TiTuiApp(root=root, defaults=config, runner=runner or _default_runner,
+                    train_screen=train_screen or _default_train_screen, demo=demo, notes=notes)

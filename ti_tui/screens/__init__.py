@@ -1,0 +1,1 @@
+"""The screens of the Textual app: the form, the live training dashboard, dialogs."""

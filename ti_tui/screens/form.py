@@ -1,0 +1,460 @@
+"""The setup form: every setting of a run on one scrolling screen, checked as the user types.
+
+`TrainingForm` is a typed screen: it dismisses with a validated `TrainConfig` (posting's
+`RequestOptions` shape: `load` fills the controls from a config, `values()` reads them back
+as raw values, `to_config()` builds the dataclass). Labels, help and choices come from the
+TrainConfig field metadata. Checks run on every change (form_checks.py); Start is refused
+while any check fails, and focus jumps to the first problem. The model's tokenizer (about a
+second to load) is read in a worker thread and cached per model folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.events import DescendantFocus
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Footer, Input, RadioSet, Select, Static
+
+from ti_tui.screens import form_checks as checks
+from ti_tui.widgets.choice_set import ChoiceSet
+from ti_tui.widgets.derived import DerivedLine
+from ti_tui.widgets.field_row import FieldRow
+from ti_tui.widgets.pickers import ModelPicker, ResolutionPicker
+from trainer.config import TrainConfig, field_info, wrap_trigger
+from trainer.errors import UserError
+
+FIELDS = (
+    "model", "placeholder_token", "initializer_token", "resume_from_checkpoint",
+    "learnable_property", "train_data_dir", "output_dir", "resolution", "center_crop",
+    "mixed_precision", "max_train_steps", "num_train_epochs", "train_batch_size",
+    "gradient_accumulation_steps", "learning_rate", "lr_scheduler", "lr_warmup_steps",
+    "scale_lr", "early_stopping", "dvar_window", "dvar_threshold", "num_vectors", "save_steps",
+    "checkpointing_steps", "seed", "num_processes",
+)
+"""The TrainConfig fields the form edits, in the order shown."""
+TEXT_FIELDS = ("placeholder_token", "initializer_token", "train_data_dir", "output_dir",
+               "learning_rate")
+NUMBER_FIELDS = ("max_train_steps", "num_train_epochs", "train_batch_size",
+                 "gradient_accumulation_steps", "lr_warmup_steps", "dvar_window",
+                 "dvar_threshold", "num_vectors", "save_steps", "checkpointing_steps", "seed",
+                 "num_processes")
+CHECKBOXES = {
+    "resume_from_checkpoint": "continue from the last checkpoint",
+    "center_crop": "crop the centre square before resizing",
+    "scale_lr": "× batch × accumulation × processes",
+}
+CHOICE_LABELS = {"early_stopping": {"dvar": "DVAR on", "none": "off"}}
+FOLLOW_TRIGGER = {"train_data_dir": "text-inversion-training-data",
+                  "output_dir": "text-inversion-output"}
+"""Folders that follow the trigger (ROOT/<base>/<trigger>) until the user edits them."""
+LABELS = {"resume_from_checkpoint": "Resume", "early_stopping": "Early stopping"}
+
+_TOKENIZERS: dict[str, Any] = {}
+"""Loaded tokenizers by model folder: switching back to a model costs nothing."""
+_TOKENIZERS_LOCK = threading.Lock()
+
+
+class TokenizerLoaded(Message):
+    """The worker finished loading the tokenizer of the model folder `key`."""
+
+    def __init__(self, key: str, tokenizer: Any, problem: str | None) -> None:
+        super().__init__()
+        self.key = key
+        self.tokenizer = tokenizer
+        self.problem = problem
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+class TrainingForm(Screen[TrainConfig]):
+    """Fill in a run; dismisses with the TrainConfig when the user starts it."""
+
+    CSS_PATH = "../form.tcss"
+    AUTO_FOCUS = "#model-select"
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start", priority=True),
+        Binding("escape", "quit", "Quit"),
+        Binding("ctrl+n", "app.focus_next", "Next", key_display="Tab/^N"),
+        Binding("ctrl+p", "app.focus_previous", "Back", key_display="S-Tab/^P"),
+    ]
+
+    def __init__(self, *, root: Path, defaults: TrainConfig, models: list | None = None,
+                 models_problem: str | None = None, problem: UserError | None = None) -> None:
+        """`models`: ModelEntry list (found under `root` when None); `problem`: an error to
+        show at once (e.g. the runner refused the last attempt)."""
+        super().__init__()
+        self.root = Path(root).expanduser()
+        """The InvokeAI root: where models were looked for and folders are suggested."""
+        self.defaults = defaults
+        """The config the form starts from; fields the form does not show pass through."""
+        if models is None:
+            models, models_problem = self._find_models()
+        self.models = models
+        self.models_problem = models_problem
+        self.problem = problem
+        self.rows: dict[str, FieldRow] = {}
+        """The form's rows by TrainConfig field."""
+        self.controls: dict[str, Widget] = {}
+        """The control that holds each field's value."""
+        self.facts: Any = None
+        """trainer.models.ModelFacts of the chosen model, when it checks out."""
+        self.model_problem: str | None = None
+        self.tokenizer: Any = None
+        self._tokenizer_key: str | None = None
+        self.n_images: int | None = None
+        self._data_note: checks.Note | None = None
+        self._touched: set[str] = set()
+        self._start_tried = False
+        self._start_when_ready = False
+        self._auto: dict[str, str] = {}
+        """The value last filled in automatically, per trigger-following folder."""
+        self._follow = {name: self._follows(_text(getattr(defaults, name)), base)
+                        for name, base in FOLLOW_TRIGGER.items()}
+
+    def _find_models(self) -> tuple[list, str | None]:
+        from trainer.errors import ModelError
+        from trainer.models import find_models
+
+        try:
+            return find_models(self.root), None
+        except ModelError as exc:
+            return [], str(exc)
+
+    def _follows(self, value: str, base: str) -> bool:
+        if not value.strip():
+            return True
+        path = Path(value).expanduser()
+        return path == self.root / base or path.parent == self.root / base
+
+    # --- building ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        d = self.defaults
+        yield Static(f"Textual inversion: new embedding   root {self.root}", id="form-title",
+                     markup=False)
+        with VerticalScroll(id="form-fields"):
+            for name in FIELDS:
+                control = self._make_control(name, getattr(d, name))
+                self.controls[name] = control
+                row = FieldRow(name, control, label=LABELS.get(name))
+                self.rows[name] = row
+                yield row
+            yield Static("", id="form-problems", markup=False)
+            with Horizontal(id="form-buttons"):
+                yield Button("Start training", id="start", variant="primary", compact=True)
+                yield Button("Quit", id="quit", compact=True)
+        yield DerivedLine("", id="derived", markup=False)
+        yield Static("", id="hint", markup=False)
+        yield Footer()
+
+    def _make_control(self, name: str, value: Any) -> Widget:
+        meta = field_info(name).metadata
+        if name == "model":
+            return ModelPicker([(m.name, m.path) for m in self.models], _text(value))
+        if name == "resolution":
+            return ResolutionPicker(value, None)
+        if name in CHECKBOXES:
+            ticked = bool(value) if name != "resume_from_checkpoint" else value is not None
+            return Checkbox(CHECKBOXES[name], ticked, compact=True, id=f"f-{name}")
+        if name == "lr_scheduler":
+            return Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False,
+                          compact=True, id=f"f-{name}")
+        if meta["choices"]:
+            labels = CHOICE_LABELS.get(name, {})
+            return ChoiceSet([(labels.get(c, c), c) for c in meta["choices"]], value,
+                             id=f"f-{name}")
+        if name in NUMBER_FIELDS:
+            integer = "int" in str(field_info(name).type)
+            return Input(_text(value), restrict=r"[0-9]*" if integer else r"[0-9.eE+-]*",
+                         compact=True, classes="number", id=f"f-{name}",
+                         placeholder="random" if name == "seed" else "")
+        placeholder = {"train_data_dir": f"{self.root}/{FOLLOW_TRIGGER['train_data_dir']}/<trigger>",
+                       "output_dir": f"{self.root}/{FOLLOW_TRIGGER['output_dir']}/<trigger>",
+                       "placeholder_token": "e.g. my-cat"}.get(name, "")
+        return Input(_text(value), placeholder=placeholder, compact=True, id=f"f-{name}")
+
+    def on_mount(self) -> None:
+        self._fill_following(self.text("placeholder_token"))
+        self._model_changed(self.model_picker.value)
+        self._data_changed()
+        self._dvar_toggled()
+        self.refresh_checks()
+        if self.problem is not None:
+            self._show_problem(self.problem)
+
+    # --- typed accessors ------------------------------------------------------------------------
+
+    @property
+    def model_picker(self) -> ModelPicker:
+        return self.controls["model"]  # type: ignore[return-value]
+
+    @property
+    def resolution_picker(self) -> ResolutionPicker:
+        return self.controls["resolution"]  # type: ignore[return-value]
+
+    @property
+    def derived_line(self) -> DerivedLine:
+        return self.query_one(DerivedLine)
+
+    def text(self, name: str) -> str:
+        return self.controls[name].value  # type: ignore[attr-defined]
+
+    # --- reading the form -------------------------------------------------------------------------
+
+    def values(self) -> dict[str, Any]:
+        """The form's values as TrainConfig takes them (raw strings where the user types)."""
+        values: dict[str, Any] = {}
+        for name in FIELDS:
+            value = getattr(self.controls[name], "value")
+            if isinstance(value, str):
+                value = value.strip()
+            values[name] = value
+        values["resume_from_checkpoint"] = "latest" if values["resume_from_checkpoint"] else None
+        return values
+
+    def config_values(self) -> dict[str, Any]:
+        """Every TrainConfig value: the defaults, overlaid with the form and the root."""
+        base = {f.name: getattr(self.defaults, f.name) for f in dataclasses.fields(self.defaults)}
+        return {**base, **self.values(), "root": str(self.root)}
+
+    def to_config(self) -> TrainConfig:
+        """The validated config (raises ConfigError naming the field when a value is bad)."""
+        values = self.config_values()
+        values["placeholder_token"] = wrap_trigger(values["placeholder_token"])
+        return TrainConfig.from_dict(values, source="form")
+
+    # --- reacting to edits ------------------------------------------------------------------------
+
+    def _field_of(self, widget: Widget) -> str | None:
+        for node in widget.ancestors_with_self:
+            if isinstance(node, FieldRow):
+                return node.field
+        return None
+
+    def _touch(self, widget: Widget) -> str | None:
+        """The field `widget` edits; marked touched when the user is on it (not a fill-in)."""
+        name = self._field_of(widget)
+        if name is not None and self.focused is not None and self._field_of(self.focused) == name:
+            self._touched.add(name)
+        return name
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        name = self._touch(event.input)
+        if name == "placeholder_token":
+            self._fill_following(event.value)
+        elif name in FOLLOW_TRIGGER:
+            if name in self._touched and event.value != self._auto.get(name):
+                self._follow[name] = False
+            if name == "train_data_dir":
+                self._data_changed()
+            else:
+                self._output_changed()
+        self.refresh_checks()
+
+    @on(Input.Submitted)
+    def _input_submitted(self, event: Input.Submitted) -> None:
+        self.focus_next()
+
+    @on(ModelPicker.Changed)
+    def _model_picked(self, event: ModelPicker.Changed) -> None:
+        self._touch(event.picker)
+        self._model_changed(event.value)
+        self.refresh_checks()
+
+    @on(RadioSet.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    @on(ResolutionPicker.Changed)
+    def _choice_changed(self, event: Message) -> None:
+        self._touch(event.control)  # type: ignore[attr-defined]
+        self._dvar_toggled()
+        self.refresh_checks()
+
+    def _fill_following(self, trigger: str) -> None:
+        """Point the data and output folders at ROOT/<base>/<trigger> while they follow it."""
+        name = trigger.strip().strip("<>").strip()
+        for field, base in FOLLOW_TRIGGER.items():
+            if self._follow[field]:
+                value = str(self.root / base / name) if name else ""
+                self._auto[field] = value
+                control = self.controls[field]
+                if control.value != value:  # type: ignore[attr-defined]
+                    control.value = value  # type: ignore[attr-defined]
+        self._data_changed()
+        self._output_changed()
+
+    def _data_changed(self) -> None:
+        self.n_images, self._data_note = checks.count_images(self.text("train_data_dir"))
+
+    def _output_changed(self) -> None:
+        """Tick Resume exactly when the output folder holds a real checkpoint."""
+        has_checkpoint = checks.latest_checkpoint(self.text("output_dir")) is not None \
+            if self.text("output_dir").strip() else False
+        self.controls["resume_from_checkpoint"].value = has_checkpoint  # type: ignore[attr-defined]
+
+    def _dvar_toggled(self) -> None:
+        off = self.controls["early_stopping"].value == "none"  # type: ignore[attr-defined]
+        for name in ("dvar_window", "dvar_threshold"):
+            self.rows[name].disabled = off
+
+    def _model_changed(self, model: str) -> None:
+        """Check the chosen folder now (JSON only) and load its tokenizer in the background."""
+        from trainer.models import check_model_folder
+
+        self.facts, self.model_problem, self.tokenizer = None, None, None
+        self._tokenizer_key = None
+        if not model:
+            return
+        try:
+            self.facts = check_model_folder(Path(model))
+        except UserError as exc:
+            self.model_problem = str(exc)
+            return
+        self.resolution_picker.set_native(self.facts.native_resolution)
+        key = str(Path(self.facts.path).resolve())
+        self._tokenizer_key = key
+        with _TOKENIZERS_LOCK:
+            self.tokenizer = _TOKENIZERS.get(key)
+        if self.tokenizer is None:
+            self._load_tokenizer(Path(model), key)
+
+    @work(thread=True, exclusive=True, group="tokenizer", exit_on_error=False)
+    def _load_tokenizer(self, path: Path, key: str) -> None:
+        from trainer.models import load_tokenizer
+
+        try:
+            tokenizer = load_tokenizer(path)
+            import trainer.embeddings  # noqa: F401  (warm the torch import off the UI thread)
+        except UserError as exc:
+            self.post_message(TokenizerLoaded(key, None, str(exc)))
+            return
+        with _TOKENIZERS_LOCK:
+            _TOKENIZERS[key] = tokenizer
+        self.post_message(TokenizerLoaded(key, tokenizer, None))
+
+    def on_tokenizer_loaded(self, message: TokenizerLoaded) -> None:
+        if message.key != self._tokenizer_key:
+            return  # the user has moved on to another model
+        self.tokenizer = message.tokenizer
+        self.model_problem = message.problem
+        self.refresh_checks()
+        if self._start_when_ready:
+            self._start_when_ready = False
+            self.action_start()
+
+    @property
+    def tokenizer_pending(self) -> bool:
+        return self._tokenizer_key is not None and self.tokenizer is None \
+            and self.model_problem is None
+
+    # --- checking ---------------------------------------------------------------------------------
+
+    def check_notes(self) -> dict[str, checks.Note | None]:
+        """One note per field (None: nothing to say), plus "config" for other settings."""
+        values = self.values()
+        notes: dict[str, checks.Note | None] = {
+            name: checks.error(text) for name, text in checks.config_errors(self.config_values()).items()
+        }
+        notes["model"] = checks.model_note(values["model"], self.facts, self.model_problem)
+        if not values["model"] and not self.models:
+            notes["model"] = checks.error(self.models_problem or checks.no_models_note(self.root))
+        if "placeholder_token" not in notes:
+            notes["placeholder_token"] = checks.trigger_note(values["placeholder_token"],
+                                                             self.tokenizer)
+        if "initializer_token" not in notes:
+            notes["initializer_token"] = checks.initializer_note(
+                values["initializer_token"], values["num_vectors"], self.tokenizer)
+        notes.setdefault("train_data_dir", self._data_note)
+        notes.setdefault("output_dir", checks.writable_note(values["output_dir"]))
+        notes.setdefault("resume_from_checkpoint", checks.resume_note(
+            bool(values["resume_from_checkpoint"]), values["output_dir"]))
+        if values["resolution"] == "" and "resolution" not in notes:
+            notes["resolution"] = checks.error("Type a size in pixels, a multiple of 8 such as 640.")
+        if values["num_processes"] not in ("", "1") and "num_processes" not in notes:
+            notes["num_processes"] = checks.Note(
+                "info", f"runs `accelerate launch` with {values['num_processes']} processes.")
+        return notes
+
+    def refresh_checks(self) -> list[tuple[str, checks.Note]]:
+        """Show every field's note and the derived line; return the errors in form order."""
+        notes = self.check_notes()
+        values = self.values()
+        errors = []
+        for name in FIELDS:
+            note = notes.get(name)
+            if note is not None and note.level == "error":
+                errors.append((name, note))
+            empty = values[name] in ("", None)
+            hidden = note is not None and note.level == "error" and empty \
+                and name not in self._touched and not self._start_tried \
+                and not (name == "model" and not self.models)
+            if self.rows[name].disabled or hidden or note is None:
+                self.rows[name].set_message()
+            else:
+                self.rows[name].set_message(note.text, note.level)
+        others = [(n, note) for n, note in notes.items() if n not in FIELDS and note is not None]
+        self.query_one("#form-problems", Static).update(
+            "\n".join(f"✗ {note.text}" for _n, note in others))
+        errors += others
+        self.derived_line.show(values, self.n_images)
+        return errors
+
+    # --- actions ---------------------------------------------------------------------------------
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        name = self._field_of(event.widget)
+        hint = self.query_one("#hint", Static)
+        if name is not None:
+            hint.update(self.rows[name].help_text)
+            self.rows[name].scroll_visible(animate=False)
+        elif isinstance(event.widget, Button):
+            hint.update("Enter on Start training starts the run (Ctrl-S from anywhere); "
+                        "Esc or Ctrl-Q quits.")
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        """Start: refused (focus on the first problem) while anything is invalid."""
+        self._start_tried = True
+        errors = self.refresh_checks()
+        if errors:
+            name, note = errors[0]
+            if name in self.rows:
+                self.rows[name].first_control.focus()
+            self.notify(note.text, title="Fix this first", severity="error")
+            self.app.bell()
+            return
+        if self.tokenizer_pending:
+            self._start_when_ready = True
+            self.notify("Checking the trigger against the model's tokenizer...")
+            return
+        try:
+            config = self.to_config()
+        except UserError as exc:
+            self._show_problem(exc)
+            return
+        self.dismiss(config)
+
+    def _show_problem(self, exc: UserError) -> None:
+        """Show an error found outside the form's own checks (the runner's preflight)."""
+        name = exc.field if exc.field in self.rows else None
+        if name is not None:
+            self.rows[name].set_message(str(exc), "error")
+            self.rows[name].first_control.focus()
+        self.notify(str(exc), title="Cannot start", severity="error")
+
+    @on(Button.Pressed, "#quit")
+    def action_quit(self) -> None:
+        self.app.exit(result="quit")

@@ -1,0 +1,193 @@
+"""After training: why it stopped, how far it got, the files, and two offers.
+
+The offers follow invokeai-ti's end of run, with the safer default for the destructive one:
+the embedding goes into ROOT/embeddings/<trigger>/ (default yes; the trainer has usually
+copied it already, so unticking removes that copy), and the intermediate `checkpoint-*`
+folders can be deleted (default NO; invokeai-ti deleted the whole output folder by default).
+Everything is read from OUTPUT_DIR/events.jsonl, so the screen works for a run this app started
+and for one it re-attached to.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Checkbox, Footer, Static
+
+from ti_tui.screens.form_checks import CHECKPOINT_NAME
+from trainer.config import TrainConfig
+from trainer.events import EVENTS_FILE, read_events
+from trainer.fsutil import atomic_write_bytes
+
+REASONS = {
+    "max_steps": "it reached the step limit",
+    "schedule_end": "the learning-rate schedule ended",
+    "early_stop": "DVAR early stopping: the loss had settled",
+    "user": "you stopped it",
+    "error": "it failed",
+}
+
+
+@dataclass
+class RunOutcome:
+    """The end of a run as events.jsonl tells it."""
+
+    reason: str | None = None
+    """The `stopped` event's reason, or None when the run has not said it stopped."""
+    step: int | None = None
+    files: list[str] = field(default_factory=list)
+    message: str = ""
+    ratio: float | None = None
+    threshold: float | None = None
+    error: str = ""
+    """The last `error` event's message and hint."""
+
+    @property
+    def failed(self) -> bool:
+        return self.reason == "error" or (self.reason is None and bool(self.error))
+
+    def describe(self) -> str:
+        if self.reason is None:
+            return "The run ended without saying why" + (f": {self.error}" if self.error else
+                                                         " (see trainer.log).")
+        text = f"Stopped at step {self.step}: {REASONS.get(self.reason, self.reason)}"
+        if self.reason == "early_stop" and self.ratio is not None and self.threshold is not None:
+            text += f" (ratio {self.ratio:.3f} < {self.threshold})"
+        if self.reason == "error" and (self.error or self.message):
+            text += f": {self.error or self.message}"
+        elif self.message:
+            text += f". {self.message}"
+        return text + "."
+
+
+def read_outcome(output_dir: Path) -> RunOutcome:
+    outcome = RunOutcome()
+    path = Path(output_dir) / EVENTS_FILE
+    if not path.is_file():
+        outcome.error = f"{path} does not exist"
+        return outcome
+    for event in read_events(path):
+        if event["type"] == "error":
+            outcome.error = " ".join(filter(None, [event.get("message"), event.get("hint")]))
+        elif event["type"] == "stopped":
+            outcome.reason = event.get("reason")
+            outcome.step = event.get("step")
+            outcome.files = list(event.get("files") or [])
+            outcome.message = event.get("message") or ""
+            outcome.ratio = event.get("ratio")
+            outcome.threshold = event.get("threshold")
+    return outcome
+
+
+def final_embedding(output_dir: Path) -> Path | None:
+    """The final InvokeAI-loadable embedding: learned_embeds.bin in the output folder."""
+    path = Path(output_dir) / "learned_embeds.bin"
+    return path if path.is_file() else None
+
+
+def embeddings_target(config: TrainConfig) -> Path:
+    return Path(config.root).expanduser() / "embeddings" / config.trigger_name / "learned_embeds.bin"
+
+
+def checkpoint_folders(output_dir: Path) -> list[Path]:
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and CHECKPOINT_NAME.match(p.name))
+
+
+def place_embedding(config: TrainConfig, keep: bool) -> Path | None:
+    """Make ROOT/embeddings/<trigger>/learned_embeds.bin hold the final embedding (keep) or
+    not be our copy (not keep). Returns the copy's path when it is there afterwards."""
+    source, target = final_embedding(config.output_path), embeddings_target(config)
+    if source is None:
+        return None
+    ours = target.is_file() and target.read_bytes() == source.read_bytes()
+    if keep:
+        if not ours:
+            atomic_write_bytes(target, source.read_bytes())
+        return target
+    if ours:
+        target.unlink()
+        if not any(target.parent.iterdir()):
+            target.parent.rmdir()
+    return None
+
+
+def delete_checkpoints(output_dir: Path) -> list[Path]:
+    removed = checkpoint_folders(output_dir)
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
+@dataclass
+class SummaryResult:
+    copied_to: Path | None
+    deleted: list[Path]
+
+
+class SummaryScreen(Screen[SummaryResult]):
+    """The end of a run; Enter on Done (or Ctrl-S) applies the two choices."""
+
+    DEFAULT_CSS = """
+    SummaryScreen > VerticalScroll { padding: 1 2; }
+    SummaryScreen #summary-title { text-style: bold; padding: 0 0 1 0; }
+    SummaryScreen .summary-files { color: $text-muted; padding: 0 0 1 2; }
+    SummaryScreen Checkbox { margin: 0 0 0 0; }
+    SummaryScreen Horizontal { height: auto; padding: 1 0 0 0; }
+    """
+    BINDINGS = [Binding("ctrl+s", "done", "Done", priority=True),
+                Binding("escape", "leave", "Leave as is")]
+    AUTO_FOCUS = "#summary-copy"
+
+    def __init__(self, config: TrainConfig, outcome: RunOutcome | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.outcome = outcome or read_outcome(config.output_path)
+
+    def compose(self) -> ComposeResult:
+        out = self.config.output_path
+        embedding = final_embedding(out)
+        checkpoints = checkpoint_folders(out)
+        target = embeddings_target(self.config)
+        with VerticalScroll():
+            yield Static(f"Training {self.config.trigger} finished", id="summary-title",
+                         markup=False)
+            yield Static(self.outcome.describe(), markup=False)
+            files = self.outcome.files or ([str(embedding)] if embedding else [])
+            yield Static("Files:\n" + "\n".join(files) if files else "No files were written.",
+                         classes="summary-files", markup=False)
+            with Vertical():
+                yield Checkbox(f"Put the embedding in {target.parent}/", embedding is not None,
+                               disabled=embedding is None, id="summary-copy")
+                yield Checkbox(f"Delete the {len(checkpoints)} intermediate checkpoint "
+                               "folder(s)", False, disabled=not checkpoints,
+                               id="summary-delete")
+            with Horizontal():
+                yield Button("Done", id="summary-done", variant="primary", compact=True)
+        yield Footer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_done()
+
+    def action_done(self) -> None:
+        keep = self.query_one("#summary-copy", Checkbox)
+        delete = self.query_one("#summary-delete", Checkbox)
+        try:
+            copied = place_embedding(self.config, keep.value) if not keep.disabled else None
+            deleted = delete_checkpoints(self.config.output_path) if delete.value else []
+        except OSError as exc:
+            self.notify(f"Could not finish: {exc}", severity="error")
+            return
+        self.dismiss(SummaryResult(copied, deleted))
+
+    def action_leave(self) -> None:
+        target = embeddings_target(self.config)
+        self.dismiss(SummaryResult(target if target.is_file() else None, []))

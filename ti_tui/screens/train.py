@@ -1,0 +1,342 @@
+"""TrainScreen: the live dashboard of a running trainer, inside the Textual app.
+
+A thread worker tails events.jsonl and posts each batch of new events; the screen folds them
+into one RunState and marks it dirty. A 10 Hz timer then refreshes the panel widgets that
+changed, so a trainer doing 100 steps a second costs at most ten redraws a second (and the
+charts, the dearest panels, at most two). Each widget draws one panel of ti_tui/panels.py,
+the same drawing the headless view uses.
+
+Keys: s save a checkpoint now, p preview now, q / Ctrl-C stop (after a y/n question),
+d detach (the trainer goes on; `ti-tui watch OUTPUT_DIR` comes back to it).
+The screen dismisses with "finished", "stopped" or "detached".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from rich.console import RenderableType
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Label, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from ti_tui import panels
+from ti_tui.headless import RunHandle, watch_hint
+from ti_tui.state import RunState, fold
+from ti_tui.tail import EventTail
+
+POLL_S = 0.1
+"""How long the tail worker sleeps when the file has nothing new."""
+REFRESH_S = 0.1
+"""The redraw timer: at most 10 redraws a second."""
+
+
+class EventsRead(Message):
+    """A batch of new events from events.jsonl, in file order."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.events = events
+        """The parsed event dicts (the tail skips partial lines and blank ones)."""
+
+
+class TrainerExited(Message):
+    """The trainer process is gone and its last events have been read."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__()
+        self.code = code
+        """Its exit code, if the handle knows it."""
+
+
+class PanelView(Widget):
+    """One dashboard panel, drawn from the screen's shared RunState at this widget's size."""
+
+    panel: ClassVar[Callable[..., RenderableType]]
+    """The panel function of ti_tui/panels.py this widget shows."""
+    refresh_every: ClassVar[float] = REFRESH_S
+    """Seconds between redraws at most (the charts cost more than the text panels)."""
+    ticks: ClassVar[bool] = False
+    """Redraw every second while running, for clocks that move without events."""
+
+    def __init__(self, state: RunState) -> None:
+        super().__init__()
+        self.state = state
+        """The screen's RunState; it is folded in place, so this reference stays current."""
+        self.drawn_version = -1
+        """`state.events` when this widget last asked to be redrawn."""
+        self.drawn_at = 0.0
+
+    def render(self) -> RenderableType:
+        width, height = self.size
+        now = None if self.state.finished else time.time()
+        return type(self).panel(self.state, width, height, now)
+
+
+class HeaderView(PanelView):
+    panel = staticmethod(panels.header_panel)
+
+
+class ProgressView(PanelView):
+    panel = staticmethod(panels.progress_panel)
+    ticks = True
+
+
+class LossView(PanelView):
+    panel = staticmethod(panels.loss_panel)
+    refresh_every = 0.5
+
+
+class DvarView(PanelView):
+    panel = staticmethod(panels.dvar_panel)
+    refresh_every = 0.5
+
+
+class ScheduleView(PanelView):
+    panel = staticmethod(panels.schedule_panel)
+
+
+class FilesView(PanelView):
+    panel = staticmethod(panels.files_panel)
+
+
+class PreviewView(PanelView):
+    panel = staticmethod(panels.preview_panel)
+    refresh_every = 1.0
+
+
+class TopRow(Horizontal):
+    """Progress, schedule and files."""
+
+
+class ChartRow(Horizontal):
+    """Loss, DVAR and the preview."""
+
+
+class StatusLine(Static):
+    """One line for what the keys did: stopping, finished, exited without a stop event."""
+
+
+class ConfirmStop(ModalScreen[bool]):
+    """Asks whether to stop the run; True means stop."""
+
+    DEFAULT_CSS = """
+    ConfirmStop {
+        align: center middle;
+    }
+    ConfirmStop > Grid {
+        grid-size: 2;
+        grid-gutter: 1 2;
+        grid-rows: auto auto 3;
+        width: 60;
+        height: auto;
+        padding: 1 2;
+        border: thick $error;
+        background: $surface;
+    }
+    ConfirmStop Label, ConfirmStop Static {
+        column-span: 2;
+    }
+    ConfirmStop Label {
+        text-style: bold;
+    }
+    ConfirmStop Button {
+        width: 100%;
+    }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "Stop"),
+        Binding("n", "answer(False)", "Keep training"),
+        Binding("escape", "answer(False)", "Keep training", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Grid():
+            yield Label("Stop training?")
+            yield Static("The trainer finishes this step, saves a checkpoint and the embedding, "
+                         "then exits.")
+            yield Button("Stop [y]", variant="error", action="screen.answer(True)")
+            yield Button("Keep training [n]", variant="primary", action="screen.answer(False)")
+
+    def action_answer(self, stop: bool) -> None:
+        self.dismiss(stop)
+
+
+class TrainScreen(Screen[str]):
+    """The live dashboard of the trainer behind `handle`."""
+
+    CSS_PATH = "../train.tcss"
+    BINDINGS = [
+        Binding("s", "save", "Save checkpoint"),
+        Binding("p", "preview", "Preview"),
+        Binding("q", "stop", "Stop"),
+        Binding("d", "detach", "Detach"),
+        Binding("q,enter", "close", "Close"),
+        Binding("ctrl+c", "interrupt", "Stop", show=False, priority=True),
+    ]
+
+    def __init__(self, handle: RunHandle) -> None:
+        super().__init__()
+        self.handle = handle
+        """The trainer: where its events are, and how to ask it to save, preview or stop."""
+        self.state = RunState(base_dir=str(handle.events_path.parent))
+        """Everything the panels show, folded from the events read so far."""
+        self.ended = False
+        """True once the run has a stopped event or its process is gone."""
+        self.stop_asked = False
+        self._dirty = False
+        self._last_tick = 0
+
+    # --- layout -----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield HeaderView(self.state)
+        with TopRow():
+            yield ProgressView(self.state)
+            yield ScheduleView(self.state)
+            yield FilesView(self.state)
+        with ChartRow():
+            yield LossView(self.state)
+            yield DvarView(self.state)
+            yield PreviewView(self.state)
+        yield StatusLine()
+        yield Footer()
+
+    @property
+    def views(self) -> list[PanelView]:
+        return list(self.query(PanelView))
+
+    @property
+    def status_line(self) -> StatusLine:
+        return self.query_one(StatusLine)
+
+    def on_mount(self) -> None:
+        self._apply_layout(self.app.size.width, self.app.size.height)
+        self.set_interval(REFRESH_S, self._redraw)
+        self._tail()
+
+    def on_resize(self, event) -> None:
+        self._apply_layout(event.size.width, event.size.height)
+
+    def _apply_layout(self, width: int, height: int) -> None:
+        """Show the panels that fit: the CSS hides the others by the screen's class."""
+        mode = panels.layout_mode(width, height)
+        for name in (panels.COMPACT, panels.MEDIUM, panels.FULL):
+            self.set_class(mode == name, f"-{name}")
+
+    # --- events in --------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="tail")
+    def _tail(self) -> None:
+        """Read new events as they are appended and post them; report the trainer's exit."""
+        worker = get_current_worker()
+        tail = EventTail(self.handle.events_path)
+        while not worker.is_cancelled:
+            events = tail.read_new()
+            if events:
+                self.post_message(EventsRead(events))
+                continue
+            if not self.handle.is_alive():
+                rest = tail.read_new()
+                if rest:
+                    self.post_message(EventsRead(rest))
+                self.post_message(TrainerExited(self.handle.wait(0)))
+                return
+            worker.cancelled_event.wait(POLL_S)
+
+    @on(EventsRead)
+    def _fold(self, message: EventsRead) -> None:
+        for event in message.events:
+            fold(self.state, event)
+        self._dirty = True
+        if self.state.finished and not self.ended:
+            self._end(f"Run finished: {panels.status_words(self.state)}. Press q to close.")
+
+    @on(TrainerExited)
+    def _exited(self, message: TrainerExited) -> None:
+        if not self.ended:
+            code = f" (exit code {message.code})" if message.code is not None else ""
+            self._end(f"The trainer exited without a stopped event{code}. Press q to close.",
+                      error=True)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self._say(f"Reading {self.handle.events_path} failed: {event.worker.error}",
+                      error=True)
+
+    def _end(self, words: str, error: bool = False) -> None:
+        self.ended = True
+        self._dirty = True
+        self._say(words, error)
+        self.refresh_bindings()
+
+    def _say(self, words: str, error: bool = False) -> None:
+        self.status_line.update(words)
+        self.status_line.set_class(error, "-error")
+        self.status_line.display = True
+
+    def _redraw(self) -> None:
+        """The 10 Hz timer: redraw what changed (each view at its own cap) and the clock."""
+        clock = time.monotonic()
+        second = int(clock)
+        tick = second != self._last_tick and not self.ended
+        self._last_tick = second
+        if not self._dirty and not tick:
+            return
+        pending = False
+        for view in self.views:
+            changed = view.drawn_version != self.state.events
+            if changed and clock - view.drawn_at < view.refresh_every:
+                pending = True  # drawn recently: the next tick catches up
+            elif changed or (tick and view.ticks):
+                view.drawn_version, view.drawn_at = self.state.events, clock
+                view.refresh()
+        self._dirty = pending
+
+    # --- keys -------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close":
+            return self.ended
+        if action in ("save", "preview", "stop", "detach"):
+            return not self.ended
+        return True
+
+    def action_save(self) -> None:
+        self.handle.request("save")
+        self.notify("Checkpoint requested: it is saved after this step.")
+
+    def action_preview(self) -> None:
+        self.handle.request("preview")
+        self.notify("Preview requested: it is rendered after this step.")
+
+    def action_stop(self) -> None:
+        if self.stop_asked:
+            self.notify("Already stopping: the trainer is saving and will exit.")
+            return
+        self.app.push_screen(ConfirmStop(), self._confirmed)
+
+    def _confirmed(self, stop: bool | None) -> None:
+        if stop and not self.ended:
+            self.handle.stop()
+            self.stop_asked = True
+            self._say("Stopping: the trainer finishes this step, saves a checkpoint and the "
+                      "embedding, then exits.")
+
+    def action_interrupt(self) -> None:
+        """Ctrl-C: stop while running, close once ended."""
+        self.action_close() if self.ended else self.action_stop()
+
+    def action_detach(self) -> None:
+        self.notify(watch_hint(self.handle.output_dir))
+        self.dismiss("detached")
+
+    def action_close(self) -> None:
+        user = self.stop_asked or (self.state.stopped or {}).get("reason") == "user"
+        self.dismiss("stopped" if user else "finished")

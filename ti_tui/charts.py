@@ -1,4 +1,4 @@
-"""Line charts for the dashboard, drawn by plotext and handed to Rich as Text.
+"""Line charts (and the progress bar) for the dashboard, drawn by plotext, handed to Rich.
 
 plotext draws braille lines with real axes and ticks, which beats hand-drawn characters. It
 keeps one global figure, so every chart starts with `figure.clear()`, sets its own size and
@@ -130,3 +130,14 @@ def chart(lines: Sequence[Line], width: int, height: int, *,
             fig.ruler("y", "left").ticks(list(yticks), [_label(t) for t in yticks])
         ansi = fig.build().string()
     return Text.from_ansi(ansi.rstrip("\n"), no_wrap=True, end="")
+
+
+def bar(fraction: float, width: int, style: str) -> Text:
+    """A progress bar line: heavy rules, the done part coloured, half cells for precision."""
+    halves = round(max(0.0, min(1.0, fraction)) * width * 2)
+    full, half = divmod(halves, 2)
+    text = Text("━" * full, style, no_wrap=True)
+    if half:
+        text.append("╸", style)
+    text.append("━" * (width - full - half), "grey30")
+    return text

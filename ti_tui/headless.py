@@ -13,8 +13,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
 from trainer.events import EVENTS_FILE, read_events
 from ti_tui.panels import REASONS, duration, num, render_dashboard, short_path
@@ -25,6 +26,8 @@ REFRESH_S = 0.1
 """At most 10 redraws a second, however fast steps come."""
 CLOCK_S = 1.0
 """Redraw at least this often while waiting, so elapsed time keeps moving."""
+DRAW_SHARE = 5
+"""A frame that took t seconds waits DRAW_SHARE * t before the next (big terminals)."""
 
 
 class RunHandle(Protocol):
@@ -70,8 +73,9 @@ def event_line(event: dict[str, Any], state: RunState, log_every: int) -> str | 
                  f"smoothed {num(state.loss_smooth)}"]
         if state.l_det is not None:
             parts.append(f"L_det {num(state.l_det, 5)}")
-        if state.dvar_on and state.ldet_on:
-            parts.append(f"ratio {num(state.dvar_ratio, 3)}")
+        if state.dvar_on and state.ldet_on and state.window:
+            parts.append(f"ratio {num(state.dvar_ratio, 3)}" if state.ldet_count > state.window
+                         else f"window {state.ldet_count}/{state.window}")
         parts += [f"lr {num(state.lr)}", f"{rate:.2f} steps/s" if rate else "- steps/s",
                   f"ETA {duration(state.eta())}"]
         return "  ".join(parts)
@@ -150,7 +154,9 @@ def follow_run(events_path: str | os.PathLike[str], *, console: Console,
     stop_asked = False
     exit_note = ""
     live = Live(console=console, auto_refresh=False, screen=True) if tty else None
-    last_draw = 0.0
+    last_draw, gap = 0.0, REFRESH_S
+    keys = ("Ctrl-C: stop the run (it saves first)" if handle is not None
+            else "Ctrl-C: leave this view; the run goes on")
     with live if live is not None else nullcontext():
         while True:
             try:
@@ -161,10 +167,13 @@ def follow_run(events_path: str | os.PathLike[str], *, console: Console,
                     if line is not None:
                         console.print(line, markup=False, highlight=False, soft_wrap=True)
                 clock = time.monotonic()
-                if live is not None and (clock - last_draw >= (REFRESH_S if new else CLOCK_S)):
-                    live.update(render_dashboard(state, console.width, console.height,
-                                                 now=time.time()), refresh=True)
-                    last_draw = clock
+                if live is not None and clock - last_draw >= (gap if new else max(gap, CLOCK_S)):
+                    view = render_dashboard(state, console.width, console.height - 1,
+                                            now=time.time())
+                    live.update(Group(view, Text(keys, "dim", end="")), refresh=True)
+                    last_draw = time.monotonic()
+                    # The trainer shares the CPU: drawing may take at most ~1/5 of a core.
+                    gap = max(REFRESH_S, (last_draw - clock) * DRAW_SHARE)
                 if state.finished:
                     break
                 if new or tail.pending:

@@ -16,8 +16,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ti_tui.charts import Line, chart
-from ti_tui.preview_art import half_blocks
+from ti_tui.charts import Line, bar, chart
+from ti_tui.preview_art import half_blocks, resolve
 from ti_tui.state import RunState
 
 REASONS = {
@@ -119,17 +119,6 @@ def _packed(pairs: list[tuple[str, str]], width: int) -> list[Text]:
         used += size + (2 if rows[-1] else 0)
         rows[-1].append((label, value))
     return [_kv(*row, sep="  ") for row in rows]
-
-
-def bar(fraction: float, width: int, style: str) -> Text:
-    """A progress bar line: heavy rules, the done part coloured, half cells for precision."""
-    halves = round(max(0.0, min(1.0, fraction)) * width * 2)
-    full, half = divmod(halves, 2)
-    text = Text("━" * full, style, no_wrap=True)
-    if half:
-        text.append("╸", style)
-    text.append("━" * (width - full - half), "grey30")
-    return text
 
 
 # --- panels ---------------------------------------------------------------------------------
@@ -243,8 +232,8 @@ def dvar_panel(state: RunState, width: int, height: int, now: float | None = Non
     ema = f"{state.ema_pct * 100:+.2f}%" if state.ema_pct is not None else "-"
     trend = f"{state.trend:+.1e}" if state.trend is not None else "-"
     lines += _packed([("ratio", num(ratio, 3)), ("threshold", num(threshold, 3)),
-                      ("window", f"{min(state.ldet_count, window)}/{window}")], inner)
-    lines += _packed([("ema_pct", ema), ("hall", num(state.hall, 3)), ("trend", trend)], inner)
+                      ("window", f"{min(state.ldet_count, window)}/{window}"),
+                      ("ema_pct", ema), ("hall", num(state.hall, 3)), ("trend", trend)], inner)
     chart_rows = height - 2 - len(lines)
     if len(state.ratio_hist) and chart_rows >= 4:
         top = max(1.0, max(state.ratio_hist.ys))
@@ -318,26 +307,11 @@ def preview_panel(state: RunState, width: int, height: int, now: float | None = 
     pre = state.last_preview
     if not pre:
         return _panel(Text("no preview yet (press p)", "dim"), "Preview", width, height)
-    path = resolve(state, pre["path"])
+    path = resolve(pre["path"], state.base_dir, state.output_dir)
     art = half_blocks(str(path), width - 4, height - 3)
     body = art if art is not None else Text(f"cannot read {path.name}", "red")
     return _panel(Group(Text(pre["prompt"], "dim", no_wrap=True, overflow="ellipsis"), body),
                   f"Preview · step {pre['step']}", width, height)
-
-
-def resolve(state: RunState, path: str) -> Path:
-    """Where a path from an event lies on this machine: relative paths, and paths under the
-    output dir when that dir was moved or mounted elsewhere, resolve against base_dir."""
-    p = Path(path)
-    base = Path(state.base_dir or ".")
-    if not p.is_absolute():
-        return base / p
-    if not p.exists() and state.output_dir:
-        try:
-            return base / p.relative_to(state.output_dir)
-        except ValueError:
-            pass
-    return p
 
 
 # --- the whole dashboard -------------------------------------------------------------------
@@ -346,7 +320,7 @@ def render_dashboard(state: RunState, width: int, height: int,
     """All panels that fit in width x height cells, laid out for `layout_mode`."""
     mode = layout_mode(width, height)
     if mode == COMPACT:
-        top = min(7, max(4, height // 3))
+        top = 6  # step, bar, clocks and rates, DVAR's earliest stop: the charts get the rest
         rows = [[(progress_panel, width)], [(loss_panel, width // 2),
                                            (dvar_panel, width - width // 2)]]
         heights = [top, height - top]

@@ -107,7 +107,9 @@ class Outputs:
             history = self.out / "dvar_history.csv"
             self._guard(history, lambda: atomic_write_text(history, _csv(tracker["rows"])))
             files.append(history)
-        if reason in ("user", "error") and self.last_checkpoint_step != step and step > 0:
+        if self.last_checkpoint_step != step and step > 0:
+            # Always end with a checkpoint: it is a few KB (only the new rows and their
+            # optimizer state), and it lets `--resume_from_checkpoint latest` extend any run.
             files.append(self.checkpoint(step, vectors, state_fn))
         if self.cfg.save_as_full_pipeline:
             files.append(self._guard(self.out, lambda: self._full_pipeline()))

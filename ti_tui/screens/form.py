@@ -25,6 +25,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, RadioSet, Select, Static
 
+from ti_tui.widgets.toggles import Tick
+
 from ti_tui.screens import form_checks as checks
 from ti_tui.widgets.choice_set import ChoiceSet
 from ti_tui.widgets.derived import DerivedLine
@@ -167,7 +169,7 @@ class TrainingForm(Screen[TrainConfig]):
             return ResolutionPicker(value, None)
         if name in CHECKBOXES:
             ticked = bool(value) if name != "resume_from_checkpoint" else value is not None
-            return Checkbox(CHECKBOXES[name], ticked, compact=True, id=f"f-{name}")
+            return Tick(CHECKBOXES[name], ticked, compact=True, id=f"f-{name}")
         if name == "lr_scheduler":
             return Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False,
                           compact=True, id=f"f-{name}")
@@ -383,6 +385,9 @@ class TrainingForm(Screen[TrainConfig]):
             bool(values["resume_from_checkpoint"]), values["output_dir"]))
         if values["resolution"] == "" and "resolution" not in notes:
             notes["resolution"] = checks.error("Type a size in pixels, a multiple of 8 such as 640.")
+        native = self.facts.native_resolution if self.facts is not None else None
+        if "resolution" not in notes and native and values["resolution"] != str(native):
+            notes["resolution"] = checks.Note("info", f"the model's native size is {native} px.")
         if values["num_processes"] not in ("", "1") and "num_processes" not in notes:
             notes["num_processes"] = checks.Note(
                 "info", f"runs `accelerate launch` with {values['num_processes']} processes.")

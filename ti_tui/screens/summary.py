@@ -20,6 +20,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Static
 
+from ti_tui.widgets.toggles import Tick
+
 from ti_tui.screens.form_checks import CHECKPOINT_NAME
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE, read_events
@@ -165,9 +167,9 @@ class SummaryScreen(Screen[SummaryResult]):
             yield Static("Files:\n" + "\n".join(files) if files else "No files were written.",
                          classes="summary-files", markup=False)
             with Vertical():
-                yield Checkbox(f"Put the embedding in {target.parent}/", embedding is not None,
+                yield Tick(f"Put the embedding in {target.parent}/", embedding is not None,
                                disabled=embedding is None, id="summary-copy")
-                yield Checkbox(f"Delete the {len(checkpoints)} intermediate checkpoint "
+                yield Tick(f"Delete the {len(checkpoints)} intermediate checkpoint "
                                "folder(s)", False, disabled=not checkpoints,
                                id="summary-delete")
             with Horizontal():

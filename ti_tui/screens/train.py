@@ -29,7 +29,7 @@ from textual.widgets import Button, Footer, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ti_tui import panels
-from ti_tui.headless import RunHandle, watch_hint
+from ti_tui.headless import RunHandle
 from ti_tui.state import RunState, fold
 from ti_tui.tail import EventTail
 
@@ -334,7 +334,7 @@ class TrainScreen(Screen[str]):
         self.action_close() if self.ended else self.action_stop()
 
     def action_detach(self) -> None:
-        self.notify(watch_hint(self.handle.output_dir))
+        """Leave the trainer running; the app prints `headless.watch_hint` as it quits."""
         self.dismiss("detached")
 
     def action_close(self) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from textual.binding import Binding
 from textual.widgets import RadioButton, RadioSet
 
+from ti_tui.widgets.toggles import ChoiceButton
+
 
 class ChoiceSet(RadioSet):
     """Radio buttons in a row; `value` is the chosen choice's value string."""
@@ -23,7 +25,7 @@ class ChoiceSet(RadioSet):
         height: 1;
         width: 1fr;
         overflow: hidden hidden;
-        & > RadioButton { width: auto; margin: 0 2 0 0; }
+        & > RadioButton { width: auto; margin: 0 1 0 0; }
     }
     """
 
@@ -38,11 +40,18 @@ class ChoiceSet(RadioSet):
         self.values = [v for _label, v in choices]
         """The choice values, in display order."""
         start = value if value in self.values else self.values[0]
-        buttons = [RadioButton(label, value=(v == start), name=v) for label, v in choices]
+        buttons = [ChoiceButton(label, value=(v == start), name=v) for label, v in choices]
         super().__init__(*buttons, id=id, compact=True)
 
     def on_mount(self) -> None:
-        # RadioSet highlights the first button on mount; highlight the pressed one instead.
+        # RadioSet highlights the first button on mount; highlight the pressed one instead
+        # (after RadioSet's own mount handler, which runs after this one).
+        self.call_after_refresh(self._highlight_pressed)
+
+    def on_focus(self) -> None:
+        self._highlight_pressed()
+
+    def _highlight_pressed(self) -> None:
         self._selected = max(self.pressed_index, 0)
 
     @property

@@ -43,6 +43,9 @@ class FieldRow(Widget):
         & .field-message.-error { color: $text-error; }
         & .field-message.-warning { color: $text-warning; }
         & .field-message.-info { color: $text-muted; }
+        /* A rule on the row itself makes Textual restyle its children on focus changes;
+           without it the label rule below never re-applies. */
+        &:focus-within { background: $boost; }
         &:focus-within .field-label { text-style: bold reverse; }
     }
     """

@@ -114,12 +114,12 @@ CUSTOM = "custom"
 
 
 class ResolutionPicker(Horizontal):
-    """512 / 768 / 1024 / custom, the model's native size marked; custom reveals an input."""
+    """512 / 768 / 1024 / custom; custom reveals an input. Follows the model's native size."""
 
     DEFAULT_CSS = """
     ResolutionPicker { height: 1; width: 1fr; }
     ResolutionPicker > ChoiceSet { width: auto; }
-    ResolutionPicker > Input { width: 10; display: none; }
+    ResolutionPicker > Input { width: 8; display: none; }
     ResolutionPicker.-custom > Input { display: block; }
     """
 
@@ -151,7 +151,6 @@ class ResolutionPicker(Horizontal):
 
     def on_mount(self) -> None:
         self.set_class(self.choice.value == CUSTOM, "-custom")
-        self._relabel()
 
     @property
     def choice(self) -> ChoiceSet:
@@ -169,7 +168,6 @@ class ResolutionPicker(Horizontal):
     def set_native(self, native: int | None) -> None:
         """A new model was chosen: mark its size, and switch to it unless the user chose one."""
         self.native = native
-        self._relabel()
         if self.follows_model and native:
             self._show(str(native))
 
@@ -180,13 +178,6 @@ class ResolutionPicker(Horizontal):
             self.choice.value = CUSTOM
             self.custom_input.value = size
         self.set_class(self.choice.value == CUSTOM, "-custom")
-
-    def _relabel(self) -> None:
-        for size in STANDARD_SIZES:
-            native = self.native is not None and str(self.native) == size
-            self.choice.set_label(size, f"{size} native" if native else size)
-        custom_native = self.native is not None and str(self.native) not in STANDARD_SIZES
-        self.choice.set_label(CUSTOM, f"custom (native {self.native})" if custom_native else "custom")
 
     @on(ChoiceSet.Changed)
     def _choice_changed(self, event: ChoiceSet.Changed) -> None:

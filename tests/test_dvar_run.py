@@ -1,0 +1,100 @@
+"""DVAR inside real runs: the evaluation batch, the stop point, and what is saved."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainer import train
+from trainer.evaluation import build_eval_batch
+from trainer.latents import LatentCache
+from trainer.stopping import dvar_ratio
+
+from .test_training_run import make_config
+
+
+def test_eval_batch_follows_the_spec():
+    n_images, templates, batch = 3, 27, 4
+    cache = LatentCache(torch.randn(n_images, 2, 4, 8, 8), torch.ones(n_images, 2, 4, 8, 8), 0.5)
+    captions = torch.arange(templates).unsqueeze(1).repeat(1, 77)
+    before = torch.get_rng_state()
+    first = build_eval_batch(cache, captions, batch, 1000, seed=5, device=torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), before), "must not touch the global RNG"
+    assert first.image_indices == [0, 1, 2, 0]
+    assert first.template_indices == [0, 1, 2, 3]
+    assert len(set(first.timesteps.tolist())) == batch
+    assert first.input_ids[:, 0].tolist() == [0, 1, 2, 3]
+    again = build_eval_batch(cache, captions, batch, 1000, seed=5, device=torch.device("cpu"))
+    for a, b in ((first.latents, again.latents), (first.noise, again.noise),
+                 (first.timesteps, again.timesteps)):
+        assert torch.equal(a, b)
+    other = build_eval_batch(cache, captions, batch, 1000, seed=6, device=torch.device("cpu"))
+    assert not torch.equal(first.noise, other.noise)
+
+
+def test_evaluating_l_det_does_not_change_training(tiny_model_dir, demo_images_dir, tmp_path):
+    runs = []
+    for every in (0, 1):
+        events: list = []
+        config = make_config(tiny_model_dir, demo_images_dir, tmp_path / str(every),
+                             max_train_steps=4, save_steps=0, checkpointing_steps=0,
+                             dvar_eval_every=every)
+        result = train(config, emit=events.append)
+        runs.append(([e.loss for e in events if e.type == "step"], result.vectors))
+    assert runs[0][0] == runs[1][0]
+    assert torch.equal(runs[0][1], runs[1][1])
+
+
+def test_mock_series_stops_at_window_plus_one(tiny_model_dir, demo_images_dir, tmp_path,
+                                             monkeypatch):
+    import trainer.loop as loop
+
+    series = iter([100.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    monkeypatch.setattr(loop._Loop, "_l_det", lambda self: next(series))
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=20,
+                         early_stopping="dvar", dvar_window=5, dvar_threshold=0.39,
+                         save_steps=1, checkpointing_steps=0)
+    events: list = []
+    result = train(config, emit=events.append)
+    steps = [e for e in events if e.type == "step"]
+    assert [s.step for s in steps] == [1, 2, 3, 4, 5, 6], "exactly k = N + 1 updates"
+    assert steps[4].dvar_ratio == pytest.approx(1.0) and steps[5].dvar_ratio == 0.0
+    stopped = events[-1]
+    assert (stopped.reason, stopped.step, stopped.window, stopped.threshold, stopped.ddof) == (
+        "early_stop", 6, 5, 0.39, 0)
+    assert stopped.ratio == 0.0
+    final = load_file(str(config.output_path / "learned_embeds.safetensors"))["<star>"]
+    snapshot = load_file(str(config.output_path / "embeddings" /
+                              "learned_embeds-steps-6.safetensors"))["<star>"]
+    assert torch.equal(final, result.vectors) and torch.equal(final, snapshot)
+
+
+def test_real_run_stops_by_dvar_and_its_ratio_is_reproducible(tiny_model_dir, demo_images_dir,
+                                                              tmp_path):
+    # A high threshold so that the random-weight model, whose L_det barely moves, stops early.
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=60,
+                         early_stopping="dvar", dvar_window=8, dvar_threshold=0.9,
+                         learning_rate="2e-2", save_steps=0, checkpointing_steps=0)
+    events: list = []
+    result = train(config, emit=events.append)
+    assert result.reason == "early_stop" and 9 <= result.step < 60
+    history = [e.l_det for e in events if e.type == "step"]
+    logged = [e.dvar_ratio for e in events if e.type == "step"]
+    for k in range(8, len(history) + 1):
+        assert logged[k - 1] == pytest.approx(dvar_ratio(history[:k], 8), rel=1e-9)
+    assert logged[-1] < 0.9 and all(r >= 0.9 for r in logged[8:-1])
+    rows = (config.output_path / "dvar_history.csv").read_text().splitlines()[1:]
+    assert [float(r.split(",")[1]) for r in rows] == history
+
+
+def test_early_stopping_off_still_reports_the_ratio(tiny_model_dir, demo_images_dir, tmp_path):
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=12,
+                         early_stopping="none", dvar_window=4, dvar_threshold=0.99,
+                         save_steps=0, checkpointing_steps=0, dvar_eval_every=2)
+    events: list = []
+    result = train(config, emit=events.append)
+    assert result.reason == "max_steps" and result.step == 12
+    evaluated = [e.step for e in events if e.type == "step" and e.l_det is not None]
+    assert evaluated == [2, 4, 6, 8, 10, 12]
+    assert any(e.dvar_ratio is not None for e in events if e.type == "step")

@@ -1,0 +1,143 @@
+"""The headless views (ti_tui/headless.py): plain lines, the Live dashboard, `ti-tui watch`."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from trainer.events import read_events
+from ti_tui.headless import follow_run, pid_alive, run_watch
+
+DATA = Path(__file__).parent / "data"
+SAMPLE = DATA / "events_sample.jsonl"
+KINDS = Counter(e["type"] for e in read_events(SAMPLE))
+
+
+def plain_console(width: int = 100) -> Console:
+    return Console(file=io.StringIO(), width=width)
+
+
+def run_dir(tmp_path: Path, lines: int | None = None) -> Path:
+    """An output folder holding the sample (its first `lines` lines) and its preview."""
+    text = SAMPLE.read_text().splitlines(keepends=True)
+    (tmp_path / "events.jsonl").write_text("".join(text[:lines] if lines else text))
+    shutil.copytree(DATA / "previews", tmp_path / "previews")
+    return tmp_path
+
+
+class DeadHandle:
+    """A trainer that has already exited."""
+
+    def __init__(self, path: Path, code: int = 1):
+        self.output_dir, self.events_path, self.code = path.parent, path, code
+        self.stopped = False
+
+    def request(self, action: str) -> None: ...
+    def stop(self) -> None:
+        self.stopped = True
+
+    def is_alive(self) -> bool:
+        return False
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.code
+
+
+@pytest.mark.parametrize("log_every", [50, 100])
+def test_plain_lines_one_per_log_every_steps_and_per_other_event(tmp_path, log_every):
+    console = plain_console()
+    state = follow_run(run_dir(tmp_path) / "events.jsonl", console=console, tty=False,
+                       log_every=log_every)
+    out = console.file.getvalue()
+    lines = out.splitlines()
+    assert "\x1b" not in out and state.finished
+    step_lines = [line for line in lines if line.startswith("step ")]
+    assert [int(line.split()[1].split("/")[0]) for line in step_lines] == \
+        list(range(log_every, 438, log_every))
+    others = sum(n for kind, n in KINDS.items() if kind not in ("step", "gpu_stats"))
+    assert len(lines) == len(step_lines) + others
+    assert lines[-1] == ("stopped at step 437: stopped early by DVAR (DVAR ratio 0.387 < 0.39 "
+                         "after 437 updates)")
+    assert "checkpoint at step 100: checkpoint-100" in lines
+    assert any(line.startswith("warning: Skipped IMG_0042.heic") for line in lines)
+    assert "window 50/282" in step_lines[0] or log_every == 100
+
+
+def test_a_trainer_gone_without_a_stopped_event_ends_the_view(tmp_path):
+    path = run_dir(tmp_path, lines=200) / "events.jsonl"
+    console = plain_console()
+    state = follow_run(path, console=console, tty=False, log_every=50,
+                       handle=DeadHandle(path, code=-9))
+    assert not state.finished and state.step > 100
+    assert console.file.getvalue().splitlines()[-1] == \
+        "the trainer exited without a stopped event (exit code -9)"
+
+
+def test_the_live_dashboard_on_a_terminal(tmp_path):
+    console = Console(file=io.StringIO(), width=100, height=30, force_terminal=True,
+                      color_system="256")
+    state = follow_run(run_dir(tmp_path) / "events.jsonl", console=console, tty=True,
+                       log_every=50)
+    out = console.file.getvalue()
+    assert state.finished
+    assert "DVAR" in out and "Loss" in out and "converged at step 437" in out
+    assert "stopped: stopped early by DVAR" in out  # the summary printed after the view
+
+
+def test_watch_a_finished_run_without_a_terminal(tmp_path):
+    console = plain_console()
+    assert run_watch(run_dir(tmp_path), console=console) == 0
+    out = console.file.getvalue()
+    assert "\x1b" not in out
+    assert "stopped: stopped early by DVAR (DVAR ratio 0.387 < 0.39 after 437 updates)" in out
+    assert "DVAR converged at step 437" in out
+    assert "final files: /home/ada/invokeai/text-inversion-output/my-cat/learned_embeds" \
+           ".safetensors" in out
+    assert "last preview:" in out and "warnings: 2" in out
+
+
+def test_watch_a_folder_with_no_run(tmp_path):
+    console = plain_console(200)
+    assert run_watch(tmp_path, console=console) == 2
+    assert console.file.getvalue().strip() == (
+        f"No run found in {tmp_path}: events.jsonl is missing. Pass the output folder of a run.")
+
+
+def test_watch_a_dead_run_summarises_it(tmp_path):
+    # The sample's pid (999999999) is beyond any pid_max: the trainer is gone.
+    console = plain_console()
+    assert run_watch(run_dir(tmp_path, lines=300), console=console) == 0
+    assert "the trainer is not running and wrote no stopped event" in console.file.getvalue()
+
+
+def test_watch_follows_a_running_run_until_it_stops(tmp_path):
+    lines = SAMPLE.read_text().splitlines(keepends=True)
+    head = "".join(lines[:250]).replace("999999999", str(os.getpid()))  # "alive"
+    (tmp_path / "events.jsonl").write_text(head)
+
+    def finish() -> None:
+        time.sleep(0.3)
+        with open(tmp_path / "events.jsonl", "a") as fh:
+            fh.write("".join(lines[250:]))
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    console = plain_console()
+    try:
+        assert run_watch(tmp_path, console=console) == 0
+    finally:
+        writer.join()
+    assert console.file.getvalue().splitlines()[-1].startswith("stopped at step 437")
+
+
+def test_pid_alive():
+    assert pid_alive(os.getpid()) and pid_alive(None)
+    assert not pid_alive(999_999_999)

@@ -11,7 +11,7 @@ from trainer.evaluation import build_eval_batch
 from trainer.latents import LatentCache
 from trainer.stopping import dvar_ratio
 
-from .test_training_run import make_config
+from .helpers import make_config
 
 
 def test_eval_batch_follows_the_spec():

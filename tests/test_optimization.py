@@ -9,7 +9,7 @@ import torch
 
 from trainer import schedules, train
 
-from .test_training_run import make_config
+from .helpers import make_config
 
 
 def run(tiny_model_dir, demo_images_dir, tmp_path, **changes):

@@ -11,7 +11,7 @@ from trainer.embeddings import save_embedding
 from trainer.errors import ResumeError
 from trainer.preflight import preflight
 
-from .test_training_run import make_config
+from .helpers import make_config
 
 
 def stop_at(step: int, control: Control, sink: list):

@@ -13,15 +13,7 @@ from trainer import train
 from trainer.config import TrainConfig
 from trainer.embeddings import load_embedding
 
-
-def make_config(model, images, tmp_path, **changes) -> TrainConfig:
-    values = dict(model=str(model), root=str(tmp_path / "root"), placeholder_token="star",
-                  train_data_dir=str(images), output_dir=str(tmp_path / "out"),
-                  train_batch_size=2, max_train_steps=8, learning_rate="5e-3", scale_lr=False,
-                  seed=1, dvar_window=4, dvar_threshold=0.05, save_steps=4,
-                  checkpointing_steps=4, early_stopping="none")
-    values.update(changes)
-    return TrainConfig(**values)
+from .helpers import make_config
 
 
 @pytest.fixture(scope="module")

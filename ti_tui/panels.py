@@ -78,7 +78,7 @@ def status_words(state: RunState) -> str:
     if state.status == "failed":
         return "failed"
     if state.status == "loading":
-        return f"{state.phase.replace('_', ' ')} {state.phase_detail}".strip()
+        return f"{state.phase.replace('_', ' ')}: {state.phase_detail}".rstrip(": ")
     return "training" if state.status == "training" else "waiting for the trainer"
 
 
@@ -129,12 +129,13 @@ def header_panel(state: RunState, width: int, height: int, now: float | None = N
     if any(facts):
         model += f" ({', '.join(str(f) for f in facts if f)})"
     procs = f"{state.num_processes} process" + ("es" if state.num_processes != 1 else "")
+    trigger = state.trigger or "-"
     lines = [
-        _kv(("", Text(state.trigger or "-", "bold").plain), ("model", model)),
+        _kv(("", trigger), ("model", model)),
         _kv(("device", state.device or "-"), ("precision", state.precision or "-"),
             ("", procs), ("output", state.output_dir or "-")),
     ]
-    lines[0].stylize("bold", 0, len(state.trigger or "-"))
+    lines[0].stylize("bold", 0, len(trigger))
     if height < 4:
         lines = [Text("   ", end="").join(lines)]
     return _panel(_lines(lines, height), "ti-tui", width, height, subtitle=status_words(state))
@@ -209,6 +210,8 @@ def _legend(entries: list[tuple[str, str, str]], width: int) -> list[Text]:
 def dvar_status(state: RunState) -> tuple[str, str]:
     """(words, style) for what DVAR is doing: collecting, still learning, converged, off."""
     window, threshold = state.window or 0, state.threshold or 0.0
+    if not state.config:
+        return "waiting for the run to start", "dim"
     if not state.ldet_on:
         return "L_det off (dvar_eval_every = 0)", "dim"
     if state.converged_step is not None and state.dvar_on:

@@ -9,19 +9,24 @@ checkpoint or none. Loading uses safetensors and `torch.load(weights_only=True)`
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import random
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
-from trainer.fsutil import atomic_dir
+from trainer import fsutil
+from trainer.errors import ResumeError
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 FILES = ("meta.json", "state.pt", "embedding.safetensors", "run.toml")
@@ -86,14 +91,22 @@ def save_checkpoint(output_dir: Path, step: int, vectors: torch.Tensor, state: d
                     total_limit: int | None = None) -> Path:
     """Write checkpoint-<step>/ atomically, then prune to the newest `total_limit`."""
     target = output_dir / f"checkpoint-{step}"
-    with atomic_dir(target) as tmp:
-        save_file({"vectors": vectors.detach().to("cpu", torch.float32).contiguous()},
-                  str(tmp / "embedding.safetensors"))
-        torch.save(state, tmp / "state.pt")
-        (tmp / "run.toml").write_text(config_toml, encoding="utf-8")
-        # meta.json last: its presence marks the folder as complete.
-        (tmp / "meta.json").write_text(json.dumps(dict(meta, step=step), indent=2),
-                                       encoding="utf-8")
+    # Everything is serialised in memory first (a few KB) and written with plain file I/O, so
+    # a full disk or a read-only folder is an OSError (trainer.outputs turns it into one
+    # sentence), and the folder only gets its name once every file in it is whole.
+    state_buffer = io.BytesIO()
+    torch.save(state, state_buffer)
+    parts = {
+        "embedding.safetensors": safetensors_bytes(
+            {"vectors": vectors.detach().to("cpu", torch.float32).contiguous()}),
+        "state.pt": state_buffer.getvalue(),
+        "run.toml": config_toml.encode("utf-8"),
+        # meta.json last: within the temporary folder it marks the writing as finished.
+        "meta.json": json.dumps(dict(meta, step=step), indent=2).encode("utf-8"),
+    }
+    with fsutil.atomic_dir(target) as tmp:
+        for name, data in parts.items():
+            fsutil.write_file_synced(tmp / name, data)
     if total_limit:
         prune(output_dir, total_limit)
     return target
@@ -104,7 +117,15 @@ def prune(output_dir: Path, keep: int) -> list[Path]:
     found = list_checkpoints(output_dir)
     removed = [path for _, path in found[:-keep]] if keep > 0 else []
     for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
+        # Renamed to a hidden temporary name first, so a kill during the deletion never
+        # leaves a half-deleted folder under a checkpoint name (the next run removes it).
+        trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=output_dir))
+        try:
+            os.replace(path, trash / path.name)
+        except OSError:
+            shutil.rmtree(trash, ignore_errors=True)
+            continue
+        shutil.rmtree(trash, ignore_errors=True)
     return removed
 
 
@@ -116,10 +137,26 @@ def load_checkpoint(path: Path) -> Checkpoint:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
         vectors = load_file(str(path / "embedding.safetensors"))["vectors"]
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        step = int(meta["step"])
     except Exception as exc:  # noqa: BLE001 - any damage means "use an older one"
-        raise ValueError(f"it is damaged ({type(exc).__name__}: {exc})") from None
-    return Checkpoint(step=int(meta["step"]), vectors=vectors, state=state, meta=meta,
-                      path=path)
+        text = str(exc).strip()
+        if "GLOBAL" in text or "Unsupported global" in text:
+            raise ValueError("it contains pickled code, which ti-tui never runs") from None
+        first = text.splitlines()[0][:120] if text else ""
+        raise ValueError(f"it is damaged ({type(exc).__name__}{': ' + first if first else ''})"
+                         ) from None
+    if not torch.isfinite(vectors).all():
+        raise ValueError("its embedding holds NaN or infinite values")
+    return Checkpoint(step=step, vectors=vectors, state=state, meta=meta, path=path)
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """A checkpoint's meta.json, or None when it is missing or unreadable."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def load_newest_usable(output_dir: Path, first_choice: Path,
@@ -135,4 +172,6 @@ def load_newest_usable(output_dir: Path, first_choice: Path,
             return load_checkpoint(path)
         except ValueError as exc:
             warn(f"Checkpoint {path.name} was skipped: {exc}.", str(path))
-    raise ValueError(f"no usable checkpoint in {output_dir}")
+    raise ResumeError(f"No usable checkpoint in {output_dir}: every checkpoint-* folder tried "
+                      f"({', '.join(p.name for p in candidates)}) is damaged; drop "
+                      "--resume_from_checkpoint to start fresh.", field="resume_from_checkpoint")

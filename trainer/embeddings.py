@@ -9,16 +9,18 @@ those n rows.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from trainer import fsutil
 from trainer.errors import ConfigError, ResumeError
-from trainer.fsutil import atomic_save
 
 SAFETENSORS_NAME = "learned_embeds.safetensors"
 BIN_NAME = "learned_embeds.bin"
@@ -156,14 +158,16 @@ def save_embedding(folder: Path, trigger: str, vectors: torch.Tensor, *, step: i
     if not torch.isfinite(vectors).all():
         raise ValueError("refusing to save an embedding that holds NaN or inf")
     folder.mkdir(parents=True, exist_ok=True)
+    # Serialised in memory (a few KB), then written by fsutil: a full disk is then an OSError
+    # with its errno, never a library's own exception type, and never a torn file.
     written = []
     target = folder / f"{stem}.safetensors"
-    atomic_save(target, lambda tmp: save_file({trigger: vectors.clone()}, str(tmp),
-                                              metadata={"format": "pt"}))
+    fsutil.atomic_write_bytes(target, safetensors_bytes({trigger: vectors.clone()},
+                                                        metadata={"format": "pt"}))
     written.append(target)
     target = folder / f"{stem}.bin"
     single = vectors[0].clone() if vectors.shape[0] == 1 else vectors.clone()
-    atomic_save(target, lambda tmp: torch.save({trigger: single}, tmp))
+    fsutil.atomic_write_bytes(target, torch_bytes({trigger: single}))
     written.append(target)
     if a1111:
         name = trigger.strip("<>")
@@ -172,9 +176,16 @@ def save_embedding(folder: Path, trigger: str, vectors: torch.Tensor, *, step: i
         payload = {"string_to_token": {"*": 265}, "string_to_param": {"*": vectors.clone()},
                    "name": name, "step": step, "sd_checkpoint": None,
                    "sd_checkpoint_name": model_name}
-        atomic_save(target, lambda tmp: torch.save(payload, tmp))
+        fsutil.atomic_write_bytes(target, torch_bytes(payload))
         written.append(target)
     return written
+
+
+def torch_bytes(obj) -> bytes:
+    """`torch.save(obj)` into memory."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def load_embedding(path: str | os.PathLike[str]) -> tuple[str | None, torch.Tensor]:
@@ -184,26 +195,44 @@ def load_embedding(path: str | os.PathLike[str]) -> tuple[str | None, torch.Tens
     refused, never executed.
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ResumeError(f"Initial embedding {path} is a folder; pass the embedding file "
+                          "inside it (.safetensors, .bin or .pt).", field="initial_embedding")
     if not path.is_file():
         raise ResumeError(f"Initial embedding {path} does not exist; pass a .safetensors, "
                           ".bin or .pt embedding file.", field="initial_embedding")
     try:
-        if path.suffix == ".safetensors":
+        if path.suffix.lower() == ".safetensors":
             data = load_file(str(path))
         else:
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same answer
-        unsafe = "weights_only" in str(exc) or "Unsupported global" in str(exc)
-        why = ("it contains pickled code, which ti-tui refuses to run" if unsafe
-               else f"it is not a readable embedding ({type(exc).__name__})")
-        raise ResumeError(f"Cannot load {path}: {why}.", field="initial_embedding") from None
+        raise ResumeError(f"Cannot load {path}: {unreadable_reason(exc)}.",
+                          field="initial_embedding") from None
     name, tensor = _pick_tensor(data)
-    if tensor is None:
-        raise ResumeError(f"{path} holds no embedding tensor this tool understands "
-                          "(diffusers, InvokeAI, A1111 or kohya layouts).",
-                          field="initial_embedding")
+    if (not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point()
+            or tensor.dim() not in (1, 2)):
+        raise ResumeError(f"{path} holds no embedding tensor this tool understands (diffusers, "
+                          "InvokeAI, A1111 or kohya layouts); pass a textual-inversion "
+                          "embedding file.", field="initial_embedding")
+    if not torch.isfinite(tensor).all():
+        raise ResumeError(f"{path} holds NaN or infinite values; pass an embedding saved "
+                          "before training went wrong.", field="initial_embedding")
     tensor = tensor.detach().float()
     return name, tensor.unsqueeze(0) if tensor.dim() == 1 else tensor
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """Why torch.load/safetensors refused a file, as a clause for one sentence."""
+    text = str(exc)
+    if "GLOBAL" in text or "Unsupported global" in text:
+        return ("it contains pickled code, which ti-tui never runs; use a .safetensors file or "
+                "one saved as plain tensors")
+    if "weights only" in text.lower() or "weights_only" in text.lower():
+        return ("it holds pickled objects other than plain tensors (or is damaged), and "
+                "ti-tui never unpickles those; use a .safetensors file")
+    first = text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
+    return f"it is not a readable embedding or is damaged ({first})"
 
 
 def _pick_tensor(data) -> tuple[str | None, torch.Tensor | None]:
@@ -226,4 +255,5 @@ def check_dimension(vectors: torch.Tensor, token_dim: int, source: str) -> None:
     if vectors.shape[-1] != token_dim:
         raise ResumeError(f"{source} was trained on a model with token dimension "
                           f"{vectors.shape[-1]}, but the current model has token dimension "
-                          f"{token_dim}.", field="initial_embedding")
+                          f"{token_dim}; pass an embedding made for this model family "
+                          "(768: SD 1.x, 1024: SD 2.x).", field="initial_embedding")

@@ -4,6 +4,16 @@ Every file the trainer produces goes through `atomic_write_*`: the bytes land in
 name in the same folder, are flushed and fsynced, and are then renamed over the target. A
 rename within one filesystem is atomic, so the target is either the old file, the new file, or
 absent, even after `kill -9` or a power cut.
+
+Temporary names start with a dot and end in `.tmp`, so nothing that lists outputs ever takes
+one for a result; a run removes those a killed run left behind (trainer.outputs). While one
+exists it is listed in `in_flight()`, so a process that must exit at once (a second Ctrl-C)
+can delete it first (`discard_in_flight`).
+
+Writes go through `write_file_synced`, plain Python file I/O, so a full disk or a read-only
+folder raises `OSError` with its errno (ENOSPC, EROFS, EACCES) whatever produced the bytes;
+callers serialise in memory first (safetensors' `save`, `torch.save` into a buffer) rather than
+letting a library write the file and report the failure as its own exception type.
 """
 
 from __future__ import annotations
@@ -12,8 +22,53 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+_IN_FLIGHT: set[Path] = set()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def _read_umask() -> int:
+    # Read once at import: os.umask can only be read by setting it, which is not thread-safe.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _default_mode(kind: str) -> int:
+    """0o666/0o777 minus the umask: what open()/mkdir() would have given (mkstemp gives 0600)."""
+    return (0o777 if kind == "dir" else 0o666) & ~_UMASK
+
+
+def _track(path: Path) -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.add(path)
+
+
+def _untrack(path: Path) -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.discard(path)
+
+
+def in_flight() -> list[Path]:
+    """Temporary files and folders being written right now (they are never read)."""
+    with _IN_FLIGHT_LOCK:
+        return sorted(_IN_FLIGHT)
+
+
+def discard_in_flight() -> None:
+    """Delete every temporary being written: call just before `os._exit` so none is left."""
+    for path in in_flight():
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -26,15 +81,25 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def write_file_synced(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` (created or truncated) and fsync it; OSError on any failure."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     tmp = Path(tmp_name)
+    _track(tmp)
     try:
+        os.fchmod(fd, _default_mode("file"))
+        os.close(fd)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -43,11 +108,12 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        _untrack(tmp)
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
+        write_file_synced(tmp, data)
 
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
@@ -55,7 +121,11 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_save(target: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:
-    """Call `writer(tmp_path)` (e.g. torch.save or safetensors' save_file), then rename."""
+    """Call `writer(tmp_path)` (e.g. PIL's Image.save), then rename.
+
+    Prefer serialising to bytes and `atomic_write_bytes`: a library writing the file itself
+    may report a full disk as its own exception type instead of OSError.
+    """
     with atomic_path(target) as tmp:
         writer(tmp)
 
@@ -64,13 +134,16 @@ def atomic_save(target: str | os.PathLike[str], writer: Callable[[Path], None]) 
 def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; when the block succeeds it becomes `target`.
 
-    An older folder of the same name is moved aside first and removed only after the new one
-    is in place, so at every moment one complete folder exists under the name.
+    An older folder of the same name is moved aside (to `.NAME.old`) first and removed only
+    after the new one is in place, so at every moment one complete folder exists under the
+    name or under the `.old` name; `restore_moved_aside` puts the latter back after a crash.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _track(tmp)
     try:
+        os.chmod(tmp, _default_mode("dir"))
         yield tmp
         for child in tmp.iterdir():
             if child.is_file():
@@ -78,7 +151,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
                     os.fsync(fh.fileno())
         old = None
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
+            old = moved_aside_name(target)
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
         os.replace(tmp, target)
@@ -88,3 +161,29 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        _untrack(tmp)
+
+
+def moved_aside_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def restore_moved_aside(folder: Path) -> list[Path]:
+    """After a crash inside `atomic_dir`: put back every `.NAME.old` whose NAME is missing,
+    and delete those whose NAME was replaced. Returns the folders restored."""
+    restored = []
+    for old in folder.glob(".*.old"):
+        name = old.name[1:-len(".old")]
+        if not name:
+            continue
+        target = old.with_name(name)
+        if target.exists():
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.replace(old, target)
+                restored.append(target)
+    return restored

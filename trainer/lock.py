@@ -1,14 +1,21 @@
 """One run per output folder: a lock file holding the owner's pid.
 
 Two trainers writing one folder would interleave events and overwrite each other's
-checkpoints. The lock is created with O_EXCL; a lock whose pid is no longer running (a run
-killed with -9, a reboot) is stale and taken over.
+checkpoints. The lock is created with O_EXCL and holds three lines: the owner's pid, its
+process start time and the host name. A lock is stale, and taken over, when its pid is no
+longer running, or is running but started at another time (the pid was reused after a
+reboot). A lock written on another host cannot be checked from here, so it is respected.
+
+`preflight` calls `check_free` before anything is written, so a second `ti-tui train` into a
+folder whose run is still going is refused without touching that run's files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import UserError
@@ -28,6 +35,57 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if unknown."""
+    try:
+        import psutil
+
+        return round(psutil.Process(pid).create_time(), 2)
+    except Exception:  # noqa: BLE001 - psutil missing, process gone, no permission
+        return None
+
+
+@dataclass(frozen=True)
+class Owner:
+    pid: int
+    started: float | None = None
+    host: str | None = None
+
+    def is_running(self) -> bool:
+        """True while the run that wrote the lock may still be going."""
+        if self.host and self.host != socket.gethostname():
+            return True  # another machine's process: it cannot be checked from here
+        if not pid_alive(self.pid):
+            return False
+        if self.started is not None:
+            now = start_time(self.pid)
+            if now is not None and abs(now - self.started) > 1.0:
+                return False  # the pid now belongs to another process
+        return True
+
+    def text(self) -> str:
+        started = "" if self.started is None else repr(self.started)
+        return f"{self.pid}\n{started}\n{self.host or ''}\n"
+
+
+def _me() -> Owner:
+    return Owner(os.getpid(), start_time(os.getpid()), socket.gethostname())
+
+
+def _held_message(owner: Owner, output_dir: Path) -> str:
+    where = f" on {owner.host}" if owner.host and owner.host != socket.gethostname() else ""
+    return (f"Another run (pid {owner.pid}{where}) is still training into {output_dir}; watch "
+            f"it with `ti-tui watch {output_dir}`, stop it first, or pick another output "
+            "directory.")
+
+
+def check_free(output_dir: Path) -> None:
+    """Raise UserError if a live run other than this process holds `output_dir`'s lock."""
+    owner = read_lock(output_dir / LOCK_NAME)
+    if owner is not None and owner.pid != os.getpid() and owner.is_running():
+        raise UserError(_held_message(owner, output_dir), field="output_dir")
+
+
 class RunLock:
     def __init__(self, path: Path):
         self.path = path
@@ -35,32 +93,49 @@ class RunLock:
     @classmethod
     def acquire(cls, output_dir: Path) -> RunLock:
         path = output_dir / LOCK_NAME
-        for _ in range(2):
+        for _ in range(3):
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                owner = read_owner(path)
-                if owner is not None and owner != os.getpid() and pid_alive(owner):
-                    raise UserError(f"Another run (pid {owner}) is still training into "
-                                    f"{output_dir}; watch it with `ti-tui watch {output_dir}` "
-                                    "or pick another output directory.",
+                owner = read_lock(path)
+                if owner is not None and owner.pid != os.getpid() and owner.is_running():
+                    raise UserError(_held_message(owner, output_dir),
                                     field="output_dir") from None
                 path.unlink(missing_ok=True)  # stale: its owner is gone
                 continue
             with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()}\n")
+                fh.write(_me().text())
             return cls(path)
         raise UserError(f"Could not take the lock {path}; remove it if no run is active.",
                         field="output_dir")
 
     def release(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            if read_owner(self.path) == os.getpid():
+            owner = read_lock(self.path)
+            if owner is not None and owner.pid == os.getpid():
                 self.path.unlink()
 
 
-def read_owner(path: Path) -> int | None:
+def read_lock(path: Path) -> Owner | None:
+    """The lock's owner, or None if there is no lock or it is unreadable (then it is stale).
+
+    A lock being written this instant may read as empty; it is then treated as held by an
+    unknown live process only if it is younger than a few seconds.
+    """
     try:
-        return int(path.read_text().strip() or "0")
-    except (OSError, ValueError):
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
         return None
+    try:
+        pid = int(lines[0].strip()) if lines and lines[0].strip() else 0
+        started = float(lines[1]) if len(lines) > 1 and lines[1].strip() else None
+    except ValueError:
+        return None
+    host = lines[2].strip() if len(lines) > 2 and lines[2].strip() else None
+    return Owner(pid, started, host) if pid > 0 else None
+
+
+def read_owner(path: Path) -> int | None:
+    """The pid in a lock file (kept for callers that only need the pid)."""
+    owner = read_lock(path)
+    return None if owner is None else owner.pid

@@ -21,7 +21,7 @@ from trainer.config import TrainConfig
 from trainer.control import CONTROL_DIR, Control
 from trainer.errors import UserError
 from trainer.evaluation import deterministic_loss
-from trainer.events import Emit, Error, PreviewSaved, RunStarted, Step, Stopped, Warning
+from trainer.events import Emit, Error, RunStarted, Step, Stopped, Warning
 from trainer.lock import RunLock
 from trainer.objective import diffusion_loss
 from trainer.preflight import preflight
@@ -53,6 +53,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
     sink: Emit = emit if (emit is not None and main) else (lambda event: None)
     control = control or Control(config.output_path / CONTROL_DIR if main else None)
     lock = None
+    loop: _Loop | None = None
     try:
         pf = preflight(config)
         if main:
@@ -62,15 +63,18 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
         seed = _shared_seed(resolve_seed(config, pf), accelerator)
         session = prepare(config, pf, device=accelerator.device,
                           num_processes=accelerator.num_processes, seed=seed, emit=sink)
-        return _Loop(session, accelerator, sink, control).run()
+        loop = _Loop(session, accelerator, sink, control)
+        return loop.run()
     except UserError as exc:
         sink(Error(message=str(exc), user_error=True))
-        sink(Stopped(reason="error", step=0, message=str(exc)))
+        sink(Stopped(reason="error", step=loop.step if loop else 0, message=str(exc)))
         raise
     except Exception as exc:
+        files = loop.emergency_save() if loop is not None and main else []
         sink(Error(message=f"Internal error: {type(exc).__name__}: {exc}", user_error=False,
                    hint="See trainer.log in the output folder for the traceback."))
-        sink(Stopped(reason="error", step=0, message=str(exc)))
+        sink(Stopped(reason="error", step=loop.step if loop else 0, message=str(exc),
+                     files=[str(f) for f in files]))
         raise
     finally:
         if lock is not None:
@@ -312,6 +316,18 @@ class _Loop:
                                       f"than the {s.cache.num_images} images, so each update "
                                       f"sees some images twice ({per_update} images per "
                                       "update); nothing was clamped."))
+
+    def emergency_save(self) -> list[Path]:
+        """After an unexpected failure, keep the last finite embedding if at all possible."""
+        if self.step == self.s.start_step:
+            return []
+        try:
+            with torch.no_grad():
+                if not torch.isfinite(self.vectors).all():
+                    self.vectors.copy_(self.last_good)
+            return self.files.final(self.step, self.vectors, "error", self.state_dict)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            return []
 
     def _finish(self, reason: str) -> RunResult:
         files: list[Path] = []

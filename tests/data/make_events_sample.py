@@ -15,9 +15,8 @@ from __future__ import annotations
 import json
 import math
 import random
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 

@@ -22,6 +22,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
+from textual.events import Resize
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
@@ -77,7 +78,9 @@ class PanelView(Widget):
 
     def render(self) -> RenderableType:
         width, height = self.size
-        now = None if self.state.finished else time.time()
+        # An ended run's clocks stop at its last event (a dead trainer writes no stopped event).
+        ended = self.state.finished or getattr(self.screen, "ended", False)
+        now = None if ended else time.time()
         return type(self).panel(self.state, width, height, now)
 
 
@@ -222,7 +225,7 @@ class TrainScreen(Screen[str]):
         self.set_interval(REFRESH_S, self._redraw)
         self._tail()
 
-    def on_resize(self, event) -> None:
+    def on_resize(self, event: Resize) -> None:
         self._apply_layout(event.size.width, event.size.height)
 
     def _apply_layout(self, width: int, height: int) -> None:
@@ -241,6 +244,9 @@ class TrainScreen(Screen[str]):
             events = tail.read_new()
             if events:
                 self.post_message(EventsRead(events))
+                if not tail.pending:
+                    # Let a fast trainer's steps pile up: one message per poll, not per line.
+                    worker.cancelled_event.wait(POLL_S)
                 continue
             if not self.handle.is_alive():
                 rest = tail.read_new()

@@ -70,8 +70,10 @@ def root(tmp_path, tiny_model_dir, demo_images_dir) -> Path:
 
 
 def app_for(root: Path, runner: FakeRunner | None = None, outcome: str = "finished", **kw):
-    return make_app(root=root, runner=runner or FakeRunner(),
-                    train_screen=lambda handle: FakeTrainScreen(handle, outcome), **kw)
+    app = make_app(root=root, runner=runner or FakeRunner(),
+                   train_screen=lambda handle: FakeTrainScreen(handle, outcome), **kw)
+    app.animation_level = "none"   # focus scrolls the form; the pilot would wait for each glide
+    return app
 
 
 async def ready(pilot) -> TrainingForm:
@@ -98,9 +100,9 @@ async def goto(pilot, form: TrainingForm, name: str, control: int = 0) -> None:
 
 
 async def type_into(pilot, form: TrainingForm, name: str, text: str) -> None:
-    """Tab to the row and type `text` over what is there (tabbing in selects the old text)."""
+    """Tab to the row, select what is there and type `text` over it."""
     await goto(pilot, form, name)
-    await pilot.press(*text) if text else await pilot.press("backspace")
+    await pilot.press("home", "shift+end", *(text or ["backspace"]))
     await pilot.pause()
 
 

@@ -3,9 +3,11 @@
 This is what the UI starts (with setsid, so a dropped SSH connection does not kill it), and
 what `accelerate launch -m trainer run.toml` runs in every process. Events go to
 OUTPUT_DIR/events.jsonl. SIGINT/SIGTERM ask for a clean stop (finish the step, save a
-checkpoint and the embedding); a second signal exits at once, and since every file is written
-to a temporary name first, nothing half-written is left behind.
-Exit codes: 0 finished (early or user stop included), 2 user error, 1 internal failure.
+checkpoint and the embedding); a second signal exits at once, after deleting the temporary
+file being written, if any: every file is written to a temporary name and renamed, so nothing
+half-written is left behind under a real name.
+Exit codes: 0 finished (early or user stop included), 2 user error (a bad value, path or
+image, a full disk, a loss that stayed NaN), 1 internal failure, 130 a second signal.
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import traceback
 
 from trainer.errors import UserError
 
+SECOND_SIGNAL_EXIT = 130
+
+_early_signal = False
+"""Set by a signal that arrives before the run's Control exists (while importing)."""
+
 
 def main(argv: list[str] | None = None) -> int:
+    _install_early_handlers()
     from trainer.flags import parse_config
 
     argv = sys.argv[1:] if argv is None else argv
@@ -33,15 +41,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config) -> int:
+    from trainer import lock
     from trainer.control import CONTROL_DIR, Control
     from trainer.events import EVENTS_FILE, EventLog
+    from trainer.preflight import _is_main_process
 
     control = Control(config.output_path / CONTROL_DIR)
     _install_signal_handlers(control)
+    if _early_signal:
+        control.request_stop()
+    if _is_main_process():
+        try:
+            # Before the first event: a refused second trainer must not write into the
+            # events.jsonl of the run that holds the folder.
+            lock.check_free(config.output_path)
+        except UserError as exc:
+            print(f"ti-tui: {exc}", file=sys.stderr)
+            return 2
     log = None
+    user_error = False
 
     def emit(event) -> None:
-        nonlocal log
+        nonlocal log, user_error
+        if getattr(event, "type", None) == "error" and getattr(event, "user_error", False):
+            user_error = True
         if log is None:
             log = EventLog(config.output_path / EVENTS_FILE)
         log(event)
@@ -59,14 +82,38 @@ def run(config) -> int:
     finally:
         if log is not None:
             log.close()
-    return 1 if result.reason == "error" else 0
+    if result.reason == "error":
+        # A stop on purpose with a user error (e.g. the loss stayed NaN): its error event
+        # said what to do, and the last good embedding was saved.
+        return 2 if user_error else 1
+    return 0
+
+
+def _exit_now() -> None:
+    """Leave at once: delete the temporary being written (never a half file), then _exit."""
+    from trainer import fsutil
+
+    fsutil.discard_in_flight()
+    os._exit(SECOND_SIGNAL_EXIT)
+
+
+def _install_early_handlers() -> None:
+    """Until the run's Control exists, a signal only asks for a stop; a second one exits."""
+
+    def handler(signum, frame) -> None:
+        global _early_signal
+        if _early_signal:
+            _exit_now()
+        _early_signal = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _install_signal_handlers(control) -> None:
     def handler(signum, frame) -> None:
         if control.stop_requested:
-            # Second signal: leave now. Files are renamed into place whole, so none is torn.
-            os._exit(130)
+            _exit_now()  # second signal
         control.request_stop()
 
     signal.signal(signal.SIGINT, handler)

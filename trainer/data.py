@@ -8,6 +8,8 @@ image survives does the run stop with a DataError. Latents are cached elsewhere
 from __future__ import annotations
 
 import os
+import re
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,7 +60,10 @@ def templates_for(learnable_property: str) -> tuple[str, ...]:
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """Image files directly in `folder`, any letter case, sorted by name.
 
-    Sub-folders are not entered, so a symlink loop inside the folder cannot trap us.
+    Sub-folders are not entered, so a symlink loop inside the folder cannot trap us. A link
+    with an image name that cannot be followed (dangling, or a loop) is listed all the same:
+    opening it fails and `load_images` skips it with a warning naming it, instead of the
+    image silently not being used.
     """
     folder = Path(folder).expanduser()
     try:
@@ -71,17 +76,28 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
                         "that holds your images.", field="train_data_dir") from None
     except PermissionError:
         raise DataError(f"Data directory {folder} cannot be read (permission denied); fix "
-                        "its permissions.", field="train_data_dir") from None
+                        f"its permissions (chmod u+rx {folder}) or copy the images to a "
+                        "folder you own.", field="train_data_dir") from None
+    except OSError as exc:
+        raise DataError(f"Data directory {folder} cannot be read ({exc.strerror or exc}); "
+                        "pass a folder you can read.", field="train_data_dir") from None
     found = []
     for entry in entries:
         if entry.name.startswith(".") or not entry.name.lower().endswith(IMAGE_SUFFIXES):
             continue
         try:
-            if entry.is_file():  # follows a symlink to a file; a dangling one is skipped
-                found.append(Path(entry.path))
+            if entry.is_dir():  # follows links: a folder called "x.png" is not an image
+                continue
         except OSError:
-            continue
+            pass  # a link that cannot be followed: listed, then skipped with a warning
+        found.append(Path(entry.path))
     return sorted(found, key=lambda p: p.name)
+
+
+def pixel_limit() -> int:
+    """The most pixels an image may have: ours, or PIL's MAX_IMAGE_PIXELS if lower."""
+    pil = Image.MAX_IMAGE_PIXELS
+    return min(MAX_PIXELS, int(pil)) if pil else MAX_PIXELS
 
 
 @dataclass
@@ -97,27 +113,46 @@ class LoadedImages:
 def open_rgb(path: Path) -> Image.Image:
     """Open any supported image as 8-bit RGB: EXIF rotation applied, alpha on white.
 
-    Raises ValueError with a short reason when the file is not a usable image.
+    Raises ValueError with a short reason (a clause: "it is ...") when the file is not a
+    usable image. Images over `pixel_limit()` are refused from their header, before any
+    pixel is decoded.
     """
-    if path.stat().st_size == 0:
-        raise ValueError("the file is empty (0 bytes)")
+    limit = pixel_limit()
     try:
+        if path.stat().st_size == 0:
+            raise ValueError("the file is empty (0 bytes)")
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL warns from MAX_IMAGE_PIXELS on and refuses from twice that; we refuse at
+            # `limit` with the image's size in the message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise ValueError(f"it is {img.width}x{img.height} pixels, too large to "
-                                     "decode safely; downscale it first")
+                if img.width * img.height > limit:
+                    raise ValueError(_too_large(f"{img.width}x{img.height} pixels", limit))
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError("it is too large to decode safely (decompression bomb); downscale "
-                         "it first") from None
+    except Image.DecompressionBombError as exc:
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        raise ValueError(_too_large(f"{int(size.group(1)):,} pixels" if size else "huge",
+                                    limit)) from None
     except UnidentifiedImageError:
-        raise ValueError("it is not an image PIL can read") from None
-    except (OSError, SyntaxError) as exc:
+        raise ValueError("it is not an image PIL can read (wrong extension, or not an image "
+                         "at all)") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise ValueError(f"it cannot be read ({exc.strerror or type(exc).__name__}); fix its "
+                         "permissions or remove it") from None
+    except OSError as exc:
+        if exc.errno is not None:  # ELOOP, EIO...: the file system, not the image
+            raise ValueError(f"it cannot be read ({exc.strerror or exc})") from None
         raise ValueError(f"it is corrupt or truncated ({exc})") from None
+    except (SyntaxError, struct.error, ZeroDivisionError, MemoryError) as exc:
+        # Malformed headers surface as these from some PIL plugins.
+        raise ValueError(f"it is corrupt ({type(exc).__name__}: {exc})") from None
+
+
+def _too_large(size: str, limit: int) -> str:
+    return (f"it is {size}, more than the {limit:,} pixels ti-tui decodes (a possible "
+            "decompression bomb); downscale it first")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -164,7 +199,7 @@ def load_images(folder: str | os.PathLike[str], resolution: int, center_crop: bo
     for path in paths:
         try:
             img = open_rgb(path)
-        except (ValueError, OSError) as exc:
+        except ValueError as exc:
             warn(f"Skipped {path.name}: {exc}.", path)
             continue
         if min(img.size) < resolution:
@@ -173,9 +208,32 @@ def load_images(folder: str | os.PathLike[str], resolution: int, center_crop: bo
         result.paths.append(path)
         result.images.append(square(img, resolution, center_crop))
     if not result.images:
-        raise DataError(f"None of the {len(paths)} files in {Path(folder).expanduser()} could "
-                        "be read as an image; see the warnings above.", field="train_data_dir")
+        raise no_usable_image(Path(folder).expanduser(), result.warnings)
     return result
+
+
+def no_usable_image(folder: Path, problems: list[tuple[str, str]]) -> DataError:
+    """The error for a folder whose image files are all unusable, naming each (up to 3)."""
+    shown = "; ".join(message.rstrip(".") for message, _ in problems[:3])
+    more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+    return DataError(f"None of the {len(problems)} image files in {folder} can be used "
+                     f"({shown}{more}); replace them with readable PNG or JPEG images.",
+                     field="train_data_dir")
+
+
+def check_some_image_usable(folder: Path, paths: list[Path]) -> None:
+    """Raise DataError unless at least one of `paths` opens (preflight's cheap check).
+
+    Opens files in order until one works, so a healthy folder costs one decode.
+    """
+    problems = []
+    for path in paths:
+        try:
+            open_rgb(path)
+            return
+        except ValueError as exc:
+            problems.append((f"Skipped {path.name}: {exc}.", str(path)))
+    raise no_usable_image(folder, problems)
 
 
 def to_tensor_batch(images: list[Image.Image]):

@@ -94,20 +94,17 @@ class RunLock:
     def acquire(cls, output_dir: Path) -> RunLock:
         path = output_dir / LOCK_NAME
         for _ in range(3):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                owner = read_lock(path)
-                if owner is not None and owner.pid != os.getpid() and owner.is_running():
-                    raise UserError(_held_message(owner, output_dir),
-                                    field="output_dir") from None
-                path.unlink(missing_ok=True)  # stale: its owner is gone
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(_me().text())
-            return cls(path)
-        raise UserError(f"Could not take the lock {path}; remove it if no run is active.",
-                        field="output_dir")
+            if _create_with_content(path, _me().text()):
+                return cls(path)
+            seen = _read_raw(path)
+            owner = read_lock(path)
+            if owner is not None and owner.pid != os.getpid() and owner.is_running():
+                raise UserError(_held_message(owner, output_dir), field="output_dir")
+            # Stale (its owner is gone): remove it, unless another run replaced it meanwhile.
+            if _read_raw(path) == seen:
+                path.unlink(missing_ok=True)
+        raise UserError(f"Could not take the lock {path}; delete that file if no run is "
+                        "training into this folder.", field="output_dir")
 
     def release(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -116,12 +113,43 @@ class RunLock:
                 self.path.unlink()
 
 
-def read_lock(path: Path) -> Owner | None:
-    """The lock's owner, or None if there is no lock or it is unreadable (then it is stale).
+def _create_with_content(path: Path, text: str) -> bool:
+    """Create `path` holding `text` if it does not exist; False if it does.
 
-    A lock being written this instant may read as empty; it is then treated as held by an
-    unknown live process only if it is younger than a few seconds.
+    The content is written to a private file which is then hard-linked to `path`, so no
+    other process ever reads the lock empty. Filesystems without hard links fall back to
+    O_EXCL creation.
     """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:
+            pass  # no hard links here
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return True
+
+
+def _read_raw(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def read_lock(path: Path) -> Owner | None:
+    """The lock's owner, or None if there is no lock or it is unreadable (then it is stale)."""
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError):

@@ -9,17 +9,19 @@ written to a temporary name first, the previous checkpoint and embedding stay in
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, embeddings
+from trainer import checkpoint, embeddings, fsutil
 from trainer.config import TrainConfig
 from trainer.errors import UserError
 from trainer.events import CheckpointSaved, Emit, EmbeddingSaved, PreviewSaved
 from trainer.fsutil import atomic_write_text
+from trainer.lock import LOCK_NAME
 
 
 class OutputError(UserError):
@@ -27,10 +29,15 @@ class OutputError(UserError):
 
 
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed run left behind (they are never read)."""
-    for pattern in (".*.tmp", "*/.*.tmp", ".checkpoint-*.old"):
+    """Clean up after a killed run: delete its temporaries (they are never read), and put
+    back a checkpoint it had moved aside to replace (`.checkpoint-N.old`, see
+    fsutil.atomic_dir) if the replacement never got its name."""
+    fsutil.restore_moved_aside(folder)
+    for pattern in (".*.tmp", "*/.*.tmp"):
         for path in folder.glob(pattern):
-            if path.is_dir():
+            if path.name == f"{LOCK_NAME}.{os.getpid()}.tmp":
+                continue
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
@@ -48,10 +55,10 @@ class Outputs:
         try:
             return action()
         except OSError as exc:
-            raise OutputError(f"Could not write {what}: {exc.strerror or exc}. The previous "
-                              "checkpoint and embedding are intact; free some space or fix the "
-                              "folder's permissions, then resume with --resume_from_checkpoint "
-                              "latest.", field="output_dir") from None
+            raise OutputError(f"Could not write {what} ({exc.strerror or exc}); the previous "
+                              "checkpoint and embedding are intact, so free some space or fix "
+                              "the folder's permissions and resume with "
+                              "--resume_from_checkpoint latest.", field="output_dir") from None
 
     def _embedding(self, folder: Path, step: int, vectors: torch.Tensor, stem: str,
                    final: bool) -> list[Path]:

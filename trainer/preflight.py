@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import checkpoint, data, embeddings, models
+from trainer import checkpoint, data, embeddings, lock, models
 from trainer.config import TrainConfig
-from trainer.errors import ConfigError, DataError, ResumeError
+from trainer.errors import ConfigError, DataError, ModelError, ResumeError
 
 
 @dataclass
@@ -29,13 +29,22 @@ class Preflight:
     tokenizer: object
 
 
-def preflight(config: TrainConfig, *, check_device: bool = True) -> Preflight:
+def preflight(config: TrainConfig, *, check_device: bool = True,
+              check_lock: bool | None = None) -> Preflight:
+    """Run every check; raise UserError (one sentence) at the first that fails.
+
+    `check_lock` (default: unless this is a non-main process of an `accelerate launch`, whose
+    main process holds the lock by then) refuses an output folder a live run is writing.
+    """
+    if check_lock is None:
+        check_lock = _is_main_process()
     if not config.placeholder_token:
         raise ConfigError("Trigger term (--placeholder_token) is required, e.g. "
                           "--placeholder_token '<my-cat>'.", field="placeholder_token")
     if not config.train_data_dir:
         raise ConfigError("Data directory (--train_data_dir) is required: the folder holding "
                           "your 3-20 training images.", field="train_data_dir")
+    check_model_path(config.model)
     model_path = models.resolve_model(config.model, Path(config.root).expanduser())
     facts = models.check_model_folder(model_path)
     images = data.list_images(config.data_path)
@@ -43,13 +52,20 @@ def preflight(config: TrainConfig, *, check_device: bool = True) -> Preflight:
         raise DataError(f"Data directory {config.data_path} holds no images (PNG, JPEG, "
                         "WebP, GIF or BMP); put 3-20 images of your concept in it.",
                         field="train_data_dir")
+    # Decodes images until one works (one decode for a healthy folder), so a folder of
+    # nothing but broken files is refused here, before any file is written.
+    data.check_some_image_usable(config.data_path, images)
     check_output_dir(config.output_path)
+    if check_lock:
+        lock.check_free(config.output_path)
     tokenizer = models.load_tokenizer(Path(config.tokenizer_name).expanduser()
                                       if config.tokenizer_name else model_path)
     embeddings.check_trigger(tokenizer, config.trigger)
     embeddings.initializer_ids(tokenizer, config.initializer_token, config.num_vectors,
                                config.seed or 0)
     resume_dir = find_resume(config)
+    if resume_dir is not None:
+        check_resume_matches(config, resume_dir, model_path, facts)
     if config.initial_embedding:
         _, vectors = embeddings.load_embedding(config.initial_embedding)
         embeddings.check_dimension(vectors, facts.token_dim, config.initial_embedding)
@@ -63,17 +79,78 @@ def preflight(config: TrainConfig, *, check_device: bool = True) -> Preflight:
     return Preflight(model_path, facts, images, resolution, resume_dir, tokenizer)
 
 
+def _is_main_process() -> bool:
+    """False in the non-main processes of an `accelerate launch` (it sets RANK)."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0) == 0
+    except ValueError:
+        return True
+
+
+def check_model_path(model: str) -> None:
+    """A --model written as a path (absolute, ./, ../ or ~) must exist: say so plainly.
+
+    Names such as `sd-1/main/stable-diffusion-v1-5` are left to models.resolve_model, which
+    lists the names found under the root.
+    """
+    text = model.strip()
+    if not (os.path.isabs(text) or text.startswith(("./", "../", "~", ".\\", "..\\"))):
+        return
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ModelError(f"Model folder {path} does not exist; pass --model an existing "
+                         "diffusers folder, or a model name from `ti-tui models`.",
+                         field="model")
+
+
 def check_output_dir(path: Path) -> None:
     """The output folder must be a folder we can write, or creatable."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"Output directory {path} is a file; pass a folder path.",
                           field="output_dir")
     probe = path
-    while not probe.exists():
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    if not probe.is_dir():
+        raise ConfigError(f"Output directory {path} cannot be created because {probe} is a "
+                          "file; pass a folder path.", field="output_dir")
+    if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"Output directory {path} is not writable ({probe} refuses new "
                           "files); pick a folder you own.", field="output_dir")
+
+
+def check_resume_matches(config: TrainConfig, resume_dir: Path, model_path: Path,
+                         facts: models.ModelFacts) -> None:
+    """Refuse a checkpoint made for another trigger, vector count or model, before writing.
+
+    Reads meta.json of the chosen checkpoint, or of the newest older one whose meta.json is
+    readable (a damaged checkpoint is skipped with a warning when the trainer loads it).
+    """
+    candidates = [resume_dir] + [p for _, p in reversed(
+        checkpoint.list_checkpoints(resume_dir.parent)) if p != resume_dir]
+    meta = next((m for m in map(checkpoint.read_meta, candidates) if m is not None), None)
+    if meta is None:
+        return  # every candidate is damaged: the trainer says so when it tries to load them
+    theirs_model = meta.get("model_path")
+    same_model = theirs_model is None or _same_path(theirs_model, model_path)
+    checks = [("trigger", meta.get("trigger"), config.trigger,
+               f"--placeholder_token '{meta.get('trigger')}'"),
+              ("number of vectors", meta.get("num_vectors"), config.num_vectors,
+               f"--num_vectors {meta.get('num_vectors')}"),
+              ("model", theirs_model if not same_model else str(model_path), str(model_path),
+               f"--model {theirs_model}"),
+              ("token dimension", meta.get("token_dim"), facts.token_dim,
+               "the model it was made with")]
+    for what, theirs, ours, fix in checks:
+        if theirs is not None and theirs != ours:
+            raise ResumeError(f"Checkpoint {resume_dir} was made with {what} {theirs!r}, but "
+                              f"this run has {ours!r}; resume with {fix}, or drop "
+                              "--resume_from_checkpoint and use a new output directory.",
+                              field="resume_from_checkpoint")
+
+
+def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    return os.path.realpath(os.path.expanduser(a)) == os.path.realpath(os.path.expanduser(b))
 
 
 def find_resume(config: TrainConfig) -> Path | None:
@@ -93,7 +170,8 @@ def find_resume(config: TrainConfig) -> Path | None:
         path = config.output_path / wanted
     if not checkpoint.is_complete(path):
         raise ResumeError(f"Checkpoint {path} does not exist or is incomplete; pass "
-                          "'latest' or a checkpoint-N folder.", field="resume_from_checkpoint")
+                          "'latest' or one of the checkpoint-N folders in "
+                          f"{config.output_path}.", field="resume_from_checkpoint")
     return path
 
 

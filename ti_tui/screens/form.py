@@ -424,7 +424,6 @@ class TrainingForm(Screen[TrainConfig]):
         hint = self.query_one("#hint", Static)
         if name is not None:
             hint.update(self.rows[name].help_text)
-            self.rows[name].scroll_visible(animate=False)
         elif isinstance(event.widget, Button):
             hint.update("Enter on Start training starts the run (Ctrl-S from anywhere); "
                         "Esc or Ctrl-Q quits.")

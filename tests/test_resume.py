@@ -134,3 +134,9 @@ def test_initial_embedding_of_wrong_dimension_uses_invokeai_wording(
     with pytest.raises(ResumeError, match="trained on a model with token dimension 1024, but "
                                           "the current model has token dimension 32"):
         preflight(config)
+
+
+def test_resume_refuses_a_different_model(straight_and_resumed, tiny_vpred_model_dir):
+    *_, config = straight_and_resumed
+    with pytest.raises(ResumeError, match="model"):
+        train(config.replace(model=str(tiny_vpred_model_dir), resume_from_checkpoint="latest"))

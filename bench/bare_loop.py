@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
         std = torch.stack([dist.std[:n], dist.std[n:]], 1).clone()
     scale = vae.config.scaling_factor
     cache_s = time.time() - t0
+    rss_after_cache = rss_peak_mb()
 
     # --- speed options ---------------------------------------------------------------------
     if args.attention == "classic":
@@ -185,8 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
         idx = torch.randint(0, n, (batch,), generator=gen)
         flip = torch.randint(0, 2, (batch,), generator=gen)
         ids = caption_ids[torch.randint(0, len(captions), (batch,), generator=gen)]
-        latents = (mean[idx, flip] + std[idx, flip]
-                   * torch.randn(mean[idx, flip].shape, generator=gen)) * scale
+        m, s = mean[idx, flip], std[idx, flip]
+        latents = (m + s * torch.randn(m.shape, generator=gen)) * scale
         noise = torch.randn(latents.shape, generator=gen)
         t = torch.randint(0, timesteps, (batch,), generator=gen)
         noisy = scheduler.add_noise(latents, noise, t)
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
               "first_step_s": first_step_end - PROCESS_START,
               "import_s": imported - PROCESS_START, "load_s": load_s, "cache_latents_s": cache_s,
               "peak_rss_mb": rss_peak_mb(), "rss_after_load_mb": rss_after_load,
+              "rss_after_cache_mb": rss_after_cache,
               "threads": torch.get_num_threads(), "attention_processors": processors,
               "options": {k: getattr(args, k) for k in ("channels_last", "compile",
                                                         "gradient_checkpointing", "attention",

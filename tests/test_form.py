@@ -8,15 +8,18 @@ temporary InvokeAI root as ROOT/models/sd-1/main/tiny.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
 from ti_tui.app import make_app
 from ti_tui.preferences import preferences_path, save_preferences
-from ti_tui.screens.form import TrainingForm
+from ti_tui.screens.form import FIELDS, TrainingForm
 from ti_tui.screens.help import HelpScreen
 from ti_tui.screens.summary import SummaryScreen
 from ti_tui.screens.too_small import TooSmallScreen
@@ -30,7 +33,7 @@ SIZE = (100, 40)
 class FakeTrainScreen(Screen[str]):
     """Stands in for the live screen: shows the handle, dismisses with `outcome` on "d"."""
 
-    BINDINGS = [("d", "done", "Done")]
+    BINDINGS: ClassVar[list[BindingType]] = [("d", "done", "Done")]
 
     def __init__(self, handle, outcome: str = "finished"):
         super().__init__()
@@ -59,14 +62,18 @@ class FakeRunner:
 
 
 @pytest.fixture
-def root(tmp_path, tiny_model_dir, demo_images_dir) -> Path:
-    """An InvokeAI root holding the tiny model and a data folder `cat` with 6 images."""
-    root = tmp_path / "invokeai"
+def root(tiny_model_dir, demo_images_dir) -> Path:
+    """An InvokeAI root holding the tiny model and a data folder `cat` with 6 images.
+
+    It lives at a short path (/tmp/tiXXXX) because the tests type paths key by key.
+    """
+    root = Path(tempfile.mkdtemp(prefix="ti", dir="/tmp"))
     models = root / "models" / "sd-1" / "main"
     models.mkdir(parents=True)
     (models / "tiny").symlink_to(tiny_model_dir, target_is_directory=True)
     shutil.copytree(demo_images_dir, root / "text-inversion-training-data" / "cat")
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def app_for(root: Path, runner: FakeRunner | None = None, outcome: str = "finished", **kw):
@@ -88,14 +95,19 @@ async def ready(pilot) -> TrainingForm:
 
 
 async def goto(pilot, form: TrainingForm, name: str, control: int = 0) -> None:
-    """Tab (keys only) until the `control`-th focusable control of row `name` has focus."""
+    """Tab or Shift-Tab (keys only), the shorter way round, until the `control`-th control of
+    row `name` has focus."""
+    focused = pilot.app.focused
+    here = form._field_of(focused) if focused is not None else None
+    position = FIELDS.index(here) if here in FIELDS else len(FIELDS)  # the buttons: the end
+    ahead = (FIELDS.index(name) - position) % (len(FIELDS) + 2)
+    key = "tab" if ahead <= (len(FIELDS) + 2) // 2 else "shift+tab"
     for _ in range(80):
         focused = pilot.app.focused
-        row = form.rows[name]
-        targets = [w for w in row.query("*") if w.focusable]
+        targets = [w for w in form.rows[name].query("*") if w.focusable]
         if focused is not None and targets and focused is targets[control]:
             return
-        await pilot.press("tab")
+        await pilot.press(key)
     raise AssertionError(f"could not tab to {name}")
 
 
@@ -228,12 +240,12 @@ async def test_resume_is_ticked_only_for_a_real_checkpoint(root):
 
 
 async def test_each_field_says_what_is_wrong(root):
-    (root / "text-inversion-training-data" / "two").mkdir()
+    (root / "two").mkdir()
     for name in ("a.PNG", "b.jpg"):
         shutil.copy(next((root / "text-inversion-training-data" / "cat").iterdir()),
-                    root / "text-inversion-training-data" / "two" / name)
-    (root / "text-inversion-training-data" / "none").mkdir()
-    (root / "blocker").write_text("a file")
+                    root / "two" / name)
+    (root / "none").mkdir()
+    (root / "file").write_text("a file")
     async with app_for(root, restore=False).run_test(size=SIZE) as pilot:
         form = await ready(pilot)
         await type_into(pilot, form, "placeholder_token", "my cat!")
@@ -244,15 +256,14 @@ async def test_each_field_says_what_is_wrong(root):
         assert "splits into 2 tokens ('two', 'words')" in message(form, "initializer_token")
         await type_into(pilot, form, "initializer_token", "random")
         assert message(form, "initializer_token") == ""
-        data = root / "text-inversion-training-data"
-        await type_into(pilot, form, "train_data_dir", str(data / "missing"))
+        await type_into(pilot, form, "train_data_dir", str(root / "nil"))
         assert "does not exist" in message(form, "train_data_dir")
-        await type_into(pilot, form, "train_data_dir", str(data / "none"))
+        await type_into(pilot, form, "train_data_dir", str(root / "none"))
         assert "holds no images" in message(form, "train_data_dir")
-        await type_into(pilot, form, "train_data_dir", str(data / "two"))
+        await type_into(pilot, form, "train_data_dir", str(root / "two"))
         assert form.rows["train_data_dir"].level == "warning"
         assert message(form, "train_data_dir").startswith("Only 2 images")
-        await type_into(pilot, form, "output_dir", str(root / "blocker" / "out"))
+        await type_into(pilot, form, "output_dir", str(root / "file" / "o"))
         assert "is blocked by the file" in message(form, "output_dir")
         await type_into(pilot, form, "train_batch_size", "0")
         assert message(form, "train_batch_size") == \
@@ -261,7 +272,7 @@ async def test_each_field_says_what_is_wrong(root):
         assert message(form, "learning_rate").startswith(
             'Learning rate (--learning_rate): Invalid learning rate schedule "0.005:abc"')
         await type_into(pilot, form, "dvar_threshold", "1.5")
-        assert "must be at most 1" in message(form, "dvar_threshold")
+        assert "must lie strictly between 0 and 1" in message(form, "dvar_threshold")
         # The warning does not block; the errors do, and Start focuses the first of them.
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -299,17 +310,17 @@ async def test_known_word_trigger_is_refused(root, tiny_model_dir, tmp_path):
         assert "is already a word the model knows" in message(form, "placeholder_token")
 
 
-async def test_no_models_says_where_it_looked_and_offers_other_path(tmp_path, tiny_model_dir):
-    root = tmp_path / "empty-root"
-    root.mkdir()
+async def test_no_models_says_where_it_looked_and_offers_other_path(root, tiny_model_dir):
+    shutil.rmtree(root / "models")
+    (root / "m").symlink_to(tiny_model_dir, target_is_directory=True)
     async with app_for(root, restore=False).run_test(size=SIZE) as pilot:
         form = await ready(pilot)
         assert f"No diffusers models found in {root / 'models'}" in message(form, "model")
         await pilot.press("tab")                  # the path input, shown for "other path..."
         assert pilot.app.focused.id == "model-path"
-        await pilot.press(*str(tmp_path / "nope"))
+        await pilot.press(*str(root / "x"))
         assert "does not exist" in message(form, "model")
-        await pilot.press("ctrl+a", "ctrl+k", *str(tiny_model_dir))   # home, delete to end
+        await pilot.press("backspace", "m")
         await pilot.pause()
         assert message(form, "model").startswith("SD 1.x")
         assert form.resolution_picker.value == "64"       # the model's native size
@@ -446,3 +457,23 @@ def test_derived_facts_arithmetic():
     short = derive_facts({**values, "learning_rate": "0.01:40, 0.001:60"}, 6)
     assert (short.steps, short.limited_by, short.base_lr) == (60, "schedule", 0.01)
     assert format_rate(0.0005) == "5e-4" and format_rate(0.016) == "0.016"
+
+
+async def test_demo_opens_prefilled_and_starts(tmp_path):
+    from trainer.demo import demo_data_dir, demo_model_dir
+
+    runner = FakeRunner()
+    app = app_for(tmp_path / "root", runner, demo=True)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await ready(pilot)
+        assert form.controls["model"].value == str(demo_model_dir())
+        assert form.text("train_data_dir") == str(demo_data_dir())
+        assert form.text("placeholder_token") == "<demo-star>"
+        await pilot.press("shift+tab", "shift+tab")       # from the model, back round to Start
+        assert pilot.app.focused.id == "start"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+    config = runner.configs[0]
+    assert config.resolution == 64 and config.output_path == \
+        tmp_path / "root" / "text-inversion-output" / "demo-star"
+    assert not preferences_path(tmp_path / "root").exists()   # the demo keeps user settings

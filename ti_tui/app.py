@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.events import Resize
 from textual.screen import Screen
 
@@ -34,21 +34,6 @@ Runner = Callable[[TrainConfig], Any]
 """start_run(config) -> RunHandle: writes run.toml and starts the trainer."""
 TrainScreenFactory = Callable[[Any], Screen]
 """handle -> the live screen, a Screen[str] dismissing "finished" | "stopped" | "detached"."""
-
-DEMO_TRIGGER = "demo-star"
-
-
-def demo_defaults(root: Path) -> TrainConfig:
-    """The demo run: the tiny cached model and sample images, settings that finish in a minute
-    on two CPU cores, and a DVAR window short enough to watch it stop early."""
-    from trainer.demo import demo_data_dir, demo_model_dir
-
-    return TrainConfig(
-        root=str(root), model=str(demo_model_dir()), train_data_dir=str(demo_data_dir()),
-        placeholder_token=f"<{DEMO_TRIGGER}>", initializer_token="star", resolution=None,
-        max_train_steps=300, train_batch_size=2, gradient_accumulation_steps=1,
-        learning_rate="5e-3", scale_lr=False, lr_warmup_steps=0, dvar_window=40,
-        save_steps=50, checkpointing_steps=100, seed=0)
 
 
 def _default_runner(config: TrainConfig) -> Any:
@@ -69,7 +54,7 @@ class TiTuiApp(App[str]):
     CSS_PATH = "app.tcss"
     TITLE = "ti-tui"
     ENABLE_COMMAND_PALETTE = False  # Ctrl-P moves to the previous field
-    BINDINGS = [Binding("f1", "help", "Help")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f1", "help", "Help")]
 
     def __init__(self, *, root: Path, defaults: TrainConfig, runner: Runner,
                  train_screen: TrainScreenFactory, demo: bool = False,
@@ -114,6 +99,9 @@ class TiTuiApp(App[str]):
             except UserError as exc:
                 defaults, problem = config, exc
                 continue
+            except OSError as exc:  # e.g. the output folder cannot be created
+                defaults, problem = config, UserError(f"Could not start the trainer: {exc}.")
+                continue
             break
         self.config = config
         outcome = await self._show(self.train_screen(self.handle))
@@ -141,8 +129,9 @@ class TiTuiApp(App[str]):
         if self._too_small is not None:
             self.pop_screen()
             self._too_small = None
-            self.call_after_refresh(self._check_size)
-        return await self.push_screen_wait(screen)
+        dismissed = self.push_screen(screen, wait_for_dismiss=True)
+        self._check_size()
+        return await dismissed
 
     # --- keys ----------------------------------------------------------------------------------
 
@@ -164,10 +153,11 @@ class TiTuiApp(App[str]):
     # --- terminal size -------------------------------------------------------------------------
 
     def on_resize(self, event: Resize) -> None:
-        self._check_size()
+        # self.size catches up a moment later; the event already has the new size.
+        self._check_size(event.size.width, event.size.height)
 
-    def _check_size(self) -> None:
-        small = too_small(self.size.width, self.size.height)
+    def _check_size(self, width: int | None = None, height: int | None = None) -> None:
+        small = too_small(width or self.size.width, height or self.size.height)
         if small and self._too_small is None:
             self._too_small = TooSmallScreen()
             self.push_screen(self._too_small)
@@ -190,7 +180,11 @@ def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner 
     root = Path(root).expanduser()
     notes: list[str] = []
     if demo:
-        config = defaults or demo_defaults(root)
+        if defaults is None:
+            from ti_tui.demo_setup import demo_config
+
+            defaults = demo_config(root=str(root))
+        config = defaults
     else:
         config = defaults or TrainConfig(root=str(root))
         if restore:

@@ -76,8 +76,8 @@ def run_form(root: Path, *, defaults=None, demo: bool = False) -> int:
     from ti_tui.app import make_app
 
     app = make_app(root=root, defaults=defaults, demo=demo)
-    result = app.run()
-    return result if isinstance(result, int) else 0
+    app.run()
+    return app.return_code or 0
 
 
 def cmd_train(argv: list[str]) -> int:

@@ -44,13 +44,13 @@ def run(config) -> int:
     from trainer import lock
     from trainer.control import CONTROL_DIR, Control
     from trainer.events import EVENTS_FILE, EventLog
-    from trainer.preflight import _is_main_process
+    from trainer.preflight import is_main_process
 
     control = Control(config.output_path / CONTROL_DIR)
     _install_signal_handlers(control)
     if _early_signal:
         control.request_stop()
-    if _is_main_process():
+    if is_main_process():
         try:
             # Before the first event: a refused second trainer must not write into the
             # events.jsonl of the run that holds the folder.

@@ -104,7 +104,7 @@ class TrainConfig:
     # --- run length -----------------------------------------------------------------------
     max_train_steps: int = opt(5000, "Total optimizer updates (one step = one update, "
                                "whatever the accumulation).", label="Max training steps",
-                               group="training", minimum=1)
+                               group="training", minimum=1, maximum=10_000_000)
     num_train_epochs: int = opt(100, "Also stop after this many epochs of --repeats passes "
                                 "over the images, if that comes first.",
                                 label="Number of epochs", group="training", minimum=1)
@@ -355,6 +355,15 @@ class TrainConfig:
             except schedules.ScheduleError as exc:
                 raise ConfigError(f"Clip value (--clip_grad_value): {exc}",
                                   field="clip_grad_value") from None
+
+
+def epoch_limit_steps(num_train_epochs: int, repeats: int, n_images: int,
+                      images_per_update: int) -> int:
+    """Updates until --num_train_epochs ends a run: an invokeai-ti epoch is `repeats` passes.
+
+    Shared by the trainer and the form's derived-facts line, so both say the same number.
+    """
+    return math.ceil(num_train_epochs * repeats * n_images / images_per_update)
 
 
 def wrap_trigger(token: str) -> str:

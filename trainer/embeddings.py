@@ -79,8 +79,8 @@ def initializer_ids(tokenizer, initializer: str, num_vectors: int, seed: int) ->
         return list(ids)
     pieces = ", ".join(repr(t.replace("</w>", "")) for t in tokenizer.convert_ids_to_tokens(ids))
     want = "one token" if num_vectors == 1 else f"one token or exactly {num_vectors} tokens"
-    raise ConfigError(f"Initializer {initializer!r} splits into {len(ids)} tokens ({pieces}); "
-                      f"it must be {want}. Pick a single word such as 'cat' or 'painting'.",
+    raise ConfigError(f"Initializer {initializer!r} splits into {len(ids)} tokens ({pieces}), "
+                      f"but it must be {want}: pick a single word such as 'cat' or 'painting'.",
                       field="initializer_token")
 
 

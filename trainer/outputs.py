@@ -19,7 +19,7 @@ import torch
 from trainer import checkpoint, embeddings, fsutil
 from trainer.config import TrainConfig
 from trainer.errors import UserError
-from trainer.events import CheckpointSaved, Emit, EmbeddingSaved, PreviewSaved
+from trainer.events import CheckpointSaved, EmbeddingSaved, Emit, PreviewSaved
 from trainer.fsutil import atomic_write_text
 from trainer.lock import LOCK_NAME
 

@@ -37,7 +37,7 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
     main process holds the lock by then) refuses an output folder a live run is writing.
     """
     if check_lock is None:
-        check_lock = _is_main_process()
+        check_lock = is_main_process()
     if not config.placeholder_token:
         raise ConfigError("Trigger term (--placeholder_token) is required, e.g. "
                           "--placeholder_token '<my-cat>'.", field="placeholder_token")
@@ -79,7 +79,7 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
     return Preflight(model_path, facts, images, resolution, resume_dir, tokenizer)
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
     """False in the non-main processes of an `accelerate launch` (it sets RANK)."""
     try:
         return int(os.environ.get("RANK", "0") or 0) == 0

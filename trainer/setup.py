@@ -9,7 +9,6 @@ then only runs updates.
 from __future__ import annotations
 
 import json
-import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 
 from trainer import checkpoint, data, embeddings, models, schedules
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, epoch_limit_steps
 from trainer.errors import ResumeError
 from trainer.evaluation import EvalBatch, build_eval_batch
 from trainer.events import Emit, Phase, Warning
@@ -90,7 +89,7 @@ def run_length(config: TrainConfig, n_images: int, num_processes: int) -> tuple[
     E x repeats passes.
     """
     per_update = config.train_batch_size * config.gradient_accumulation_steps * num_processes
-    epoch_steps = math.ceil(config.num_train_epochs * config.repeats * n_images / per_update)
+    epoch_steps = epoch_limit_steps(config.num_train_epochs, config.repeats, n_images, per_update)
     if epoch_steps < config.max_train_steps:
         return epoch_steps, "epochs"
     return config.max_train_steps, "max_steps"
@@ -183,7 +182,8 @@ def _load_resume(config: TrainConfig, pf: Preflight, placeholder: embeddings.Pla
     checks = [("trigger", meta.get("trigger"), placeholder.trigger),
               ("number of vectors", meta.get("num_vectors"), config.num_vectors),
               ("token dimension", meta.get("token_dim"), pf.facts.token_dim),
-              ("model", meta.get("model_path"), str(pf.model_path))]
+              ("model", meta.get("model_path") and os.path.realpath(meta["model_path"]),
+               os.path.realpath(pf.model_path))]
     for what, theirs, ours in checks:
         if theirs != ours:
             raise ResumeError(f"Checkpoint {found.path} was made with {what} {theirs!r}, but "

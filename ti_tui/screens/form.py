@@ -1,9 +1,9 @@
 """The setup form: every setting of a run on one scrolling screen, checked as the user types.
 
 `TrainingForm` is a typed screen: it dismisses with a validated `TrainConfig` (posting's
-`RequestOptions` shape: `load` fills the controls from a config, `values()` reads them back
-as raw values, `to_config()` builds the dataclass). Labels, help and choices come from the
-TrainConfig field metadata. Checks run on every change (form_checks.py); Start is refused
+`RequestOptions` shape: the controls are built from a config (form_fields.py), `values()` reads
+them back as raw values, `to_config()` builds the dataclass). Labels, help and choices come
+from the TrainConfig field metadata. Checks run on every change (form_checks.py); Start is refused
 while any check fails, and focus jumps to the first problem. The model's tokenizer (about a
 second to load) is read in a worker thread and cached per model folder.
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.events import DescendantFocus
 from textual.message import Message
@@ -25,41 +25,19 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, RadioSet, Select, Static
 
-from ti_tui.widgets.toggles import Tick
-
 from ti_tui.screens import form_checks as checks
-from ti_tui.widgets.choice_set import ChoiceSet
+from ti_tui.screens.form_fields import (
+    FIELDS,
+    FOLLOW_TRIGGER,
+    LABELS,
+    make_control,
+    text_of,
+)
 from ti_tui.widgets.derived import DerivedLine
 from ti_tui.widgets.field_row import FieldRow
 from ti_tui.widgets.pickers import ModelPicker, ResolutionPicker
-from trainer.config import TrainConfig, field_info, wrap_trigger
+from trainer.config import TrainConfig, wrap_trigger
 from trainer.errors import UserError
-
-FIELDS = (
-    "model", "placeholder_token", "initializer_token", "resume_from_checkpoint",
-    "learnable_property", "train_data_dir", "output_dir", "resolution", "center_crop",
-    "mixed_precision", "max_train_steps", "num_train_epochs", "train_batch_size",
-    "gradient_accumulation_steps", "learning_rate", "lr_scheduler", "lr_warmup_steps",
-    "scale_lr", "early_stopping", "dvar_window", "dvar_threshold", "num_vectors", "save_steps",
-    "checkpointing_steps", "seed", "num_processes",
-)
-"""The TrainConfig fields the form edits, in the order shown."""
-TEXT_FIELDS = ("placeholder_token", "initializer_token", "train_data_dir", "output_dir",
-               "learning_rate")
-NUMBER_FIELDS = ("max_train_steps", "num_train_epochs", "train_batch_size",
-                 "gradient_accumulation_steps", "lr_warmup_steps", "dvar_window",
-                 "dvar_threshold", "num_vectors", "save_steps", "checkpointing_steps", "seed",
-                 "num_processes")
-CHECKBOXES = {
-    "resume_from_checkpoint": "continue from the last checkpoint",
-    "center_crop": "crop the centre square before resizing",
-    "scale_lr": "× batch × accumulation × processes",
-}
-CHOICE_LABELS = {"early_stopping": {"dvar": "DVAR on", "none": "off"}}
-FOLLOW_TRIGGER = {"train_data_dir": "text-inversion-training-data",
-                  "output_dir": "text-inversion-output"}
-"""Folders that follow the trigger (ROOT/<base>/<trigger>) until the user edits them."""
-LABELS = {"resume_from_checkpoint": "Resume", "early_stopping": "Early stopping"}
 
 _TOKENIZERS: dict[str, Any] = {}
 """Loaded tokenizers by model folder: switching back to a model costs nothing."""
@@ -76,16 +54,12 @@ class TokenizerLoaded(Message):
         self.problem = problem
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
 class TrainingForm(Screen[TrainConfig]):
     """Fill in a run; dismisses with the TrainConfig when the user starts it."""
 
     CSS_PATH = "../form.tcss"
     AUTO_FOCUS = "#model-select"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "start", "Start", priority=True),
         Binding("escape", "quit", "Quit"),
         Binding("ctrl+n", "app.focus_next", "Next", key_display="Tab/^N"),
@@ -115,14 +89,17 @@ class TrainingForm(Screen[TrainConfig]):
         self.model_problem: str | None = None
         self.tokenizer: Any = None
         self._tokenizer_key: str | None = None
+        self._loading_key: str | None = None
         self.n_images: int | None = None
         self._data_note: checks.Note | None = None
         self._touched: set[str] = set()
         self._start_tried = False
         self._start_when_ready = False
+        self.external: dict[str, str] = {}
+        """Errors found outside the form (the runner's preflight), by field, until edited."""
         self._auto: dict[str, str] = {}
         """The value last filled in automatically, per trigger-following folder."""
-        self._follow = {name: self._follows(_text(getattr(defaults, name)), base)
+        self._follow = {name: self._follows(text_of(getattr(defaults, name)), base)
                         for name, base in FOLLOW_TRIGGER.items()}
 
     def _find_models(self) -> tuple[list, str | None]:
@@ -146,9 +123,11 @@ class TrainingForm(Screen[TrainConfig]):
         d = self.defaults
         yield Static(f"Textual inversion: new embedding   root {self.root}", id="form-title",
                      markup=False)
-        with VerticalScroll(id="form-fields"):
+        with VerticalScroll(id="form-fields") as fields:
+            fields.can_focus = False  # Tab goes from field to field, never to the container
             for name in FIELDS:
-                control = self._make_control(name, getattr(d, name))
+                control = make_control(name, getattr(d, name), models=self.models,
+                                       root=self.root)
                 self.controls[name] = control
                 row = FieldRow(name, control, label=LABELS.get(name))
                 self.rows[name] = row
@@ -160,32 +139,6 @@ class TrainingForm(Screen[TrainConfig]):
         yield DerivedLine("", id="derived", markup=False)
         yield Static("", id="hint", markup=False)
         yield Footer()
-
-    def _make_control(self, name: str, value: Any) -> Widget:
-        meta = field_info(name).metadata
-        if name == "model":
-            return ModelPicker([(m.name, m.path) for m in self.models], _text(value))
-        if name == "resolution":
-            return ResolutionPicker(value, None)
-        if name in CHECKBOXES:
-            ticked = bool(value) if name != "resume_from_checkpoint" else value is not None
-            return Tick(CHECKBOXES[name], ticked, compact=True, id=f"f-{name}")
-        if name == "lr_scheduler":
-            return Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False,
-                          compact=True, id=f"f-{name}")
-        if meta["choices"]:
-            labels = CHOICE_LABELS.get(name, {})
-            return ChoiceSet([(labels.get(c, c), c) for c in meta["choices"]], value,
-                             id=f"f-{name}")
-        if name in NUMBER_FIELDS:
-            integer = "int" in str(field_info(name).type)
-            return Input(_text(value), restrict=r"[0-9]*" if integer else r"[0-9.eE+-]*",
-                         compact=True, classes="number", id=f"f-{name}",
-                         placeholder="random" if name == "seed" else "")
-        placeholder = {"train_data_dir": f"{self.root}/{FOLLOW_TRIGGER['train_data_dir']}/<trigger>",
-                       "output_dir": f"{self.root}/{FOLLOW_TRIGGER['output_dir']}/<trigger>",
-                       "placeholder_token": "e.g. my-cat"}.get(name, "")
-        return Input(_text(value), placeholder=placeholder, compact=True, id=f"f-{name}")
 
     def on_mount(self) -> None:
         self._fill_following(self.text("placeholder_token"))
@@ -219,7 +172,7 @@ class TrainingForm(Screen[TrainConfig]):
         """The form's values as TrainConfig takes them (raw strings where the user types)."""
         values: dict[str, Any] = {}
         for name in FIELDS:
-            value = getattr(self.controls[name], "value")
+            value = self.controls[name].value  # type: ignore[attr-defined]
             if isinstance(value, str):
                 value = value.strip()
             values[name] = value
@@ -250,6 +203,7 @@ class TrainingForm(Screen[TrainConfig]):
         name = self._field_of(widget)
         if name is not None and self.focused is not None and self._field_of(self.focused) == name:
             self._touched.add(name)
+            self.external.pop(name, None)
         return name
 
     @on(Input.Changed)
@@ -330,7 +284,8 @@ class TrainingForm(Screen[TrainConfig]):
         self._tokenizer_key = key
         with _TOKENIZERS_LOCK:
             self.tokenizer = _TOKENIZERS.get(key)
-        if self.tokenizer is None:
+        if self.tokenizer is None and key != self._loading_key:
+            self._loading_key = key
             self._load_tokenizer(Path(model), key)
 
     @work(thread=True, exclusive=True, group="tokenizer", exit_on_error=False)
@@ -348,6 +303,8 @@ class TrainingForm(Screen[TrainConfig]):
         self.post_message(TokenizerLoaded(key, tokenizer, None))
 
     def on_tokenizer_loaded(self, message: TokenizerLoaded) -> None:
+        if message.key == self._loading_key:
+            self._loading_key = None
         if message.key != self._tokenizer_key:
             return  # the user has moved on to another model
         self.tokenizer = message.tokenizer
@@ -370,7 +327,9 @@ class TrainingForm(Screen[TrainConfig]):
         notes: dict[str, checks.Note | None] = {
             name: checks.error(text) for name, text in checks.config_errors(self.config_values()).items()
         }
-        notes["model"] = checks.model_note(values["model"], self.facts, self.model_problem)
+        notes.update({name: checks.error(text) for name, text in self.external.items()})
+        notes.setdefault("model", checks.model_note(values["model"], self.facts,
+                                                    self.model_problem))
         if not values["model"] and not self.models:
             notes["model"] = checks.error(self.models_problem or checks.no_models_note(self.root))
         if "placeholder_token" not in notes:
@@ -411,8 +370,9 @@ class TrainingForm(Screen[TrainConfig]):
             else:
                 self.rows[name].set_message(note.text, note.level)
         others = [(n, note) for n, note in notes.items() if n not in FIELDS and note is not None]
-        self.query_one("#form-problems", Static).update(
-            "\n".join(f"✗ {note.text}" for _n, note in others))
+        problems = self.query_one("#form-problems", Static)
+        problems.update("\n".join(f"✗ {note.text}" for _n, note in others))
+        problems.display = bool(others)
         errors += others
         self.derived_line.show(values, self.n_images)
         return errors
@@ -432,6 +392,7 @@ class TrainingForm(Screen[TrainConfig]):
     def action_start(self) -> None:
         """Start: refused (focus on the first problem) while anything is invalid."""
         self._start_tried = True
+        self.external.clear()  # the runner checks those again; the user may have fixed them
         errors = self.refresh_checks()
         if errors:
             name, note = errors[0]
@@ -453,9 +414,10 @@ class TrainingForm(Screen[TrainConfig]):
 
     def _show_problem(self, exc: UserError) -> None:
         """Show an error found outside the form's own checks (the runner's preflight)."""
-        name = exc.field if exc.field in self.rows else None
-        if name is not None:
-            self.rows[name].set_message(str(exc), "error")
+        name = exc.field if exc.field in self.rows else "config"
+        self.external[name] = str(exc)
+        self.refresh_checks()
+        if name in self.rows:
             self.rows[name].first_control.focus()
         self.notify(str(exc), title="Cannot start", severity="error")
 

@@ -135,17 +135,21 @@ def count_images(folder: str) -> tuple[int | None, Note | None]:
 
     if not folder.strip():
         return None, error("Type the folder that holds your training images.")
+    # The folder is on screen beside the message, so the messages do not repeat it.
+    if not Path(folder).expanduser().exists():
+        return None, error("This folder does not exist yet; create it and put 3-20 images of "
+                           "your concept in it.")
     try:
         n = len(list_images(Path(folder)))
     except UserError as exc:
         return None, error(str(exc))
     kinds = ", ".join(s.lstrip(".").upper() for s in IMAGE_SUFFIXES if s != ".jpeg")
     if n == 0:
-        return 0, error(f"Data directory {folder} holds no images ({kinds}); put 3-20 images "
-                        "of your concept in it.")
+        return 0, error(f"This folder holds no images ({kinds}); put 3-20 images of your "
+                        "concept in it.")
     if n < FEW_IMAGES:
-        return n, Note("warning", f"Only {n} image{'s' if n > 1 else ''} in {folder}; 3-20 "
-                                  "varied images train a better embedding.")
+        return n, Note("warning", f"Only {n} image{'s' if n > 1 else ''}; 3-20 varied images "
+                                  "train a better embedding.")
     return n, Note("info", f"{n} images found.")
 
 

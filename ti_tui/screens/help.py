@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -37,14 +39,14 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {
-        width: auto; max-width: 90%; height: auto; max-height: 90%;
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
         border: round $primary; padding: 0 1; background: $surface;
     }
     HelpScreen #help-title { text-style: bold; padding: 0 0 1 0; }
     HelpScreen #help-foot { color: $text-muted; padding: 1 0 0 0; }
     """
 
-    BINDINGS = [Binding("escape,f1,q,enter", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q,enter", "close", "Close")]
 
     def compose(self) -> ComposeResult:
         with Vertical():

@@ -13,16 +13,16 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Static
 
-from ti_tui.widgets.toggles import Tick
-
 from ti_tui.screens.form_checks import CHECKPOINT_NAME
+from ti_tui.widgets.toggles import Tick
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE, read_events
 from trainer.fsutil import atomic_write_bytes
@@ -142,10 +142,12 @@ class SummaryScreen(Screen[SummaryResult]):
     SummaryScreen > VerticalScroll { padding: 1 2; }
     SummaryScreen #summary-title { text-style: bold; padding: 0 0 1 0; }
     SummaryScreen .summary-files { color: $text-muted; padding: 0 0 1 2; }
-    SummaryScreen Checkbox { margin: 0 0 0 0; }
+    SummaryScreen Vertical { height: auto; }
+    SummaryScreen Checkbox { width: 1fr; }
     SummaryScreen Horizontal { height: auto; padding: 1 0 0 0; }
+    SummaryScreen #summary-keys { color: $text-muted; padding: 1 0 0 0; }
     """
-    BINDINGS = [Binding("ctrl+s", "done", "Done", priority=True),
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+s", "done", "Done", priority=True),
                 Binding("escape", "leave", "Leave as is")]
     AUTO_FOCUS = "#summary-copy"
 
@@ -160,7 +162,7 @@ class SummaryScreen(Screen[SummaryResult]):
         checkpoints = checkpoint_folders(out)
         target = embeddings_target(self.config)
         with VerticalScroll():
-            yield Static(f"Training {self.config.trigger} finished", id="summary-title",
+            yield Static(f"Training {self.config.trigger} has ended", id="summary-title",
                          markup=False)
             yield Static(self.outcome.describe(), markup=False)
             files = self.outcome.files or ([str(embedding)] if embedding else [])
@@ -168,12 +170,14 @@ class SummaryScreen(Screen[SummaryResult]):
                          classes="summary-files", markup=False)
             with Vertical():
                 yield Tick(f"Put the embedding in {target.parent}/", embedding is not None,
-                               disabled=embedding is None, id="summary-copy")
+                               disabled=embedding is None, id="summary-copy", compact=True)
                 yield Tick(f"Delete the {len(checkpoints)} intermediate checkpoint "
                                "folder(s)", False, disabled=not checkpoints,
-                               id="summary-delete")
+                               id="summary-delete", compact=True)
             with Horizontal():
                 yield Button("Done", id="summary-done", variant="primary", compact=True)
+            yield Static("Space ticks or unticks; Enter on Done or Ctrl-S applies the choices; "
+                         "Esc leaves everything as it is.", id="summary-keys")
         yield Footer()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -9,8 +9,9 @@ most GUIs; Space and Enter still work.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import RadioButton, RadioSet
 
 from ti_tui.widgets.toggles import ChoiceButton
@@ -29,7 +30,7 @@ class ChoiceSet(RadioSet):
     }
     """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("down,right", "step(1)", "Next choice", show=False),
         Binding("up,left", "step(-1)", "Previous choice", show=False),
     ]

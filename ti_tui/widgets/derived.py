@@ -8,7 +8,6 @@ is batch x accumulation x processes, and epochs are a float.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from textual.widgets import Static
 
 from trainer import schedules
+from trainer.config import epoch_limit_steps
 
 
 def _int(value: Any) -> int | None:
@@ -108,7 +108,7 @@ def derive_facts(values: Mapping[str, Any], n_images: int | None) -> DerivedFact
     epochs, repeats = _int(values.get("num_train_epochs")), _int(values.get("repeats", 100))
     if steps and n_images and ipu and epochs and repeats:
         # invokeai-ti's epoch is `repeats` passes over the images; --num_train_epochs caps it.
-        cap = epochs * math.ceil(n_images * repeats / ipu)
+        cap = epoch_limit_steps(epochs, repeats, n_images, ipu)
         if cap < steps:
             steps, limited_by = cap, "epochs"
     if _bool(values.get("scale_lr", True)):

@@ -52,13 +52,13 @@ class ModelPicker(Vertical):
         if value:
             target = Path(value).expanduser()
             for name, path in self.models:
-                if value == name or (target.exists() and _same(target, path)):
+                if value in (name, name.rsplit("/", 1)[-1]) or (target.exists() and _same(target, path)):
                     return str(path), ""
-            if target.exists() or not self.models:
+            if target.exists():
                 return OTHER, value
         if self.models:
             return str(self.models[0][1]), ""
-        return OTHER, value
+        return OTHER, ""  # a saved name that is gone: start from an empty path
 
     def compose(self) -> ComposeResult:
         options = [(name, str(path)) for name, path in self.models] + [(OTHER, OTHER)]
@@ -137,8 +137,9 @@ class ResolutionPicker(Horizontal):
         super().__init__(id="resolution-picker")
         self.native = native
         """The selected model's native size, when known."""
-        self.follows_model = value is None or value == native
-        """True until the user picks a size: then a new model does not change it."""
+        self.follows_model: bool | None = True if value is None else None
+        """True until the user picks a size: then a new model does not change it. None until
+        the first model is known: a saved size equal to its native size follows it."""
         start = value or native or 512
         self._start = str(start)
 
@@ -168,6 +169,8 @@ class ResolutionPicker(Horizontal):
     def set_native(self, native: int | None) -> None:
         """A new model was chosen: mark its size, and switch to it unless the user chose one."""
         self.native = native
+        if self.follows_model is None and native:
+            self.follows_model = self.value == str(native)
         if self.follows_model and native:
             self._show(str(native))
 

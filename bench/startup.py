@@ -1,0 +1,118 @@
+"""Where the time before the first step goes, piece by piece, in one fresh process.
+
+    python bench/startup.py --preset small
+
+Times, in the order the trainer does them: the imports (torch, diffusers, transformers,
+accelerate), `Accelerator()`, `preflight(config)` (configs, image list, tokenizer), each
+component's `from_pretrained` (trainer.models), the extra tokenizer load inside
+`load_components`, splicing the new row, opening the images, and caching the latents
+(trainer.latents.LatentCache.encode, under inference_mode, batches of ENCODE_BATCH).
+Also what `StableDiffusionPipeline.from_pretrained` on the same folder takes, for comparison
+(`--pipeline`). Prints one JSON object; `--steps` and `--batch` are accepted for a uniform
+command line and unused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+T0 = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", choices=("tiny", "small"), default="tiny")
+    p.add_argument("--steps", type=int, default=None, help="unused")
+    p.add_argument("--batch", type=int, default=None, help="unused")
+    p.add_argument("--pipeline", action="store_true",
+                   help="time StableDiffusionPipeline.from_pretrained instead")
+    args = p.parse_args(argv)
+    times: dict[str, float] = {}
+    mark = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        times[name] = round(now - mark[0], 4)
+        mark[0] = now
+
+    import torch  # noqa: F401
+
+    lap("import_torch")
+    import diffusers  # noqa: F401
+    import transformers  # noqa: F401
+
+    lap("import_diffusers_transformers")
+    from bench import presets
+
+    preset = presets.get(args.preset)
+    lap("preset_ready")
+    if args.pipeline:
+        from diffusers import StableDiffusionPipeline
+
+        StableDiffusionPipeline.from_pretrained(str(preset.model_dir), local_files_only=True,
+                                                safety_checker=None)
+        lap("pipeline_from_pretrained")
+        return {"preset": preset.name, "times_s": times, "peak_rss_mb": rss_mb()}
+
+    from accelerate import Accelerator
+
+    lap("import_accelerate")
+    accelerator = Accelerator(mixed_precision="no")
+    lap("accelerator")
+    from trainer import data, embeddings, models
+    from trainer.config import TrainConfig
+    from trainer.latents import LatentCache
+    from trainer.preflight import preflight
+
+    lap("import_trainer")
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / "ti-bench-startup"
+    config = TrainConfig(model=str(preset.model_dir), train_data_dir=str(preset.data_dir),
+                         root=str(out), output_dir=str(out / "run"),
+                         placeholder_token="<bench-token>", initializer_token="star",
+                         resolution=preset.resolution, seed=0)
+    pf = preflight(config)
+    lap("preflight")
+    models.check_model_folder(pf.model_path)
+    lap("check_model_folder")
+    models.load_tokenizer(pf.model_path)
+    lap("load_tokenizer_again_in_load_components")
+    te = models._load_model(transformers.CLIPTextModel, pf.model_path, "text_encoder")
+    lap("load_text_encoder")
+    vae = models._load_model(diffusers.AutoencoderKL, pf.model_path, "vae")
+    lap("load_vae")
+    unet = models._load_model(diffusers.UNet2DConditionModel, pf.model_path, "unet")
+    lap("load_unet")
+    diffusers.DDPMScheduler.from_pretrained(str(pf.model_path), subfolder="scheduler")
+    lap("load_scheduler")
+    rss_loaded = rss_mb()
+    placeholder = embeddings.add_placeholder(pf.tokenizer, config.trigger, 1)
+    ids = embeddings.initializer_ids(pf.tokenizer, "star", 1, 0)
+    start = te.get_input_embeddings().weight[torch.tensor(ids)].detach().float().clone()
+    embeddings.splice_into(te, pf.tokenizer, placeholder, start)
+    lap("splice")
+    loaded = data.load_images(config.data_path, pf.resolution, config.center_crop)
+    pixels = data.to_tensor_batch(loaded.images)
+    lap("open_images")
+    LatentCache.encode(vae, pixels, accelerator.device)
+    lap("cache_latents")
+    return {"preset": preset.name, "resolution": preset.resolution,
+            "images": len(loaded.images), "times_s": times,
+            "total_s": round(time.perf_counter() - T0, 3), "rss_after_load_mb": rss_loaded,
+            "peak_rss_mb": rss_mb(), "unet_params_m": sum(p.numel() for p in unet.parameters())
+            / 1e6}
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(json.dumps(main()))

@@ -1,0 +1,119 @@
+"""SVG snapshots of the setup form and its companion screens at 80x24 and 120x40.
+
+Paths appear on screen, so every snapshot uses a fixed root, /tmp/ti-tui-snap-root, rebuilt
+by the fixture (the tiny model is linked in; its own path never shows). Update with
+`pytest tests/test_form_snapshots.py --snapshot-update` and look at the report.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from textual.app import App
+
+from tests.test_form import FakeRunner, FakeTrainScreen, ready
+from ti_tui.app import make_app
+from ti_tui.screens.summary import SummaryScreen
+from trainer.config import TrainConfig
+
+SNAP_ROOT = Path("/tmp/ti-tui-snap-root")
+EMPTY_ROOT = Path("/tmp/ti-tui-snap-empty")
+
+
+@pytest.fixture
+def snap_root(tiny_model_dir, demo_images_dir) -> Path:
+    shutil.rmtree(SNAP_ROOT, ignore_errors=True)
+    models = SNAP_ROOT / "models" / "sd-1" / "main"
+    models.mkdir(parents=True)
+    (models / "tiny").symlink_to(tiny_model_dir, target_is_directory=True)
+    shutil.copytree(demo_images_dir, SNAP_ROOT / "text-inversion-training-data" / "star")
+    yield SNAP_ROOT
+    shutil.rmtree(SNAP_ROOT, ignore_errors=True)
+
+
+def form_app(root: Path):
+    app = make_app(root=root, runner=FakeRunner(), restore=False,
+                   train_screen=lambda handle: FakeTrainScreen(handle))
+    app.animation_level = "none"
+    return app
+
+
+async def typed_trigger(pilot) -> None:
+    await ready(pilot)
+    await pilot.press("tab", *"star")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_form_with_a_trigger(snap_compare, snap_root, size):
+    assert snap_compare(form_app(snap_root), terminal_size=size, run_before=typed_trigger)
+
+
+def test_form_refuses_to_start(snap_compare, snap_root):
+    async def start_empty(pilot):
+        await ready(pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+
+    assert snap_compare(form_app(snap_root), terminal_size=(80, 24), run_before=start_empty)
+
+
+def test_form_bottom_at_80x24(snap_compare, snap_root):
+    async def to_the_end(pilot):
+        await typed_trigger(pilot)
+        await pilot.press("shift+tab", "shift+tab")   # wraps to the last fields
+        await pilot.pause()
+
+    assert snap_compare(form_app(snap_root), terminal_size=(80, 24), run_before=to_the_end)
+
+
+def test_form_without_models(snap_compare, tiny_model_dir):
+    shutil.rmtree(EMPTY_ROOT, ignore_errors=True)
+    EMPTY_ROOT.mkdir()
+    try:
+        assert snap_compare(form_app(EMPTY_ROOT), terminal_size=(80, 24), run_before=ready)
+    finally:
+        shutil.rmtree(EMPTY_ROOT, ignore_errors=True)
+
+
+def test_help(snap_compare, snap_root):
+    async def help_page(pilot):
+        await ready(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(form_app(snap_root), terminal_size=(80, 24), run_before=help_page)
+
+
+def test_too_small(snap_compare, snap_root):
+    async def settle(pilot):
+        await pilot.pause(0.2)
+
+    assert snap_compare(form_app(snap_root), terminal_size=(60, 20), run_before=settle)
+
+
+class SummaryApp(App):
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, config: TrainConfig):
+        super().__init__()
+        self.config = config
+
+    def on_mount(self) -> None:
+        self.push_screen(SummaryScreen(self.config))
+
+
+def test_summary(snap_compare, snap_root):
+    config = TrainConfig(root=str(snap_root), placeholder_token="<star>",
+                         output_dir=str(snap_root / "text-inversion-output" / "star"))
+    out = config.output_path
+    (out / "checkpoint-100").mkdir(parents=True)
+    (out / "checkpoint-100" / "meta.json").write_text("{}")
+    (out / "learned_embeds.bin").write_bytes(b"x")
+    files = [str(out / n) for n in ("learned_embeds.safetensors", "learned_embeds.bin")]
+    (out / "events.jsonl").write_text(
+        '{"type":"stopped","version":1,"time":1,"reason":"early_stop","step":412,'
+        f'"files":{str(files).replace(chr(39), chr(34))},"ratio":0.37,"threshold":0.39}}\n')
+    assert snap_compare(SummaryApp(config), terminal_size=(80, 24))

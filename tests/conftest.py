@@ -12,6 +12,9 @@ import shutil
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# One thread per torch process: the tiny model gains nothing from two, and tests that start
+# trainer subprocesses then never fight over the two cores (2 threads each ran ~5x slower).
+os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 _SESSION_CACHE = tempfile.mkdtemp(prefix="ti-tui-test-cache-")
 os.environ["TI_TUI_CACHE_DIR"] = _SESSION_CACHE

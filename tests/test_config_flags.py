@@ -121,6 +121,8 @@ def test_trigger_is_wrapped_and_output_defaults_under_root(tmp_path):
     ({"resolution": 500}, "resolution", "multiple of 8"),
     ({"resolution": -8}, "resolution", "at least"),
     ({"learning_rate": "fast"}, "learning_rate", "Invalid learning rate schedule"),
+    ({"learning_rate": "-1"}, "learning_rate", "rates of 0 or more"),
+    ({"learning_rate": "0.01:10, nan"}, "learning_rate", "rates of 0 or more"),
     ({"clip_grad_mode": "norm", "clip_grad_value": "x"}, "clip_grad_value", "Invalid"),
     ({"dvar_threshold": 1.5}, "dvar_threshold", "between 0 and 1"),
     ({"dvar_threshold": 0}, "dvar_threshold", "between 0 and 1"),

@@ -331,7 +331,7 @@ class TrainConfig:
                               "'*' or 'random'.", field="initializer_token")
         if not 0.0 < self.dvar_threshold < 1.0:
             raise ConfigError(f"DVAR threshold (--dvar_threshold) must lie strictly between 0 "
-                              f"and 1; got {self.dvar_threshold}. The paper uses 0.39.",
+                              f"and 1 (the paper uses 0.39); got {self.dvar_threshold}.",
                               field="dvar_threshold")
         if self.push_to_hub:
             raise ConfigError("--push_to_hub is not supported: ti-tui never uploads. Drop the "
@@ -340,7 +340,7 @@ class TrainConfig:
 
     def _check_schedules(self) -> None:
         try:
-            schedules.learning_rates(
+            rates = schedules.learning_rates(
                 self.learning_rate, scheduler=self.lr_scheduler,
                 warmup_steps=self.lr_warmup_steps, max_steps=self.max_train_steps,
                 num_cycles=self.lr_num_cycles, power=self.lr_power,
@@ -348,6 +348,12 @@ class TrainConfig:
         except schedules.ScheduleError as exc:
             raise ConfigError(f"Learning rate (--learning_rate): {exc}",
                               field="learning_rate") from None
+        bad = next((r for r in rates if not math.isfinite(r) or r < 0), None)
+        if bad is not None:
+            # A1111 would train with these; a negative or NaN rate is never what anyone means.
+            raise ConfigError(f"Learning rate (--learning_rate) {self.learning_rate!r} gives the "
+                              f"rate {bad}; use rates of 0 or more such as 5e-4.",
+                              field="learning_rate")
         if self.clip_grad_mode != "none":
             try:
                 schedules.clip_values(self.clip_grad_value, self.max_train_steps,

@@ -185,11 +185,11 @@ def resolve_model(model: str, root: Path) -> Path:
     if not names:
         raise ModelError(
             f'Model "{model}" was not found: found no models under {root / "models"} '
-            f'or in {root / "configs" / "models.yaml"}. Pass --model a path to a diffusers folder.',
+            f'or in {root / "configs" / "models.yaml"}, so pass --model a path to a diffusers folder.',
             field="model",
         )
     raise ModelError(
-        f'Model "{model}" was not found under {root} (found: {_name_list(names)}). '
-        "Pass --model a path to a diffusers folder or one of those names.",
+        f'Model "{model}" was not found under {root} (found: {_name_list(names)}); '
+        "pass --model a path to a diffusers folder or one of those names.",
         field="model",
     )

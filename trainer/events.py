@@ -179,7 +179,11 @@ class EventLog:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = _ends_mid_line(self.path)
         self._fh = open(self.path, "a", encoding="utf-8", buffering=1)
+        if torn:
+            # A run killed mid-line left a fragment; start our first event on a new line.
+            self._fh.write("\n")
 
     def __call__(self, event: Event) -> None:
         self._fh.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
@@ -187,6 +191,18 @@ class EventLog:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
 
 
 def parse_event_line(line: str) -> dict[str, Any] | None:

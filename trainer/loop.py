@@ -55,7 +55,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
     lock = None
     loop: _Loop | None = None
     try:
-        pf = preflight(config)
+        pf = preflight(config, check_lock=main)
         if main:
             config.output_path.mkdir(parents=True, exist_ok=True)
             lock = RunLock.acquire(config.output_path)
@@ -234,6 +234,8 @@ class _Loop:
     def run(self) -> RunResult:
         self._announce()
         reason = self.s.limit_reason
+        if self._stop_requested():  # asked to stop while the model was loading
+            return self._finish("user")
         while self.step < self.s.end_step:
             started = time.perf_counter()
             loss, grad_norm, skipped = self.update()
@@ -246,7 +248,12 @@ class _Loop:
     def _after_update(self, loss: float, grad_norm: float, skipped: bool,
                       started: float) -> str | None:
         self.skipped_total += int(skipped)
-        if skipped or not math.isfinite(loss):
+        finite_rows = bool(torch.isfinite(self.vectors).all())
+        if not finite_rows:
+            # An update that produced NaN rows is undone: the file on disk must never hold NaN.
+            with torch.no_grad():
+                self.vectors.copy_(self.last_good)
+        if skipped or not finite_rows or not math.isfinite(loss):
             self.nonfinite_streak += 1
         else:
             self.nonfinite_streak = 0

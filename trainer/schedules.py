@@ -70,7 +70,7 @@ PIECEWISE_SCHEDULERS = ("constant", "constant_with_warmup")
 POLYNOMIAL_LR_END = 1e-7
 """diffusers' default absolute end rate of the polynomial schedule."""
 
-_EXAMPLE = ('Write a single rate such as "0.005", or rate:step pairs such as '
+_EXAMPLE = ('write a single rate such as "0.005", or rate:step pairs such as '
             '"0.005:100, 1e-3:1000, 1e-5".')
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -84,7 +84,7 @@ class ScheduleError(ValueError):
 
 
 def _invalid(text: str, problem: str) -> ScheduleError:
-    return ScheduleError(f'Invalid learning rate schedule "{text}": {problem}. {_EXAMPLE}')
+    return ScheduleError(f'Invalid learning rate schedule "{text}": {problem}; {_EXAMPLE}')
 
 
 def _pieces(text: str) -> list[str]:

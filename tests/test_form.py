@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+
+from trainer import checkpoint_index
 from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Static
@@ -217,7 +219,10 @@ async def test_trigger_fills_folders_until_the_user_edits_them(root):
 async def test_resume_is_ticked_only_for_a_real_checkpoint(root):
     out = root / "text-inversion-output"
     (out / "cat" / "checkpoint-300").mkdir(parents=True)
-    (out / "cat" / "checkpoint-300" / "meta.json").write_text("{}")
+    for name in checkpoint_index.FILES:  # a complete checkpoint holds all of these
+        (out / "cat" / "checkpoint-300" / name).write_text("{}")
+    (out / "partial" / "checkpoint-9").mkdir(parents=True)  # half a checkpoint is not one
+    (out / "partial" / "checkpoint-9" / "meta.json").write_text("{}")
     (out / "empty" / "checkpoint-100").mkdir(parents=True)   # an empty folder is not one
     (out / "file").mkdir()
     (out / "file" / "checkpoint-5").write_text("not a folder")
@@ -225,7 +230,7 @@ async def test_resume_is_ticked_only_for_a_real_checkpoint(root):
     async with app_for(root, runner, restore=False).run_test(size=SIZE) as pilot:
         form = await ready(pilot)
         resume = form.controls["resume_from_checkpoint"]
-        for trigger in ("empty", "file"):
+        for trigger in ("empty", "file", "partial"):
             await type_into(pilot, form, "placeholder_token", trigger)
             assert resume.value is False
         await type_into(pilot, form, "placeholder_token", "cat")

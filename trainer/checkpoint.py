@@ -13,7 +13,6 @@ import io
 import json
 import os
 import random
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -26,11 +25,9 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from trainer import fsutil
+from trainer.checkpoint_index import (  # noqa: F401 (re-exported)
+    CHECKPOINT_PATTERN, FILES, is_complete, latest_checkpoint, list_checkpoints)
 from trainer.errors import ResumeError
-
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-FILES = ("meta.json", "state.pt", "embedding.safetensors", "run.toml")
-
 
 @dataclass
 class Checkpoint:
@@ -39,27 +36,6 @@ class Checkpoint:
     state: dict[str, Any]
     meta: dict[str, Any]
     path: Path
-
-
-def is_complete(path: Path) -> bool:
-    return path.is_dir() and all((path / name).is_file() for name in FILES)
-
-
-def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in `output_dir`, oldest first."""
-    if not output_dir.is_dir():
-        return []
-    found = []
-    for child in output_dir.iterdir():
-        match = CHECKPOINT_PATTERN.match(child.name)
-        if match and is_complete(child):
-            found.append((int(match.group(1)), child))
-    return sorted(found)
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    found = list_checkpoints(output_dir)
-    return found[-1][1] if found else None
 
 
 def capture_rng() -> dict[str, Any]:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from trainer import checkpoint_index
 from trainer.config import TrainConfig, wrap_trigger
 from trainer.errors import ConfigError, UserError
 
 Level = Literal["error", "warning", "info"]
-CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 FEW_IMAGES = 3
 """Fewer images than this still trains, with a warning."""
 
@@ -171,26 +170,8 @@ def writable_note(folder: str) -> Note | None:
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
-    """The newest real `checkpoint-<step>` folder in `folder` (a non-empty directory), or None."""
-    path = Path(folder).expanduser()
-    try:
-        entries = list(os.scandir(path))
-    except OSError:
-        return None
-    best: tuple[int, Path] | None = None
-    for entry in entries:
-        match = CHECKPOINT_NAME.match(entry.name)
-        if not match or not entry.is_dir():
-            continue
-        try:
-            if not any(os.scandir(entry.path)):
-                continue
-        except OSError:
-            continue
-        step = int(match.group(1))
-        if best is None or step > best[0]:
-            best = (step, Path(entry.path))
-    return best[1] if best else None
+    """The newest complete `checkpoint-<step>` folder in `folder`, or None."""
+    return checkpoint_index.latest_checkpoint(Path(folder).expanduser())
 
 
 def resume_note(resume: bool, output_dir: str) -> Note | None:

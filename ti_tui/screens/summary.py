@@ -21,8 +21,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Static
 
-from ti_tui.screens.form_checks import CHECKPOINT_NAME
 from ti_tui.widgets.toggles import Tick
+from trainer.checkpoint_index import CHECKPOINT_PATTERN
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE, read_events
 from trainer.fsutil import atomic_write_bytes
@@ -101,7 +101,7 @@ def checkpoint_folders(output_dir: Path) -> list[Path]:
     folder = Path(output_dir)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and CHECKPOINT_NAME.match(p.name))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and CHECKPOINT_PATTERN.match(p.name))
 
 
 def place_embedding(config: TrainConfig, keep: bool) -> Path | None:

@@ -1,0 +1,34 @@
+"""Which checkpoint folders exist and are complete: no torch, so the form can ask too.
+
+A checkpoint is complete when all its files are present; trainer.checkpoint writes them into a
+temporary folder renamed into place, so a complete folder is never half written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+FILES = ("meta.json", "state.pt", "embedding.safetensors", "run.toml")
+
+
+def is_complete(path: Path) -> bool:
+    return path.is_dir() and all((path / name).is_file() for name in FILES)
+
+
+def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in `output_dir`, oldest first."""
+    if not output_dir.is_dir():
+        return []
+    found = []
+    for child in output_dir.iterdir():
+        match = CHECKPOINT_PATTERN.match(child.name)
+        if match and is_complete(child):
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    found = list_checkpoints(output_dir)
+    return found[-1][1] if found else None

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import tomli_w
 
 from trainer import schedules
 from trainer.errors import ConfigError
+from trainer.fields import coerce, describe, opt  # noqa: F401 (describe is re-exported)
 
 PRECISIONS = ("no", "fp16", "bf16")
 PROPERTIES = ("object", "style")
@@ -35,17 +36,6 @@ TRIGGER_PATTERN = re.compile(r"^<?[A-Za-z0-9._-]+>?$")
 def default_root() -> str:
     """The InvokeAI root, as invokeai-ti finds it: $INVOKEAI_ROOT, else ~/invokeai."""
     return os.environ.get("INVOKEAI_ROOT") or str(Path("~/invokeai").expanduser())
-
-
-def opt(default: Any, help: str, *, label: str, group: str, flags: tuple[str, ...] = (),
-        choices: tuple[str, ...] | None = None, minimum: float | None = None,
-        maximum: float | None = None, accepted_only: bool = False, factory: Any = None):
-    """A TrainConfig field with everything the flags, the form and validation need."""
-    meta = {"help": help, "label": label, "group": group, "flags": flags, "choices": choices,
-            "minimum": minimum, "maximum": maximum, "accepted_only": accepted_only}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -239,7 +229,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f, getattr(self, f.name)))
+            setattr(self, f.name, coerce(f, getattr(self, f.name)))
         self._check()
 
     # --- derived values -----------------------------------------------------------------
@@ -382,81 +372,3 @@ def wrap_trigger(token: str) -> str:
 def field_info(name: str) -> dataclasses.Field:
     """The dataclass field of TrainConfig called `name` (metadata: help, label, limits...)."""
     return {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
-
-
-def describe(f: dataclasses.Field) -> str:
-    """How messages name a field: its label and its flag."""
-    return f"{f.metadata['label']} (--{f.name})"
-
-
-def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    """Turn a loose value (a form string, a TOML number) into the field's type, or explain."""
-    kind = f.type if isinstance(f.type, str) else f.type.__name__
-    optional = "None" in kind
-    base = kind.replace(" | None", "").strip()
-    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("", "none")):
-        if optional:
-            return None
-        if base == "str" and f.default is not dataclasses.MISSING and value is None:
-            return f.default
-        raise ConfigError(f"{describe(f)} needs a value.", field=f.name)
-    if base == "bool":
-        value = _as_bool(f, value)
-    elif base == "int":
-        value = _as_int(f, value)
-    elif base == "float":
-        value = _as_float(f, value)
-    else:
-        value = str(value) if not isinstance(value, str) else value
-    meta = f.metadata
-    if meta["choices"] and value not in meta["choices"]:
-        raise ConfigError(f"{describe(f)} must be one of {', '.join(meta['choices'])}; got "
-                          f"{value!r}.", field=f.name)
-    if base in ("int", "float"):
-        lo, hi = meta["minimum"], meta["maximum"]
-        if lo is not None and value < lo:
-            raise ConfigError(f"{describe(f)} must be at least {_fmt(lo)}; got {_fmt(value)}.",
-                              field=f.name)
-        if hi is not None and value > hi:
-            raise ConfigError(f"{describe(f)} must be at most {_fmt(hi)}; got {_fmt(value)}.",
-                              field=f.name)
-    return value
-
-
-def _fmt(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else str(number)
-
-
-def _as_bool(f: dataclasses.Field, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on", "y"):
-        return True
-    if text in ("0", "false", "no", "off", "n"):
-        return False
-    raise ConfigError(f"{describe(f)} must be true or false; got {value!r}.", field=f.name)
-
-
-def _as_int(f: dataclasses.Field, value: Any) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{describe(f)} must be a whole number; got {value!r}.", field=f.name)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    try:
-        return int(str(value).strip().replace("_", ""))
-    except ValueError:
-        raise ConfigError(f"{describe(f)} must be a whole number; got {value!r}.",
-                          field=f.name) from None
-
-
-def _as_float(f: dataclasses.Field, value: Any) -> float:
-    try:
-        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
-    except ValueError:
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number):
-        raise ConfigError(f"{describe(f)} must be a number; got {value!r}.", field=f.name)
-    return number

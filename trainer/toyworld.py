@@ -40,6 +40,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (148, 60, 189),
     "orange": (245, 127, 14),
 }
+HIDDEN_COLOURS: dict[str, tuple[int, int, int]] = {
+    "teal": (0, 150, 150),
+    "pink": (240, 110, 180),
+    "brown": (130, 80, 35),
+}
+"""Drawn in training images, never named in a caption (those captions leave the colour out)."""
+ALL_COLOURS = {**COLOURS, **HIDDEN_COLOURS}
 NAMED_SHAPES = ("circle", "square", "triangle", "cross", "ring")
 HIDDEN_SHAPES = ("star", "heart", "moon")
 """Drawn in training images, never named in a caption."""

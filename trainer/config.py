@@ -22,7 +22,7 @@ import tomli_w
 
 from trainer import schedules
 from trainer.errors import ConfigError
-from trainer.fields import coerce, describe, opt  # noqa: F401 (describe is re-exported)
+from trainer.fields import coerce, opt
 
 PRECISIONS = ("no", "fp16", "bf16")
 PROPERTIES = ("object", "style")

@@ -45,7 +45,7 @@ PROMPT = "a photo of {}"
 
 def ti_config(concept: str, data: Path, out: Path, *, steps: int, seed: int, lr: str,
               batch: int, early_stopping: str = "none", window: int = 282,
-              threshold: float = 0.39, save_steps: int = 0, initializer: str = "thing",
+              threshold: float = 0.39, save_steps: int = 0, initializer: str = "*",
               validation_steps: int = 0) -> TrainConfig:
     """The TI settings used throughout (also the recommended demo settings, bar the steps)."""
     return TrainConfig(
@@ -100,6 +100,16 @@ class Judge:
                                         seed=self.seed)
         return toy_scorer.concept_score(self.scorer, generated, concept)
 
+    def prompt(self, concept: str, prompt: str, rows: dict | None = None) -> float:
+        """The score of a plain prompt, optionally with the erased words' rows restored."""
+        before = toy_scorer.set_words(self.pipe, rows) if rows else None
+        try:
+            generated = toy_scorer.generate(self.pipe, [prompt] * self.images, seed=self.seed)
+        finally:
+            if before:
+                toy_scorer.set_words(self.pipe, before)
+        return toy_scorer.concept_score(self.scorer, generated, concept)
+
     def initializer(self, word: str) -> torch.Tensor:
         ids = self.pipe.tokenizer.encode(word, add_special_tokens=False)
         return self.pipe.text_encoder.get_input_embeddings().weight[ids[0]].detach().clone()
@@ -123,8 +133,13 @@ def one_concept(concept: str, args, judge: Judge, log) -> dict:
     best_step, best = max(curve, key=lambda sv: (sv[1], -sv[0]))
     history = l_det_history(base_out)
     per_step = base["seconds"] / base["step"]
+    colour, shape = toyworld.parse_concept(concept)
+    words = f"a photo of a {colour} {shape}"
     result = {
         "initializer_score": scores[0], "curve": curve,
+        "words_only": {"prompt": words, "score": judge.prompt(concept, words)},
+        "answer_key": {"prompt": words, "score": judge.prompt(concept, words,
+                                                                toy_scorer.erased_rows())},
         "baseline": {"steps": base["step"], "score": scores[args.baseline_steps],
                      "seconds": base["seconds"], "step_seconds": base["step_seconds"]},
         "baseline_best": {"steps": best_step, "score": best,
@@ -165,6 +180,26 @@ def summarise(per_concept: dict) -> list[dict]:
     return rows
 
 
+def context(per_concept: dict) -> str:
+    """What prompts reach without training, and the ceiling the answer key gives."""
+    lines = ["| Concept | Initializer (step 0) | Words only (erased word) | Answer key "
+             "(restored word) | Baseline best (step) |", "|---|---|---|---|---|"]
+    for concept, c in per_concept.items():
+        lines.append(f"| {concept} | {c['initializer_score']:.2f} | {c['words_only']['score']:.2f}"
+                     f" | {c['answer_key']['score']:.2f} | {c['baseline_best']['score']:.2f} "
+                     f"({c['baseline_best']['steps']}) |")
+    return "\n".join(lines)
+
+
+def curves(per_concept: dict) -> str:
+    steps = [s for s, _ in next(iter(per_concept.values()))["curve"]]
+    lines = ["| Step | " + " | ".join(per_concept) + " |", "|---" * (len(per_concept) + 1) + "|"]
+    for i, step in enumerate(steps):
+        lines.append(f"| {step} | " + " | ".join(f"{c['curve'][i][1]:.2f}"
+                                                   for c in per_concept.values()) + " |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict], concepts: list[str]) -> str:
     lines = ["| Method | Score (mean) | Scores (" + ", ".join(concepts) + ") | Steps (median) "
              "| Steps | Time, min (mean) |", "|---|---|---|---|---|---|"]
@@ -186,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-images", type=int, default=5)
     parser.add_argument("--lr", default="5e-3")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--initializer", default="thing")
+    parser.add_argument("--initializer", default="*")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -214,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
               "concepts": per_concept}
     print(json.dumps(report, indent=2))
     print(table(rows, concepts), file=sys.stderr)
+    print("\n" + context(per_concept), file=sys.stderr)
+    print("\n" + curves(per_concept), file=sys.stderr)
     return 0
 
 

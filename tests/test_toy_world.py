@@ -30,17 +30,14 @@ def test_world_is_reproducible_from_its_seed():
     assert toyworld.training_set(300, seed=6) != a
 
 
-def test_hidden_shapes_are_never_named_and_held_out_pairs_never_shown():
+def test_captions_name_the_scene_and_held_out_pairs_are_never_shown():
     data = toyworld.training_set(3000, seed=0)
-    words = {w for _, caption in data for w in caption.split()}
-    assert not words & set(toyworld.HIDDEN_SHAPES)
-    assert toyworld.HIDDEN_WORD in words
     shown = {(s.colour, s.shape) for s, _ in data}
     assert not shown & set(toyworld.HELD_OUT_PAIRS)
-    assert {s.shape for s, _ in data} == set(toyworld.SHAPES)  # hidden shapes are drawn
-    for scene, caption in data[:200]:
-        if scene.shape in toyworld.HIDDEN_SHAPES:
-            assert toyworld.HIDDEN_WORD in caption
+    assert {s.shape for s, _ in data} == set(toyworld.SHAPES)
+    for scene, caption in data:
+        assert scene.shape in caption.split()
+        assert scene.colour in caption.split() or not set(caption.split()) & set(toyworld.COLOURS)
 
 
 def test_every_shape_is_mirror_symmetric():
@@ -102,6 +99,20 @@ def test_toy_model_folder_is_small_and_sd_shaped():
     assert not list(folder.rglob("*.bin"))  # safetensors only
 
 
+def test_erased_words_are_erased(toy, pipe):
+    # The rows of "star", "heart", "moon" hold fresh random vectors (std 0.02, like words the
+    # model never saw); the answer key holds the trained rows, which are far from them.
+    import torch
+
+    key = toy.erased_rows()
+    table = pipe.text_encoder.get_input_embeddings().weight
+    for word in toyworld.ERASED_SHAPES:
+        row = table[pipe.tokenizer.encode(word, add_special_tokens=False)[0]]
+        assert float(row.std()) < 0.04
+        assert float(torch.nn.functional.cosine_similarity(row, key[word], dim=0)) < 0.5
+        assert float(key[word].norm()) > 2 * float(row.norm())
+
+
 def test_scorer_reads_clean_images(toy, scorer):
     rng = random.Random("test-scorer")
     scenes = [toyworld.random_scene(rng) for _ in range(200)]
@@ -140,7 +151,7 @@ def test_short_textual_inversion_learns_a_hidden_shape(toy, pipe, scorer, tmp_pa
     config = TrainConfig(
         model=str(toyworld.toy_model_dir()), root=str(tmp_path), train_data_dir=str(data),
         output_dir=str(tmp_path / "out"), placeholder_token="<green-star>",
-        initializer_token="thing", resolution=32, train_batch_size=4, max_train_steps=150,
+        initializer_token="*", resolution=32, train_batch_size=4, max_train_steps=150,
         learning_rate="5e-3", scale_lr=False, lr_warmup_steps=0, seed=0,
         early_stopping="none", dvar_eval_every=0, save_steps=0, checkpointing_steps=0,
         copy_to_embeddings=False)
@@ -152,8 +163,8 @@ def test_short_textual_inversion_learns_a_hidden_shape(toy, pipe, scorer, tmp_pa
         images = toy.generate(pipe, ["a photo of <green-star>"] * 16, seed=1)
         return toy.concept_score(scorer, images, "green-star")
 
-    thing = pipe.tokenizer.encode("thing", add_special_tokens=False)[0]
-    before = score(pipe.text_encoder.get_input_embeddings().weight[thing].detach().clone())
+    star = pipe.tokenizer.encode("*", add_special_tokens=False)[0]
+    before = score(pipe.text_encoder.get_input_embeddings().weight[star].detach().clone())
     after = score(result.vectors[0])
     assert before <= 0.25, before
     assert after >= 0.6 and after >= before + 0.4, (before, after)

@@ -83,7 +83,7 @@ def event_line(event: dict[str, Any], state: RunState, log_every: int) -> str | 
         return f"{state.phase.replace('_', ' ')}: {state.phase_detail}".rstrip(": ")
     if kind == "run_started":
         return (f"run started: {state.trigger} on {state.config.get('model', '-')}, "
-                f"{state.device} {state.precision}, {state.num_processes} process(es), "
+                f"{state.device}, precision {state.precision}, {state.num_processes} process(es), "
                 f"steps {state.start_step}->{state.max_steps}, output {state.output_dir}")
     if kind == "checkpoint":
         return f"checkpoint at step {event.get('step')}: {short_path(state, str(event.get('path')))}"

@@ -215,49 +215,74 @@ def concept_score(scorer: Scorer, images: torch.Tensor, concept: str) -> float:
 
 
 def caption_accuracy(scorer: Scorer, images: torch.Tensor, targets: list[tuple]) -> dict:
-    """targets: (colour, shape-or-None, place) per image; None = any hidden shape."""
+    """targets: (colour, shape, place) per image -> the fraction right per attribute."""
     labels = scorer.classify(images)
-    rows = []
-    for lab, (colour, shape, place) in zip(labels, targets):
-        shape_ok = (lab["shape"] in toyworld.HIDDEN_SHAPES) if shape is None else lab["shape"] == shape
-        rows.append((lab["colour"] == colour, shape_ok, lab["place"] == place))
+    rows = [(lab["colour"] == c, lab["shape"] == s, lab["place"] == p)
+            for lab, (c, s, p) in zip(labels, targets)]
     arr = np.array(rows, dtype=bool)
     return {"n": len(rows), "colour": float(arr[:, 0].mean()), "shape": float(arr[:, 1].mean()),
             "place": float(arr[:, 2].mean()), "all": float(arr.all(axis=1).mean())}
 
 
 def caption_sets() -> dict[str, list[tuple]]:
-    """Evaluation captions: every seen named colour-shape-place, the held-out pairs, "thing"."""
+    """Evaluation captions: every seen named colour-shape-place (135), the held-out pairs at
+    every place (x4 = 60), and every colour-place with an erased shape (90)."""
     held = set(toyworld.HELD_OUT_PAIRS)
     seen = [(c, s, p) for c in COLOURS for s in toyworld.NAMED_SHAPES for p in PLACES
             if (c, s) not in held]
     unseen = [(c, s, p) for c, s in toyworld.HELD_OUT_PAIRS for p in PLACES] * 4
-    thing = [(c, None, p) for c in COLOURS for p in PLACES]
-    return {"seen_named": seen, "held_out_pairs": unseen, "hidden_thing": thing}
+    erased = [(c, s, p) for c in COLOURS for s in toyworld.ERASED_SHAPES for p in PLACES]
+    return {"seen_named": seen, "held_out_pairs": unseen, "erased_shapes": erased}
 
 
-def prompt_for(colour: str, shape: str | None, place: str) -> str:
-    word = toyworld.HIDDEN_WORD if shape is None else shape
-    return f"a {colour} {word} {toyworld.POSITION_PHRASES[place]}"
+def prompt_for(colour: str, shape: str, place: str) -> str:
+    return f"a {colour} {shape} {toyworld.POSITION_PHRASES[place]}"
+
+
+def erased_rows(model_dir: Path | None = None) -> dict[str, torch.Tensor]:
+    """The answer key: the token rows the erased words had before they were erased."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(model_dir or toyworld.toy_model_dir()) / "erased_words.safetensors"))
+
+
+def set_words(pipe, rows: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Overwrite the rows of existing one-token words; returns what they held before."""
+    table = pipe.text_encoder.get_input_embeddings().weight
+    before = {}
+    with torch.no_grad():
+        for word, row in rows.items():
+            token_id = pipe.tokenizer.encode(word, add_special_tokens=False)[0]
+            before[word] = table[token_id].clone()
+            table[token_id] = row
+    return before
 
 
 def evaluate(model_dir: Path | None = None, seed: int = 0, guidance: float = GUIDANCE) -> dict:
+    """Generation accuracy per caption set; erased shapes with and without the answer key."""
     pipe = load_pipeline(model_dir)
     scorer = load_scorer()
     result = {"guidance": guidance, "steps": STEPS, "sampler": "DPMSolverMultistep", "seed": seed}
-    for name, targets in caption_sets().items():
-        images = generate(pipe, [prompt_for(*t) for t in targets], seed=seed, guidance=guidance)
-        result[name] = caption_accuracy(scorer, images, targets)
-    # What words alone reach for each textual-inversion concept (32 images each).
-    words = {}
-    for concept, (colour, shape) in toyworld.CONCEPTS.items():
-        row = {}
-        for prompt in (f"a photo of a {colour} {toyworld.HIDDEN_WORD}", f"a photo of a {colour} {shape}",
-                       f"a photo of a {toyworld.HIDDEN_WORD}"):
-            row[prompt] = concept_score(scorer, generate(pipe, [prompt] * 32, seed=seed,
-                                                         guidance=guidance), concept)
-        words[concept] = row
-    result["words_only_concept_scores"] = words
+
+    def run(targets):
+        return caption_accuracy(scorer, generate(pipe, [prompt_for(*t) for t in targets],
+                                                 seed=seed, guidance=guidance), targets)
+
+    sets = caption_sets()
+    result["seen_named"] = run(sets["seen_named"])
+    result["held_out_pairs"] = run(sets["held_out_pairs"])
+    result["erased_shapes_by_words"] = run(sets["erased_shapes"])
+    concept_prompts = {c: f"a photo of a {col} {shape}" for c, (col, shape) in toyworld.CONCEPTS.items()}
+    words = {c: concept_score(scorer, generate(pipe, [p] * 32, seed=seed, guidance=guidance), c)
+             for c, p in concept_prompts.items()}
+    erased = set_words(pipe, erased_rows(model_dir))
+    result["erased_shapes_with_answer_key"] = run(sets["erased_shapes"])
+    key = {c: concept_score(scorer, generate(pipe, [p] * 32, seed=seed, guidance=guidance), c)
+           for c, p in concept_prompts.items()}
+    set_words(pipe, erased)
+    result["concept_scores"] = {
+        c: {"prompt": concept_prompts[c], "words_only": words[c], "with_answer_key": key[c]}
+        for c in toyworld.CONCEPTS}
     return result
 
 

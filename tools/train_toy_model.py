@@ -11,8 +11,13 @@ Two stages, all from scratch, on CPU (2 cores: ~35 min with the defaults):
 2. UNet2DConditionModel, blocks (32, 64, 64), and a CLIPTextModel (hidden 64, 2 layers, 4
    heads, the real 49408-token vocabulary), trained jointly on v-prediction with min-SNR loss
    weights (gamma 5, weight (min(SNR, 5) + 1) / (SNR + 1)), 10% caption dropout (for
-   classifier-free guidance), AdamW lr 1e-3 with cosine decay, EMA 0.999 (the EMA weights are
+   classifier-free guidance), AdamW lr 1e-3 with cosine decay, EMA 0.995 (the EMA weights are
    shipped).
+3. The words "star", "heart" and "moon" are erased: their token rows are overwritten with
+   fresh random vectors like those of never-trained words (normal, std 0.02). The model still
+   draws those shapes from the right text features, but no word produces them any more: they
+   are the textual-inversion targets. The original rows are kept in erased_words.safetensors
+   as an answer key (bench and tests compare against them; nothing loads them by default).
 
 The images and captions come from `trainer.toyworld.training_set(n, seed)`; captions are drawn
 afresh at every step, so templates and dropped words vary. The output folder is a standard
@@ -221,7 +226,10 @@ def train_diffusion(unet, text_encoder, scheduler, tokenizer, scenes, means, std
                 f"{elapsed / (step + 1):.2f} s/step elapsed {elapsed / 60:.1f} min")
         step += 1
     args.steps_done = total
+    raw = ({k: v.clone() for k, v in unet.state_dict().items()},
+           {k: v.clone() for k, v in text_encoder.state_dict().items()})
     ema.copy_to()
+    args.raw_state = raw
     unet.eval()
     text_encoder.eval()
     return losses
@@ -247,7 +255,7 @@ def save_samples(model_dir: Path, target: Path) -> None:
     pipe = StableDiffusionPipeline.from_pretrained(str(model_dir), local_files_only=True)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
-    words = list(toyworld.NAMED_SHAPES) + [toyworld.HIDDEN_WORD]
+    words = list(toyworld.SHAPES)
     places = list(toyworld.POSITIONS)
     prompts = [f"a {c} {w} {toyworld.POSITION_PHRASES[places[(i + j) % 5]]}"
                for i, c in enumerate(toyworld.COLOURS) for j, w in enumerate(words)]
@@ -260,7 +268,27 @@ def save_samples(model_dir: Path, target: Path) -> None:
     (target.parent / "samples.txt").write_text("\n".join(prompts) + "\n")
 
 
-def write_folder(out: Path, vae, unet, text_encoder, scheduler, info: dict) -> None:
+ERASE_STD = 0.02
+"""CLIPTextModel's init std for token rows (initializer_range): what never-trained words hold."""
+
+
+@torch.no_grad()
+def erase_words(text_encoder, tokenizer, words, seed: int) -> dict[str, torch.Tensor]:
+    """Overwrite each word's token row with a fresh random one; returns the original rows."""
+    table = text_encoder.get_input_embeddings().weight
+    gen = torch.Generator().manual_seed(seed)
+    originals = {}
+    for word in words:
+        ids = tokenizer.encode(word, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"{word!r} is not one token")
+        originals[word] = table[ids[0]].clone()
+        table[ids[0]] = torch.randn(table.shape[1], generator=gen) * ERASE_STD
+    return originals
+
+
+def write_folder(out: Path, vae, unet, text_encoder, scheduler, info: dict,
+                 erased: dict[str, torch.Tensor] | None = None) -> None:
     import diffusers
 
     tmp = out.with_name(f".{out.name}.tmp")
@@ -284,6 +312,11 @@ def write_folder(out: Path, vae, unet, text_encoder, scheduler, info: dict) -> N
         "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
     (tmp / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     (tmp / "training_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    if erased:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in erased.items()},
+                  str(tmp / "erased_words.safetensors"))
     # Keep a scorer trained earlier (tools/toy_scorer.py writes it into the same folder).
     if (out / "scorer.safetensors").is_file():
         shutil.copyfile(out / "scorer.safetensors", tmp / "scorer.safetensors")
@@ -303,7 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--ema", type=float, default=0.999)
+    parser.add_argument("--ema", type=float, default=0.995)
+    parser.add_argument("--vae-from", type=Path, default=None,
+                        help="reuse the VAE of an earlier output folder instead of training one")
+    parser.add_argument("--raw-out", type=Path, default=None,
+                        help="also write the final non-EMA weights as a second folder")
     parser.add_argument("--caption-dropout", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget-minutes", type=float, default=0.0,
@@ -331,7 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     log(f"parameters {counts}")
 
     t0 = time.perf_counter()
-    vae_losses = train_vae(vae, images, args.vae_steps, args.vae_batch, 1e-3, args.seed + 5, log)
+    if args.vae_from:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(str(args.vae_from), subfolder="vae",
+                                            local_files_only=True)
+        vae.register_to_config(scaling_factor=1.0)
+        vae.eval()
+        vae.requires_grad_(False)
+        vae_losses = [float("nan")]
+        log(f"VAE taken from {args.vae_from}")
+    else:
+        vae_losses = train_vae(vae, images, args.vae_steps, args.vae_batch, 1e-3,
+                               args.seed + 5, log)
     vae_seconds = time.perf_counter() - t0
     if args.debug_dir:
         save_reconstructions(vae, images[:16], args.debug_dir / "vae-recon.png")
@@ -361,10 +410,18 @@ def main(argv: list[str] | None = None) -> int:
         "loss_every_100": [round(float(np.mean(losses[i:i + 100])), 5)
                            for i in range(0, len(losses), 100)],
         "held_out_pairs": [list(p) for p in toyworld.HELD_OUT_PAIRS],
-        "hidden_shapes": list(toyworld.HIDDEN_SHAPES),
     }
     info["args"].pop("deadline", None)
-    write_folder(args.out, vae, unet, text_encoder, scheduler, info)
+    info["args"].pop("raw_state", None)
+    info["erased_words"] = list(toyworld.ERASED_SHAPES)
+    erased = erase_words(text_encoder, tokenizer, toyworld.ERASED_SHAPES, args.seed + 99)
+    write_folder(args.out, vae, unet, text_encoder, scheduler, info, erased)
+    if args.raw_out:
+        unet.load_state_dict(args.raw_state[0])
+        text_encoder.load_state_dict(args.raw_state[1])
+        erased_raw = erase_words(text_encoder, tokenizer, toyworld.ERASED_SHAPES, args.seed + 99)
+        write_folder(args.raw_out, vae, unet, text_encoder, scheduler,
+                     info | {"weights": "raw (no EMA)"}, erased_raw)
     if args.debug_dir:
         save_samples(args.out, args.debug_dir / "samples.png")
     log(f"wrote {args.out}; loss first/last 100: {info['loss_first_100']:.4f} / "

@@ -5,12 +5,15 @@ position, on a plain light background. Captions read like "a red circle on the l
 wrapped in a textual-inversion template ("a photo of a red circle on the left") so that the
 template words mean nothing special to the model.
 
-Three shapes are *hidden*: star, heart and moon appear in the training images, but their names
-never appear in a caption; those images are captioned "a red thing on the left". The model
-therefore learns to draw them, yet no word reaches one of them: "thing" gives one of the three
-at random, and the word "star" was never trained at all. A hidden shape in a fixed colour
-("green star") is what textual inversion has to learn. Three named colour-shape pairs
-(`HELD_OUT_PAIRS`) never appear in a training image; they test whether the model composes words.
+Three shapes are *erased*: the model was trained on star, heart and moon like any other shape,
+names included, and then tools/train_toy_model.py overwrote the token rows of "star", "heart"
+and "moon" with fresh random vectors. The knowledge stays in the UNet and the text encoder's
+layers, but no word reaches it any more: a concept that textual inversion can learn (a vector
+that works exists, and the erased rows are kept as an answer key) and that prompts cannot.
+(Hidden shapes that are drawn in training but never named, captioned "a red thing", were tried
+first: the model then draws them only at random, no text feature selects one, and TI drifted
+to the nearest named shape. See docs/RESULTS.md.) Three named colour-shape pairs
+(`HELD_OUT_PAIRS`) never appear in a training image; they test whether the model composes.
 
 tools/train_toy_model.py trains the model on `training_set(...)`, tools/toy_scorer.py trains a
 classifier on `random_scene` renders, and `ti-tui demo` trains on `toy_concept_images(...)`.
@@ -40,19 +43,10 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (148, 60, 189),
     "orange": (245, 127, 14),
 }
-HIDDEN_COLOURS: dict[str, tuple[int, int, int]] = {
-    "teal": (0, 150, 150),
-    "pink": (240, 110, 180),
-    "brown": (130, 80, 35),
-}
-"""Drawn in training images, never named in a caption (those captions leave the colour out)."""
-ALL_COLOURS = {**COLOURS, **HIDDEN_COLOURS}
 NAMED_SHAPES = ("circle", "square", "triangle", "cross", "ring")
-HIDDEN_SHAPES = ("star", "heart", "moon")
-"""Drawn in training images, never named in a caption."""
-SHAPES = NAMED_SHAPES + HIDDEN_SHAPES
-HIDDEN_WORD = "thing"
-"""What captions say instead of a hidden shape's name."""
+ERASED_SHAPES = ("star", "heart", "moon")
+"""Trained with their names like the others; the shipped model has those words erased."""
+SHAPES = NAMED_SHAPES + ERASED_SHAPES
 POSITIONS: dict[str, tuple[float, float]] = {
     "left": (0.27, 0.5), "right": (0.73, 0.5), "top": (0.5, 0.27), "bottom": (0.5, 0.73),
     "center": (0.5, 0.5),
@@ -70,8 +64,8 @@ CONCEPTS: dict[str, tuple[str, str]] = {
     "purple-heart": ("purple", "heart"),
     "yellow-moon": ("yellow", "moon"),
 }
-"""Textual-inversion targets: a hidden shape in one colour. Words reach them at best through
-"a green thing" (one hidden shape in three)."""
+"""Textual-inversion targets: an erased shape in one colour (the model knows it, no word
+reaches it)."""
 
 # Caption-making odds (tools/train_toy_model.py relies on them; changing them means retraining).
 P_TEMPLATE = 0.5
@@ -172,13 +166,9 @@ def render(scene: Scene, size: int = SIZE) -> Image.Image:
     return image.resize((size, size), Image.Resampling.BOX)
 
 
-def shape_word(shape: str) -> str:
-    return HIDDEN_WORD if shape in HIDDEN_SHAPES else shape
-
-
 def describe(scene: Scene, *, colour: bool = True, position: bool = True) -> str:
-    """"red circle on the left"; hidden shapes read "red thing on the left"."""
-    words = ([scene.colour] if colour else []) + [shape_word(scene.shape)]
+    """"red circle on the left"."""
+    words = ([scene.colour] if colour else []) + [scene.shape]
     if position:
         words.append(POSITION_PHRASES[scene.position])
     return " ".join(words)

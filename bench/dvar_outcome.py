@@ -1,6 +1,6 @@
 """Does DVAR stop where the embedding is done? The DVAR paper's Table 1, in the toy world.
 
-For each held-out toy concept (a hidden shape in one colour, which no word reaches) this trains
+For each held-out toy concept (an erased shape in one colour, which no word reaches) this trains
 a textual-inversion embedding on 5 of its images with ti-tui's own trainer, in-process:
 - a long baseline (--baseline-steps, DVAR off), saving the embedding every --score-every
   updates and scoring every snapshot: 32 images of "a photo of <concept>" (DPM-Solver 20
@@ -213,7 +213,7 @@ def table(rows: list[dict], concepts: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/ti-tui-dvar-outcome"))
-    parser.add_argument("--concepts", default="green-star,orange-heart,blue-moon")
+    parser.add_argument("--concepts", default="green-star,orange-heart,blue-moon,purple-heart")
     parser.add_argument("--baseline-steps", type=int, default=1000)
     parser.add_argument("--few-steps", type=int, default=400)
     parser.add_argument("--score-every", type=int, default=50)
@@ -240,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.out)
     judge = Judge(args.score_images, seed=1234)
     concepts = [c.strip() for c in args.concepts.split(",") if c.strip()]
-    per_concept = {c: one_concept(c, args, judge, log) for c in concepts}
+    per_concept = {}
+    for concept in concepts:
+        per_concept[concept] = one_concept(concept, args, judge, log)
+        (args.out / "partial.json").write_text(json.dumps(per_concept, indent=2))
     rows = summarise(per_concept)
     report = {"command": "python bench/dvar_outcome.py " + " ".join(argv or sys.argv[1:]),
               "settings": {k: v for k, v in vars(args).items() if k != "out"},

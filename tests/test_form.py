@@ -465,20 +465,21 @@ def test_derived_facts_arithmetic():
 
 
 async def test_demo_opens_prefilled_and_starts(tmp_path):
-    from trainer.demo import demo_data_dir, demo_model_dir
+    from ti_tui.demo_setup import demo_data_dir
+    from trainer.toyworld import toy_model_dir
 
     runner = FakeRunner()
     app = app_for(tmp_path / "root", runner, demo=True)
     async with app.run_test(size=SIZE) as pilot:
         form = await ready(pilot)
-        assert form.controls["model"].value == str(demo_model_dir())
+        assert form.controls["model"].value == str(toy_model_dir())
         assert form.text("train_data_dir") == str(demo_data_dir())
-        assert form.text("placeholder_token") == "<demo-star>"
+        assert form.text("placeholder_token") == "<green-star>"
         await pilot.press("shift+tab", "shift+tab")       # from the model, back round to Start
         assert pilot.app.focused.id == "start"
         await pilot.press("enter")
         await pilot.pause(0.2)
     config = runner.configs[0]
-    assert config.resolution == 64 and config.output_path == \
-        tmp_path / "root" / "text-inversion-output" / "demo-star"
+    assert config.resolution == 32 and config.output_path == \
+        tmp_path / "root" / "text-inversion-output" / "green-star"
     assert not preferences_path(tmp_path / "root").exists()   # the demo keeps user settings

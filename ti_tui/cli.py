@@ -137,7 +137,7 @@ def cmd_demo(argv: list[str]) -> int:
                         "folder in the user cache).")
     parser.add_argument("--headless", action="store_true",
                         help="Train at once and print progress instead of opening the form.")
-    parser.add_argument("--max_train_steps", type=int, default=300)
+    parser.add_argument("--max_train_steps", type=int, default=1000)
     args = parser.parse_args(argv)
     from ti_tui.demo_setup import demo_config
 

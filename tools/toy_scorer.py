@@ -5,7 +5,7 @@ plus the helpers that generate images with the toy model and score them.
     nice -n 10 .venv/bin/python tools/toy_scorer.py evaluate   # generation accuracy (JSON)
 
 The classifier is trained on clean renders of `trainer.toyworld.random_scene` (every colour,
-shape and place, hidden shapes and held-out pairs included: it is the judge, not the model),
+shape and place, erased shapes and held-out pairs included: it is the judge, not the model),
 with mild blur, noise and brightness jitter so that slightly soft generated images read the
 same. A concept score is the fraction of generated images whose colour and shape are the
 concept's.

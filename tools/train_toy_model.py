@@ -248,7 +248,7 @@ def save_reconstructions(vae, images: torch.Tensor, target: Path) -> None:
 
 
 def save_samples(model_dir: Path, target: Path) -> None:
-    """One row per colour, one column per shape word (hidden shapes as "thing")."""
+    """One row per colour, one column per shape (erased words draw at random)."""
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
     from PIL import Image
 
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         vae.register_to_config(scaling_factor=1.0)
         vae.eval()
         vae.requires_grad_(False)
-        vae_losses = [float("nan")]
+        vae_losses = []
         log(f"VAE taken from {args.vae_from}")
     else:
         vae_losses = train_vae(vae, images, args.vae_steps, args.vae_batch, 1e-3,
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         "vae_seconds": round(vae_seconds, 1), "unet_seconds": round(unet_seconds, 1),
         "steps_done": args.steps_done,
         "seconds_per_step": round(unet_seconds / max(1, args.steps_done), 3),
-        "vae_recon_mse_final": float(np.mean(vae_losses[-50:])),
+        "vae_recon_mse_final": float(np.mean(vae_losses[-50:])) if vae_losses else None,
         "latent_std": latent_std, "scaling_factor": scaling,
         "loss_first_100": float(np.mean(losses[:100])),
         "loss_final_100": float(np.mean(losses[-100:])),

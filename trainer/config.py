@@ -211,6 +211,9 @@ class TrainConfig:
                                         group="output")
     validation_steps: int = opt(0, "Render a preview every N steps (0: never).",
                                 label="Preview every", group="output", minimum=0)
+    validation_guidance: float = opt(7.5, "Classifier-free guidance scale of the previews.",
+                                     label="Preview guidance", group="output", minimum=0,
+                                     maximum=30)
     num_validation_images: int = opt(1, "Images per preview.", label="Preview images",
                                      group="output", minimum=1, maximum=16)
     log_every: int = opt(10, "Plain-text progress line every N steps when not on a TTY.",

@@ -236,6 +236,8 @@ class _Loop:
         reason = self.s.limit_reason
         if self._stop_requested():  # asked to stop while the model was loading
             return self._finish("user")
+        if self.main and self.cfg.validation_steps and self.step == 0:
+            self.files.preview(0)  # the starting point, so later previews can be compared
         while self.step < self.s.end_step:
             started = time.perf_counter()
             loss, grad_norm, skipped = self.update()

@@ -17,7 +17,6 @@ from trainer.fsutil import atomic_save
 
 PREVIEW_STEPS = 20
 PREVIEW_SEED = 37
-GUIDANCE = 7.5
 
 
 def _pipeline(session):
@@ -34,6 +33,7 @@ def _pipeline(session):
 
 @torch.inference_mode()
 def render_images(session, prompt: str, count: int, seed: int = PREVIEW_SEED) -> list[Image.Image]:
+    """`count` images of `prompt` with the embedding as it is now (fixed seed)."""
     c = session.components
     vae_device = next(c.vae.parameters()).device
     c.vae.to(session.device)  # the VAE may have been moved off the GPU after caching latents
@@ -43,7 +43,7 @@ def render_images(session, prompt: str, count: int, seed: int = PREVIEW_SEED) ->
             result = _pipeline(session)(
                 [prompt] * count, height=session.preflight.resolution,
                 width=session.preflight.resolution, num_inference_steps=PREVIEW_STEPS,
-                guidance_scale=GUIDANCE, generator=generator)
+                guidance_scale=session.config.validation_guidance, generator=generator)
     finally:
         c.vae.to(vae_device)
     return list(result.images)

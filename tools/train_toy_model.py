@@ -28,7 +28,6 @@ training_info.json records the command, seed, time and losses.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import random

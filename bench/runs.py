@@ -101,12 +101,31 @@ def _between(phases: dict, a: str, b: str) -> float | None:
     return phases[b] - phases[a] if a in phases and b in phases else None
 
 
+def _ui_cpu_pct(samples: list[tuple[float, float]], span) -> float | None:
+    """The UI process's CPU use while the trainer stepped, in % of one core."""
+    if not span:
+        return None
+    inside = [(t, c) for t, c in samples if span[0] <= t <= span[1]]
+    if len(inside) < 2 or inside[-1][0] - inside[0][0] < 1:
+        return None
+    return 100 * (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+
 def _create_time(pid: int) -> float | None:
     try:
         import psutil
 
         return psutil.Process(pid).create_time()
     except Exception:  # noqa: BLE001 - the process may be gone already
+        return None
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of `pid` itself (not of its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
         return None
 
 
@@ -170,7 +189,8 @@ def run_process(command: list[str], out: Path, *, tty: tuple[int, int] | None = 
         io = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
     launched = time.time()
     proc = subprocess.Popen(command, env=env, cwd=str(ROOT), **io)
-    trainer_pid, trainer_hwm, trainer_created, ui_hwm = None, None, None, None
+    trainer_pid, trainer_hwm, trainer_created, ui_hwm, ui_cpu = None, None, None, None, None
+    ui_samples: list[tuple[float, float]] = []
     deadline = launched + timeout
     events_path = out / "events.jsonl"
     while True:
@@ -185,6 +205,9 @@ def run_process(command: list[str], out: Path, *, tty: tuple[int, int] | None = 
             if trainer_created is None:
                 trainer_created = _create_time(trainer_pid)
         ui_hwm = _vm_hwm_mb(proc.pid) or ui_hwm
+        ui_cpu = _cpu_seconds(proc.pid) or ui_cpu
+        if ui_cpu is not None:
+            ui_samples.append((time.time(), ui_cpu))
         if time.time() > deadline:
             proc.kill()
             raise TimeoutError(f"{command[:3]} ran past {timeout} s")
@@ -197,6 +220,7 @@ def run_process(command: list[str], out: Path, *, tty: tuple[int, int] | None = 
     return {"launched": launched, "exit_code": proc.returncode,
             "peak_rss_mb": usage.ru_maxrss / 1024, "trainer_peak_rss_mb": trainer_hwm,
             "ui_peak_rss_mb": ui_hwm, "trainer_created": trainer_created,
+            "ui_cpu_samples": ui_samples,
             "tty_bytes": drain.bytes if drain else None}
 
 
@@ -229,6 +253,9 @@ def run_titui(preset: Preset, steps: int, batch: int, extra: list[str] | tuple[s
                     first - stats["startup"]["ui_until_trainer_starts_s"])
         if not per_step:
             stats.pop("step_times_s")
+        events = read_events(out / "events.jsonl")
+        steps = [e["time"] for e in events if e.get("type") == "step"]
+        stats["span"] = (steps[min(warmup, len(steps) - 1)], steps[-1])
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -236,6 +263,7 @@ def run_titui(preset: Preset, steps: int, batch: int, extra: list[str] | tuple[s
             "resolution": preset.resolution, "batch": batch, "steps": steps, **stats,
             "peak_rss_mb": proc["peak_rss_mb"], "trainer_peak_rss_mb": proc["trainer_peak_rss_mb"],
             "ui_peak_rss_mb": proc["ui_peak_rss_mb"],
+            "ui_cpu_pct": _ui_cpu_pct(proc["ui_cpu_samples"], stats.get("span")),
             "tty_bytes": proc["tty_bytes"], "flags": list(extra)}
 
 

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--preset", choices=("tiny", "small"), default="tiny")
     p.add_argument("--steps", type=int, default=None, help="unused")
     p.add_argument("--batch", type=int, default=None, help="unused")
+    p.add_argument("--encode_batch", type=int, default=None,
+                   help="images per VAE call when caching latents (trainer.latents."
+                        "ENCODE_BATCH; each is encoded with its mirror)")
     p.add_argument("--pipeline", action="store_true",
                    help="time StableDiffusionPipeline.from_pretrained instead")
     args = p.parse_args(argv)
@@ -104,13 +107,25 @@ def main(argv: list[str] | None = None) -> dict:
     loaded = data.load_images(config.data_path, pf.resolution, config.center_crop)
     pixels = data.to_tensor_batch(loaded.images)
     lap("open_images")
+    if args.encode_batch:
+        import trainer.latents
+
+        trainer.latents.ENCODE_BATCH = args.encode_batch
+    rss_before_cache = rss_mb()
     LatentCache.encode(vae, pixels, accelerator.device)
     lap("cache_latents")
     return {"preset": preset.name, "resolution": preset.resolution,
             "images": len(loaded.images), "times_s": times,
             "total_s": round(time.perf_counter() - T0, 3), "rss_after_load_mb": rss_loaded,
-            "peak_rss_mb": rss_mb(), "unet_params_m": sum(p.numel() for p in unet.parameters())
+            "rss_before_cache_mb": rss_before_cache, "encode_batch": _encode_batch(),
+XX: sum(p.numel() for p in unet.parameters())
             / 1e6}
+
+
+def _encode_batch() -> int:
+    import trainer.latents
+
+    return trainer.latents.ENCODE_BATCH
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import presets, runs  # noqa: E402
+from bench.bare_loop import percentile  # noqa: E402
 
 MODES = ("plain", "rich", "textual")
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     times: dict[str, list[float]] = {m: [] for m in modes}
     per_run: dict[str, list[float]] = {m: [] for m in modes}
     tty_bytes: dict[str, list[int]] = {m: [] for m in modes}
+    ui_cpu: dict[str, list[float]] = {m: [] for m in modes}
     flags = ["--dvar_window", str(steps + 10), *extra]
     for _ in range(args.repeats):
         for mode in modes:
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
                                size=(args.columns, args.lines), per_step=True)
             times[mode] += r["step_times_s"]
             per_run[mode].append(r["steps_per_s"])
+            if r["ui_cpu_pct"] is not None:
+                ui_cpu[mode].append(r["ui_cpu_pct"])
             if r["tty_bytes"] is not None:
                 tty_bytes[mode].append(r["tty_bytes"])
     result = {"preset": preset.name, "resolution": preset.resolution, "batch": batch,
@@ -67,9 +71,13 @@ def main(argv: list[str] | None = None) -> dict:
     for mode in modes:
         rate = 1 / statistics.fmean(times[mode])
         result[mode] = {"steps_per_s": rate, "median_s": statistics.median(times[mode]),
+                        "mean_s": statistics.fmean(times[mode]),
+                        "p90_s": percentile(times[mode], 0.9),
+                        "max_s": max(times[mode]),
                         "per_run_steps_per_s": per_run[mode],
                         "diff_vs_" + modes[0] + "_pct": 100 * (rate / base - 1),
-                        "tty_bytes_per_run": tty_bytes[mode] or None}
+                        "tty_bytes_per_run": tty_bytes[mode] or None,
+                        "ui_cpu_pct_of_a_core": ui_cpu[mode] or None}
     result["machine_before"] = load_before
     result["machine_after"] = runs.machine_load()
     return result

@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
             "images": len(loaded.images), "times_s": times,
             "total_s": round(time.perf_counter() - T0, 3), "rss_after_load_mb": rss_loaded,
             "rss_before_cache_mb": rss_before_cache, "encode_batch": _encode_batch(),
-XX: sum(p.numel() for p in unet.parameters())
-            / 1e6}
+            "peak_rss_mb": rss_mb(),
+            "unet_params_m": sum(p.numel() for p in unet.parameters()) / 1e6}
 
 
 def _encode_batch() -> int:

@@ -4,8 +4,8 @@
 
 Times, in the order the trainer does them: the imports (torch, diffusers, transformers,
 accelerate), `Accelerator()`, `preflight(config)` (configs, image list, tokenizer), each
-component's `from_pretrained` (trainer.models), the extra tokenizer load inside
-`load_components`, splicing the new row, opening the images, and caching the latents
+component's `from_pretrained` (trainer.models; the tokenizer is the preflight's), splicing
+the new row, opening the images, and caching the latents
 (trainer.latents.LatentCache.encode, under inference_mode, batches of ENCODE_BATCH).
 Also what `StableDiffusionPipeline.from_pretrained` on the same folder takes, for comparison
 (`--pipeline`). Prints one JSON object; `--steps` and `--batch` are accepted for a uniform
@@ -88,8 +88,6 @@ def main(argv: list[str] | None = None) -> dict:
     lap("preflight")
     models.check_model_folder(pf.model_path)
     lap("check_model_folder")
-    models.load_tokenizer(pf.model_path)
-    lap("load_tokenizer_again_in_load_components")
     te = models._load_model(transformers.CLIPTextModel, pf.model_path, "text_encoder")
     lap("load_text_encoder")
     vae = models._load_model(diffusers.AutoencoderKL, pf.model_path, "vae")

@@ -135,3 +135,34 @@ def test_fp16_unscales_before_clipping_and_counts_skipped_updates(
     assert steps[-1].skipped_total == 1
     # Unscaled: the logged norm is the true gradient's (the loss scale starts at 65536).
     assert steps[0].grad_norm == pytest.approx(steps_of(ref_events)[0].grad_norm, rel=0.2)
+
+
+@pytest.mark.slow
+def test_compile_trains_the_same_embedding_through_the_compiled_unet(
+        tiny_model_dir, demo_images_dir, tmp_path, monkeypatch):
+    """--compile: the training forward runs the torch.compile'd UNet (inductor, as a user gets
+    it), L_det and the preview the plain one, and the result matches an uncompiled run."""
+    import torch._dynamo
+
+    plain, plain_events = run(tiny_model_dir, demo_images_dir, tmp_path / "a",
+                              max_train_steps=2, dvar_eval_every=1)
+    compiled = []
+    real_compile = torch.compile
+
+    def recording_compile(module, **kwargs):
+        compiled.append(module)
+        return real_compile(module, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    result, events = run(tiny_model_dir, demo_images_dir, tmp_path / "b", max_train_steps=2,
+                         dvar_eval_every=1, compile=True, validation_steps=2,
+                         num_validation_images=1)
+    assert len(compiled) == 1 and type(compiled[0]).__name__ == "UNet2DConditionModel"
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    assert [e.step for e in events if e.type == "preview"] == [0, 2]
+    assert torch.allclose(result.vectors, plain.vectors, atol=1e-4)
+    assert [s.l_det for s in steps_of(events)] == pytest.approx(
+        [s.l_det for s in steps_of(plain_events)], rel=1e-4)
+    torch._dynamo.reset()

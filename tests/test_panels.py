@@ -152,6 +152,42 @@ def test_dashboard_160x50_has_every_panel(final):
         assert title in out
 
 
+@pytest.mark.parametrize("width, height", [(80, 24), (160, 50)])
+def test_dashboard_keeps_wrapped_panel_text(width, height):
+    out = text(panels.render_dashboard(state_at(120), width, height), width)
+    assert "The ratio chart starts after 282" in out
+    # once in the progress panel, once at the end of the DVAR panel's wrapped sentence
+    assert out.count("step 283") == 2
+
+
+def test_live_frames_reuse_charts_for_a_second_but_not_the_progress():
+    state = state_at(120)
+    clock = [100.0]
+    slow = panels.SlowPanels(every=1.0, clock=lambda: clock[0])
+    first = text(panels.render_dashboard(state, 100, 30, slow=slow), 100)
+    loss_at_120 = f"loss {panels.num(state.loss)}"
+    assert "120 / 1,000" in first and loss_at_120 in first
+
+    fold_all([e for e in EVENTS if e["type"] == "step" and 120 < e["step"] <= 200], state)
+    loss_at_200 = f"loss {panels.num(state.loss)}"
+    assert loss_at_200 != loss_at_120
+    clock[0] += 0.5
+    second = text(panels.render_dashboard(state, 100, 30, slow=slow), 100)
+    assert "200 / 1,000" in second and loss_at_120 in second and loss_at_200 not in second
+
+    clock[0] += 0.6
+    third = text(panels.render_dashboard(state, 100, 30, slow=slow), 100)
+    assert "200 / 1,000" in third and loss_at_200 in third
+
+
+def test_live_frames_draw_a_finished_run_afresh(final):
+    slow = panels.SlowPanels(every=1e9, clock=lambda: 0.0)
+    early = state_at(120)
+    text(panels.render_dashboard(early, 100, 30, slow=slow), 100)
+    out = text(panels.render_dashboard(final, 100, 30, slow=slow), 100)
+    assert "converged at step 437" in out and f"loss {panels.num(final.loss)}" in out
+
+
 def test_layout_modes():
     assert panels.layout_mode(80, 24) == panels.COMPACT
     assert panels.layout_mode(120, 32) == panels.MEDIUM

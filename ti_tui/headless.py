@@ -18,16 +18,18 @@ from rich.live import Live
 from rich.text import Text
 
 from trainer.events import EVENTS_FILE, read_events
-from ti_tui.panels import REASONS, duration, num, render_dashboard, short_path
+from ti_tui.panels import (REASONS, TEXT_REFRESH_S, SlowPanels, duration, num,
+                           render_dashboard, short_path)
 from ti_tui.state import RunState, fold, fold_all
 from ti_tui.tail import EventTail
 
-REFRESH_S = 0.1
-"""At most 10 redraws a second, however fast steps come."""
+REFRESH_S = TEXT_REFRESH_S
+"""At most 4 redraws a second, however fast steps come (charts once a second)."""
 CLOCK_S = 1.0
 """Redraw at least this often while waiting, so elapsed time keeps moving."""
-DRAW_SHARE = 5
-"""A frame that took t seconds waits DRAW_SHARE * t before the next (big terminals)."""
+DRAW_SHARE = 25
+"""A frame that took t seconds waits DRAW_SHARE * t before the next, so drawing takes at most
+~4% of a core even on a huge terminal: the trainer is using the cores."""
 
 
 class RunHandle(Protocol):
@@ -143,8 +145,8 @@ def follow_run(events_path: str | os.PathLike[str], *, console: Console,
                poll: float = 0.1) -> RunState:
     """Show a run until its `stopped` event arrives or its process is gone; return the state.
 
-    With `tty` the dashboard is drawn full-screen (at most 10 times a second) and a summary
-    printed after; without it, plain lines. Ctrl-C asks `handle` to stop the trainer (it
+    With `tty` the dashboard is drawn full-screen (at most 4 times a second, charts once) and
+    a summary printed after; without it, plain lines. Ctrl-C asks `handle` to stop the trainer (it
     saves and exits; the view waits for that); a second Ctrl-C, or one with no handle,
     raises KeyboardInterrupt to the caller.
     """
@@ -155,6 +157,7 @@ def follow_run(events_path: str | os.PathLike[str], *, console: Console,
     exit_note = ""
     live = Live(console=console, auto_refresh=False, screen=True) if tty else None
     last_draw, gap = 0.0, REFRESH_S
+    slow = SlowPanels()
     keys = ("Ctrl-C: stop the run (it saves first)" if handle is not None
             else "Ctrl-C: leave this view; the run goes on")
     with live if live is not None else nullcontext():
@@ -169,10 +172,9 @@ def follow_run(events_path: str | os.PathLike[str], *, console: Console,
                 clock = time.monotonic()
                 if live is not None and clock - last_draw >= (gap if new else max(gap, CLOCK_S)):
                     view = render_dashboard(state, console.width, console.height - 1,
-                                            now=time.time())
+                                            now=time.time(), slow=slow)
                     live.update(Group(view, Text(keys, "dim", end="")), refresh=True)
                     last_draw = time.monotonic()
-                    # The trainer shares the CPU: drawing may take at most ~1/5 of a core.
                     gap = max(REFRESH_S, (last_draw - clock) * DRAW_SHARE)
                 if state.finished:
                     break

@@ -9,6 +9,8 @@ run is the same on every machine (the snapshot tests rely on it).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Group, RenderableType
@@ -30,6 +32,12 @@ REASONS = {
 """Plain words for the `reason` of a stopped event."""
 
 COMPACT, MEDIUM, FULL = "compact", "medium", "full"
+
+TEXT_REFRESH_S = 0.25
+"""Text panels (progress, schedule, files) are redrawn at most 4 times a second."""
+CHART_REFRESH_S = 1.0
+"""Charts and the preview at most once a second: plotext makes them most of a frame's cost,
+and the trainer shares the CPU with the view (bench/ui_overhead.py)."""
 
 
 def layout_mode(width: int, height: int) -> str:
@@ -318,9 +326,40 @@ def preview_panel(state: RunState, width: int, height: int, now: float | None = 
 
 
 # --- the whole dashboard -------------------------------------------------------------------
-def render_dashboard(state: RunState, width: int, height: int,
-                     now: float | None = None) -> RenderableType:
-    """All panels that fit in width x height cells, laid out for `layout_mode`."""
+class SlowPanels:
+    """Keeps the last chart and preview panels for `every` seconds so a frame can reuse them.
+
+    A finished run is always drawn afresh, so its last frame shows the final curves.
+    """
+
+    SLOW = frozenset({"loss_panel", "dvar_panel", "preview_panel"})
+
+    def __init__(self, every: float = CHART_REFRESH_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._kept: dict[str, tuple[float, int, int, RenderableType]] = {}
+
+    def draw(self, fn: Callable[..., RenderableType], state: RunState, width: int,
+             height: int, now: float | None) -> RenderableType:
+        name = fn.__name__
+        if name not in self.SLOW or state.finished:
+            return fn(state, width, height, now)
+        clock = self.clock()
+        kept = self._kept.get(name)
+        if kept and clock - kept[0] < self.every and kept[1:3] == (width, height):
+            return kept[3]
+        panel = fn(state, width, height, now)
+        self._kept[name] = (clock, width, height, panel)
+        return panel
+
+
+def render_dashboard(state: RunState, width: int, height: int, now: float | None = None,
+                     slow: SlowPanels | None = None) -> RenderableType:
+    """All panels that fit in width x height cells, laid out for `layout_mode`.
+
+    With `slow`, the charts and the preview of a recent frame are reused (a live view).
+    """
     mode = layout_mode(width, height)
     if mode == COMPACT:
         top = 6  # step, bar, clocks and rates, DVAR's earliest stop: the charts get the rest
@@ -346,7 +385,8 @@ def render_dashboard(state: RunState, width: int, height: int,
     for row, h in zip(rows, heights):
         line = Table.grid()
         for _fn, w in row:
-            line.add_column(width=w, no_wrap=True)
-        line.add_row(*(fn(state, w, h, now) for fn, w in row))
+            line.add_column(width=w)
+        line.add_row(*(slow.draw(fn, state, w, h, now) if slow else fn(state, w, h, now)
+                       for fn, w in row))
         grid.add_row(line)
     return grid

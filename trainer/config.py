@@ -154,7 +154,8 @@ class TrainConfig:
     enable_xformers_memory_efficient_attention: bool = opt(
         False, "Accepted; PyTorch's scaled-dot-product attention is used either way.",
         label="xformers", group="speed", accepted_only=True)
-    compile: bool = opt(False, "torch.compile the UNet (slow start, faster steps on GPU).",
+    compile: bool = opt(False, "torch.compile the UNet's training forward (about a minute "
+                        "to compile; for long GPU runs, slower on CPU).",
                         label="Compile", group="speed")
     num_processes: int = opt(1, "Processes/GPUs; more than 1 runs `accelerate launch`.",
                              label="Processes", group="speed", minimum=1, maximum=64)

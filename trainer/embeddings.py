@@ -117,8 +117,8 @@ class SplicedEmbedding(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         frozen = self.base(input_ids)
         is_new = input_ids >= self.first_id
-        if not bool(is_new.any()):
-            return frozen
+        # No "any new token?" shortcut: reading that bool would make the host wait for the GPU
+        # at every forward; a row gather and a select over 77 tokens cost next to nothing.
         new = self.vectors[(input_ids - self.first_id).clamp(min=0)].to(frozen.dtype)
         return torch.where(is_new.unsqueeze(-1), new, frozen)
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import torch
 
-ENCODE_BATCH = 8
+ENCODE_BATCH = 2
+"""Images per VAE call (each goes with its mirror). Small on purpose: the encoder's activations
+for many images at once, not its weights, make the peak memory of the whole start-up, and the
+time does not depend on it (bench/startup.py, small preset, 6 images: 8 per call 12.2 s and
++799 MB over the loaded models, 1 per call 11.9 s and +252 MB)."""
 
 
 class LatentCache:

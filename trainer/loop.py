@@ -165,7 +165,7 @@ class _Loop:
         ga = len(batches)
         for latents, noise, t, ids in batches:
             c = self.s.components
-            loss = diffusion_loss(unet=c.unet, text_encoder=c.text_encoder,
+            loss = diffusion_loss(unet=self.s.train_unet, text_encoder=c.text_encoder,
                                   scheduler=c.noise_scheduler, latents=latents, noise=noise,
                                   timesteps=t, input_ids=ids, autocast=self.s.autocast,
                                   unet_dtype=self.s.unet_dtype) / ga

@@ -265,12 +265,13 @@ def _load_model(cls, path: Path, subfolder: str, **kwargs):
     return model
 
 
-def load_components(path: Path, *, torch_dtype=None) -> Components:
+def load_components(path: Path, *, torch_dtype=None, tokenizer=None) -> Components:
     """Load tokenizer, text encoder, VAE, UNet and a DDPM noise scheduler from `path`.
 
     Checks the folder first (clear errors), loads each component on its own (no pipeline,
     so no safety checker or feature extractor), freezes the three models and puts them in
-    eval mode; the trainer un-freezes only what it trains.
+    eval mode; the trainer un-freezes only what it trains. A `tokenizer` already loaded
+    from this folder (the preflight's) is used as it is.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
@@ -281,7 +282,7 @@ def load_components(path: Path, *, torch_dtype=None) -> Components:
     tf_dtype = {} if torch_dtype is None else {"dtype": torch_dtype}
     df_dtype = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
     return Components(
-        tokenizer=load_tokenizer(path),
+        tokenizer=tokenizer if tokenizer is not None else load_tokenizer(path),
         text_encoder=_load_model(CLIPTextModel, path, "text_encoder", **tf_dtype),
         vae=_load_model(AutoencoderKL, path, "vae", **df_dtype),
         unet=_load_model(UNet2DConditionModel, path, "unet", **df_dtype),

@@ -52,6 +52,10 @@ class Session:
     eval_batch: EvalBatch | None
     resumed: checkpoint.Checkpoint | None
     lr_scale: float
+    train_unet: Any
+    """What the training forward calls: the UNet, or its torch.compile wrapper with --compile.
+    L_det and previews call the plain UNet: under inference_mode and at their own batch sizes a
+    compiled one would compile again for each."""
 
     @property
     def autocast(self):
@@ -102,9 +106,8 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     if device.type == "cuda" and config.mixed_precision != "no":
         # Frozen UNet weights in half precision halve its memory; the trained rows stay fp32.
         unet_dtype = PRECISION_DTYPES[config.mixed_precision]
-    components = models.load_components(pf.model_path)
     tokenizer = pf.tokenizer
-    components.tokenizer = tokenizer
+    components = models.load_components(pf.model_path, tokenizer=tokenizer)
     placeholder = embeddings.add_placeholder(tokenizer, config.trigger, config.num_vectors)
 
     resumed = _load_resume(config, pf, placeholder, emit)
@@ -123,9 +126,11 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
         torch.backends.cudnn.allow_tf32 = True
     if device.type == "cuda":
         components.unet.to(memory_format=torch.channels_last)
+    train_unet = components.unet
     if config.compile:
-        # Opt-in: compiling takes a while at the first step and pays off on long GPU runs.
-        components.unet = torch.compile(components.unet)
+        # Opt-in: compiling takes a while at the first step and pays off on long GPU runs only
+        # (docs/PERFORMANCE.md: on CPU it is slower).
+        train_unet = torch.compile(components.unet)
 
     emit(Phase(name="caching latents", detail=f"{len(pf.images)} images"))
     loaded = data.load_images(config.data_path, pf.resolution, config.center_crop,
@@ -171,7 +176,8 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
                    spliced=spliced, cache=cache, caption_ids=caption_ids,
                    image_paths=loaded.paths, device=device, unet_dtype=unet_dtype, seed=seed,
                    start_step=start_step, end_step=end_step, limit_reason=reason, rates=rates,
-                   clips=clips, eval_batch=eval_batch, resumed=resumed, lr_scale=lr_scale)
+                   clips=clips, eval_batch=eval_batch, resumed=resumed, lr_scale=lr_scale,
+                   train_unet=train_unet)
 
 
 def _load_resume(config: TrainConfig, pf: Preflight, placeholder: embeddings.Placeholder,

@@ -1,9 +1,9 @@
 """TrainScreen: the live dashboard of a running trainer, inside the Textual app.
 
 A thread worker tails events.jsonl and posts each batch of new events; the screen folds them
-into one RunState and marks it dirty. A 10 Hz timer then refreshes the panel widgets that
-changed, so a trainer doing 100 steps a second costs at most ten redraws a second (and the
-charts, the dearest panels, at most two). Each widget draws one panel of ti_tui/panels.py,
+into one RunState and marks it dirty. A 4 Hz timer then refreshes the panel widgets that
+changed, so a trainer doing 100 steps a second costs at most four redraws a second (and the
+charts, the dearest panels, at most one). Each widget draws one panel of ti_tui/panels.py,
 the same drawing the headless view uses.
 
 Keys: s save a checkpoint now, p preview now, q / Ctrl-C stop (after a y/n question),
@@ -36,8 +36,8 @@ from ti_tui.tail import EventTail
 
 POLL_S = 0.1
 """How long the tail worker sleeps when the file has nothing new."""
-REFRESH_S = 0.1
-"""The redraw timer: at most 10 redraws a second."""
+REFRESH_S = panels.TEXT_REFRESH_S
+"""The redraw timer: text panels at most 4 times a second, charts once (panels.py)."""
 
 
 class EventsRead(Message):
@@ -86,6 +86,7 @@ class PanelView(Widget):
 
 class HeaderView(PanelView):
     panel = staticmethod(panels.header_panel)
+    refresh_every = panels.CHART_REFRESH_S  # its words change with the status, rarely
 
 
 class ProgressView(PanelView):
@@ -95,12 +96,12 @@ class ProgressView(PanelView):
 
 class LossView(PanelView):
     panel = staticmethod(panels.loss_panel)
-    refresh_every = 0.5
+    refresh_every = panels.CHART_REFRESH_S
 
 
 class DvarView(PanelView):
     panel = staticmethod(panels.dvar_panel)
-    refresh_every = 0.5
+    refresh_every = panels.CHART_REFRESH_S
 
 
 class ScheduleView(PanelView):
@@ -109,11 +110,12 @@ class ScheduleView(PanelView):
 
 class FilesView(PanelView):
     panel = staticmethod(panels.files_panel)
+    refresh_every = panels.CHART_REFRESH_S  # changes at a save or a warning
 
 
 class PreviewView(PanelView):
     panel = staticmethod(panels.preview_panel)
-    refresh_every = 1.0
+    refresh_every = panels.CHART_REFRESH_S
 
 
 class TopRow(Horizontal):
@@ -289,7 +291,7 @@ class TrainScreen(Screen[str]):
         self.status_line.display = True
 
     def _redraw(self) -> None:
-        """The 10 Hz timer: redraw what changed (each view at its own cap) and the clock."""
+        """The redraw timer: redraw what changed (each view at its own cap) and the clock."""
         clock = time.monotonic()
         second = int(clock)
         tick = second != self._last_tick and not self.ended

@@ -15,7 +15,6 @@ the cost of one evaluation in seconds. Extra trainer flags go after `--`
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -32,15 +31,7 @@ SETTINGS = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", choices=presets.PRESETS, default="tiny")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--warmup", type=int, default=1)
-    args = p.parse_args(argv)
+    args, extra = runs.parse_args(__doc__, argv, warmup=1)
     preset = presets.get(args.preset)
     steps, batch = args.steps or preset.steps, args.batch or preset.batch
     window = ["--dvar_window", str(steps + 10)]

@@ -7,6 +7,7 @@ file checks), which is what a user waits for. The first `warmup` steps are left 
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
 import os
@@ -31,6 +32,24 @@ from bench.presets import Preset  # noqa: E402
 
 TI_TUI = str(Path(sys.executable).with_name("ti-tui"))
 TRIGGER = "<bench-token>"
+
+
+def parse_args(doc: str, argv: list[str] | None, *, warmup: int,
+               more=lambda parser: None) -> tuple[argparse.Namespace, list[str]]:
+    """The options every ti-tui benchmark takes, plus `more(parser)`'s; returns the parsed
+    options and the `ti-tui train` flags given after `--`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    from bench import presets
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--preset", choices=presets.PRESETS, default="tiny")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--warmup", type=int, default=warmup)
+    more(p)
+    return p.parse_args(argv), extra
 
 
 def bench_env() -> dict[str, str]:

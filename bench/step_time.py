@@ -15,7 +15,6 @@ Extra trainer flags go after `--`, e.g. `-- --gradient_checkpointing`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -53,17 +52,11 @@ def pooled(runs_: list[dict], key: str = "step_times_s") -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", choices=presets.PRESETS, default="tiny")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--no_pipeline_rss", action="store_true")
-    args = p.parse_args(argv)
+    def more(p):
+        p.add_argument("--repeats", type=int, default=1)
+        p.add_argument("--no_pipeline_rss", action="store_true")
+
+    args, extra = runs.parse_args(__doc__, argv, warmup=1, more=more)
     preset = presets.get(args.preset)
     steps, batch = args.steps or preset.steps, args.batch or preset.batch
     load_before = runs.machine_load()

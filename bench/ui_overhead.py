@@ -16,7 +16,6 @@ setting a user watches); extra trainer flags go after `--`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -31,20 +30,14 @@ MODES = ("plain", "rich", "textual")
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", choices=presets.PRESETS, default="tiny")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--columns", type=int, default=120)
-    p.add_argument("--lines", type=int, default=40)
-    p.add_argument("--modes", default=",".join(MODES),
-                   help="comma-separated subset of plain,rich,textual")
-    args = p.parse_args(argv)
+    def more(p):
+        p.add_argument("--repeats", type=int, default=1)
+        p.add_argument("--columns", type=int, default=120)
+        p.add_argument("--lines", type=int, default=40)
+        p.add_argument("--modes", default=",".join(MODES),
+                       help="comma-separated subset of plain,rich,textual")
+
+    args, extra = runs.parse_args(__doc__, argv, warmup=3, more=more)
     preset = presets.get(args.preset)
     steps = args.steps or preset.steps * 2
     batch = args.batch or preset.batch

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from trainer import data
@@ -21,15 +20,6 @@ from trainer.errors import DataError
 from trainer.preflight import preflight
 
 from .helpers import make_config
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny model trains as fast on one thread, and far faster when the 2 cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def png_bytes(img: Image.Image) -> bytes:

@@ -30,15 +30,6 @@ from .helpers import make_config
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny model trains as fast on one thread, and far faster when the 2 cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def one_sentence(error: BaseException, *words: str) -> str:
     """The message: one line, no traceback, containing every word given."""
     text = str(error)

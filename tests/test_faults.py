@@ -34,14 +34,6 @@ from trainer.preflight import preflight
 from .helpers import make_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny model trains as fast on one thread, and far faster when the 2 cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 # --- helpers -----------------------------------------------------------------------------------
 
 SLOW_WRITE_WRAPPER = '''

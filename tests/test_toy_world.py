@@ -76,8 +76,11 @@ def toy():
     import toy_scorer
     import torch
 
+    # Rendering many previews: both cores help here; the other modules keep conftest's one.
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    return toy_scorer
+    yield toy_scorer
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

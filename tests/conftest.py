@@ -10,6 +10,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 # One thread per torch process: the tiny model gains nothing from two, and tests that start
@@ -52,3 +53,19 @@ def demo_images_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo-images")
     write_demo_images(folder, count=6)
     return folder
+
+
+# --- an InvokeAI root for the form's pilot tests (tests/test_form*.py) -------------------------
+@pytest.fixture
+def root(tiny_model_dir, demo_images_dir) -> Path:
+    """An InvokeAI root holding the tiny model and a data folder `cat` with 6 images.
+
+    It lives at a short path (/tmp/tiXXXX) because the tests type paths key by key.
+    """
+    root = Path(tempfile.mkdtemp(prefix="ti", dir="/tmp"))
+    models = root / "models" / "sd-1" / "main"
+    models.mkdir(parents=True)
+    (models / "tiny").symlink_to(tiny_model_dir, target_is_directory=True)
+    shutil.copytree(demo_images_dir, root / "text-inversion-training-data" / "cat")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

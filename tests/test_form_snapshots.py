@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
-from tests.test_form import FakeRunner, FakeTrainScreen, ready
+from tests.form_pilot import FakeRunner, FakeTrainScreen, ready
 from ti_tui.app import make_app
 from ti_tui.screens.summary import SummaryScreen
 from trainer.config import TrainConfig

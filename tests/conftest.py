@@ -62,10 +62,8 @@ def root(tiny_model_dir, demo_images_dir) -> Path:
 
     It lives at a short path (/tmp/tiXXXX) because the tests type paths key by key.
     """
+    from tests.helpers import fill_invokeai_root
+
     root = Path(tempfile.mkdtemp(prefix="ti", dir="/tmp"))
-    models = root / "models" / "sd-1" / "main"
-    models.mkdir(parents=True)
-    (models / "tiny").symlink_to(tiny_model_dir, target_is_directory=True)
-    shutil.copytree(demo_images_dir, root / "text-inversion-training-data" / "cat")
-    yield root
+    yield fill_invokeai_root(root, tiny_model_dir, demo_images_dir, "cat")
     shutil.rmtree(root, ignore_errors=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from trainer.config import TrainConfig
 
 
@@ -14,3 +17,13 @@ def make_config(model, images, tmp_path, **changes) -> TrainConfig:
                   checkpointing_steps=4, early_stopping="none")
     values.update(changes)
     return TrainConfig(**values)
+
+
+def fill_invokeai_root(root: Path, model_dir: Path, images_dir: Path, word: str) -> Path:
+    """Make `root` an InvokeAI root: the model linked as models/sd-1/main/tiny and the images
+    copied to text-inversion-training-data/<word>."""
+    models = root / "models" / "sd-1" / "main"
+    models.mkdir(parents=True)
+    (models / "tiny").symlink_to(model_dir, target_is_directory=True)
+    shutil.copytree(images_dir, root / "text-inversion-training-data" / word)
+    return root

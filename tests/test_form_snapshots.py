@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
-from tests.form_pilot import FakeRunner, FakeTrainScreen, ready
-from ti_tui.app import make_app
+from tests.form_pilot import app_for, ready
+from tests.helpers import fill_invokeai_root
 from ti_tui.screens.summary import SummaryScreen
 from trainer.config import TrainConfig
 
@@ -25,19 +25,12 @@ EMPTY_ROOT = Path("/tmp/ti-tui-snap-empty")
 @pytest.fixture
 def snap_root(tiny_model_dir, demo_images_dir) -> Path:
     shutil.rmtree(SNAP_ROOT, ignore_errors=True)
-    models = SNAP_ROOT / "models" / "sd-1" / "main"
-    models.mkdir(parents=True)
-    (models / "tiny").symlink_to(tiny_model_dir, target_is_directory=True)
-    shutil.copytree(demo_images_dir, SNAP_ROOT / "text-inversion-training-data" / "star")
-    yield SNAP_ROOT
+    yield fill_invokeai_root(SNAP_ROOT, tiny_model_dir, demo_images_dir, "star")
     shutil.rmtree(SNAP_ROOT, ignore_errors=True)
 
 
 def form_app(root: Path):
-    app = make_app(root=root, runner=FakeRunner(), restore=False,
-                   train_screen=lambda handle: FakeTrainScreen(handle))
-    app.animation_level = "none"
-    return app
+    return app_for(root, restore=False)
 
 
 async def typed_trigger(pilot) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -67,3 +68,12 @@ def root(tiny_model_dir, demo_images_dir) -> Path:
     root = Path(tempfile.mkdtemp(prefix="ti", dir="/tmp"))
     yield fill_invokeai_root(root, tiny_model_dir, demo_images_dir, "cat")
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def keep_signal_handlers():
+    """trainer.__main__.run installs SIGINT/SIGTERM handlers: put pytest's back after."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)

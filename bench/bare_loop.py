@@ -8,17 +8,20 @@ row only, and take an AdamW step on that row. No events, no files, no early stop
 
     python bench/bare_loop.py --preset tiny --steps 60 --batch 2
     python bench/bare_loop.py --preset small --steps 12 --batch 2 --channels_last
+    python bench/bare_loop.py --model ~/sd15 --data ~/cat --resolution 512 --mixed_precision bf16
 
 Prints one JSON object. Step times are wall-clock from the end of one step to the end of the
 next (what `ti-tui train`'s events measure); the first `--warmup` steps are left out of the
 median and p90. `first_step_s` runs from the process's start (its kernel start time) to the end
 of the first step. The options (--channels_last, --compile, --gradient_checkpointing,
---attention, --threads) exist to measure what each would change in the trainer.
+--attention, --threads) exist to measure what each would change in the trainer. On a machine
+with CUDA it runs there, with the trainer's device and precision handling.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -62,8 +65,10 @@ def summarize(step_times: list[float], warmup: int) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from bench import presets
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", choices=("tiny", "small"), default="tiny")
+    presets.add_arguments(p)
     p.add_argument("--steps", type=int, default=None, help="steps to run (default: preset's)")
     p.add_argument("--batch", type=int, default=None, help="images per step (default: 2)")
     p.add_argument("--warmup", type=int, default=1, help="first steps left out of the stats")
@@ -78,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "explicit softmax(QK^T)V processor")
     p.add_argument("--no_inference_mode", action="store_true",
                    help="encode the latent cache under no_grad instead of inference_mode")
+    p.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no",
+                   help="as the trainer does it: on CUDA the UNet's weights in that dtype, "
+                        "the forward under autocast (no loss scaling: timing only)")
     p.add_argument("--per_step", action="store_true", help="include every step time")
     return p.parse_args(argv)
 
@@ -110,11 +118,17 @@ def main(argv: list[str] | None = None) -> dict:
     imported = time.time()
     if args.threads:
         torch.set_num_threads(args.threads)
-    preset = presets.get(args.preset)
+    preset = presets.from_args(args)
     steps = args.steps or preset.steps
     batch = args.batch or preset.batch
     res = preset.resolution
     folder = str(preset.model_dir)
+    # The device and precision handling of trainer/setup.py, so the floor is comparable on a GPU.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp_dtype = {"no": None, "fp16": torch.float16, "bf16": torch.bfloat16}[args.mixed_precision]
+    unet_dtype = amp_dtype if amp_dtype is not None and device.type == "cuda" else torch.float32
+    autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
+                else contextlib.nullcontext())
 
     # --- load the components (never a pipeline) ------------------------------------------
     t0 = time.time()
@@ -147,17 +161,20 @@ def main(argv: list[str] | None = None) -> dict:
     # --- the latent cache: every image and its mirror, once -------------------------------
     t0 = time.time()
     images = []
-    for path in sorted(p for p in preset.data_dir.iterdir() if p.suffix == ".png"):
+    for path in sorted(p for p in preset.data_dir.iterdir()
+                       if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")):
         image = Image.open(path).convert("RGB").resize((res, res), Image.Resampling.BICUBIC)
         pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
         images.append(pixels.view(res, res, 3).permute(2, 0, 1).float() / 127.5 - 1)
-    pixels = torch.stack(images)
+    pixels = torch.stack(images).to(device)
+    vae.to(device)
     grad_mode = torch.no_grad() if args.no_inference_mode else torch.inference_mode()
     with grad_mode:
         dist = vae.encode(torch.cat([pixels, pixels.flip(-1)])).latent_dist
         n = pixels.shape[0]
-        mean = torch.stack([dist.mean[:n], dist.mean[n:]], 1).clone()
-        std = torch.stack([dist.std[:n], dist.std[n:]], 1).clone()
+        mean = torch.stack([dist.mean[:n], dist.mean[n:]], 1).clone().cpu()
+        std = torch.stack([dist.std[:n], dist.std[n:]], 1).clone().cpu()
+    vae.to("cpu")  # the trainer's VAE leaves the GPU once the latents are cached
     scale = vae.config.scaling_factor
     cache_s = time.time() - t0
     rss_after_cache = rss_peak_mb()
@@ -168,7 +185,9 @@ def main(argv: list[str] | None = None) -> dict:
 
         unet.set_attn_processor(AttnProcessor())
     processors = sorted({type(p).__name__ for p in unet.attn_processors.values()})
-    if args.channels_last:
+    text_encoder.to(device)
+    unet.to(device, dtype=unet_dtype)
+    if args.channels_last or device.type == "cuda":  # the trainer uses it on CUDA
         unet.to(memory_format=torch.channels_last)
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
@@ -187,12 +206,13 @@ def main(argv: list[str] | None = None) -> dict:
         flip = torch.randint(0, 2, (batch,), generator=gen)
         ids = caption_ids[torch.randint(0, len(captions), (batch,), generator=gen)]
         m, s = mean[idx, flip], std[idx, flip]
-        latents = (m + s * torch.randn(m.shape, generator=gen)) * scale
-        noise = torch.randn(latents.shape, generator=gen)
-        t = torch.randint(0, timesteps, (batch,), generator=gen)
+        latents = ((m + s * torch.randn(m.shape, generator=gen)) * scale).to(device)
+        noise = torch.randn(latents.shape, generator=gen).to(device)
+        t = torch.randint(0, timesteps, (batch,), generator=gen).to(device)
         noisy = scheduler.add_noise(latents, noise, t)
-        hidden = text_encoder(ids)[0]
-        prediction = step_unet(noisy, t, hidden).sample
+        with autocast:
+            hidden = text_encoder(ids.to(device))[0]
+            prediction = step_unet(noisy.to(unet_dtype), t, hidden.to(unet_dtype)).sample
         loss = F.mse_loss(prediction.float(), noise, reduction="mean")
         loss.backward()
         optimizer.step()
@@ -212,6 +232,9 @@ def main(argv: list[str] | None = None) -> dict:
               "import_s": imported - PROCESS_START, "load_s": load_s, "cache_latents_s": cache_s,
               "peak_rss_mb": rss_peak_mb(), "rss_after_load_mb": rss_after_load,
               "rss_after_cache_mb": rss_after_cache,
+              "device": str(device), "mixed_precision": args.mixed_precision,
+              "peak_gpu_mb": (torch.cuda.max_memory_allocated() / 2**20
+                              if device.type == "cuda" else None),
               "threads": torch.get_num_threads(), "attention_processors": processors,
               "options": {k: getattr(args, k) for k in ("channels_last", "compile",
                                                         "gradient_checkpointing", "attention",

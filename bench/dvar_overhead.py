@@ -32,7 +32,7 @@ SETTINGS = {
 
 def main(argv: list[str] | None = None) -> dict:
     args, extra = runs.parse_args(__doc__, argv, warmup=1)
-    preset = presets.get(args.preset)
+    preset = presets.from_args(args)
     steps, batch = args.steps or preset.steps, args.batch or preset.batch
     window = ["--dvar_window", str(steps + 10)]
     load_before = runs.machine_load()

@@ -41,6 +41,38 @@ class Preset:
     """The default number of measured steps."""
     initializer: str = "star"
 
+    def cli_args(self) -> list[str]:
+        """The options that choose this preset again, for a benchmark run as a subprocess."""
+        if self.name != CUSTOM:
+            return ["--preset", self.name]
+        return ["--model", str(self.model_dir), "--data", str(self.data_dir),
+                "--resolution", str(self.resolution), "--initializer", self.initializer]
+
+
+CUSTOM = "custom"
+"""The name of a preset made from --model/--data/--resolution (a real model, e.g. on a GPU)."""
+
+
+def add_arguments(parser) -> None:
+    """--preset, or a model folder of your own with --data and --resolution."""
+    parser.add_argument("--preset", choices=PRESETS, default="tiny")
+    parser.add_argument("--model", default=None,
+                        help="a diffusers model folder of your own instead of a preset "
+                             "(with --data and --resolution), e.g. SD 1.5 on a GPU")
+    parser.add_argument("--data", default=None, help="with --model: a folder of images")
+    parser.add_argument("--resolution", type=int, default=None, help="with --model")
+    parser.add_argument("--initializer", default="star", help="with --model")
+
+
+def from_args(args) -> Preset:
+    """The preset the options of `add_arguments` chose."""
+    if args.model is None:
+        return get(args.preset)
+    if args.data is None or args.resolution is None:
+        raise SystemExit("--model needs --data (a folder of images) and --resolution")
+    return Preset(CUSTOM, Path(args.model).expanduser(), Path(args.data).expanduser(),
+                  resolution=args.resolution, batch=2, steps=12, initializer=args.initializer)
+
 
 def _components(seed: int) -> dict:
     """The small preset's components, created from configs (random weights)."""

@@ -44,7 +44,7 @@ def parse_args(doc: str, argv: list[str] | None, *, warmup: int,
     from bench import presets
 
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    p.add_argument("--preset", choices=presets.PRESETS, default="tiny")
+    presets.add_arguments(p)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--warmup", type=int, default=warmup)
@@ -288,7 +288,7 @@ def run_titui(preset: Preset, steps: int, batch: int, extra: list[str] | tuple[s
 
 def run_bare(preset: Preset, steps: int, batch: int, extra: list[str] | tuple[str, ...] = (),
              *, warmup: int = 1) -> dict:
-    command = [sys.executable, str(BENCH / "bare_loop.py"), "--preset", preset.name,
+    command = [sys.executable, str(BENCH / "bare_loop.py"), *preset.cli_args(),
                "--steps", str(steps), "--batch", str(batch), "--warmup", str(warmup), *extra]
     done = subprocess.run(command, env=bench_env(), cwd=str(ROOT), capture_output=True,
                           text=True, check=False)

@@ -10,7 +10,9 @@ object: each side's median and p90 seconds per step (pooled over repeats, first 
 steps of each run left out), first-step seconds (process start to the first step), peak RSS,
 and `ratio` = ti-tui median / bare median. `pipeline_peak_rss_mb` is what merely loading the
 whole StableDiffusionPipeline from the same folder takes, for comparison with the trainer's.
-Extra trainer flags go after `--`, e.g. `-- --gradient_checkpointing`.
+Extra trainer flags go after `--`, e.g. `-- --gradient_checkpointing`. On a GPU, point it at
+a real model: `--model ~/sd15 --data ~/cat --resolution 512 --mixed_precision bf16` (both sides
+then run on CUDA; `peak_gpu_mb` / `max_step_memory_mb` hold the GPU memory).
 """
 
 from __future__ import annotations
@@ -55,18 +57,23 @@ def main(argv: list[str] | None = None) -> dict:
     def more(p):
         p.add_argument("--repeats", type=int, default=1)
         p.add_argument("--no_pipeline_rss", action="store_true")
+        p.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no",
+                       help="for both sides (on a GPU)")
 
     args, extra = runs.parse_args(__doc__, argv, warmup=1, more=more)
-    preset = presets.get(args.preset)
+    preset = presets.from_args(args)
     steps, batch = args.steps or preset.steps, args.batch or preset.batch
     load_before = runs.machine_load()
     bare_runs, ti_runs = [], []
     for _ in range(args.repeats):
-        bare = runs.run_bare(preset, steps, batch, ["--per_step"], warmup=args.warmup)
+        precision = ["--mixed_precision", args.mixed_precision]
+        bare = runs.run_bare(preset, steps, batch, ["--per_step", *precision],
+                             warmup=args.warmup)
         bare["step_times_s"] = bare["step_times_s"][args.warmup:]
         bare_runs.append(bare)
         ti = runs.run_titui(preset, steps, batch, ["--early_stopping", "none",
-                                                   "--dvar_eval_every", "0", *extra],
+                                                   "--dvar_eval_every", "0", *precision,
+                                                   *extra],
                             warmup=args.warmup, per_step=True)
         ti_runs.append(ti)
     bare_stats, ti_stats = pooled(bare_runs), pooled(ti_runs)
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
                    "peak_rss_mb": max(r["peak_rss_mb"] for r in ti_runs),
                    "trainer_peak_rss_mb": max(r["trainer_peak_rss_mb"] or 0 for r in ti_runs),
                    "ui_peak_rss_mb": max(r["ui_peak_rss_mb"] or 0 for r in ti_runs),
+                   # the step events' memory: peak GPU memory on CUDA, the RSS on a CPU
+                   "max_step_memory_mb": max(r["max_step_memory_mb"] for r in ti_runs),
                    "trainer_step_seconds_median": statistics.median(
                        r["trainer_step_seconds_median"] for r in ti_runs),
                    "startup": ti_runs[-1]["startup"], "flags": ti_runs[-1]["flags"]},
@@ -87,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "import_s": bare_runs[-1]["import_s"], "load_s": bare_runs[-1]["load_s"],
                  "cache_latents_s": bare_runs[-1]["cache_latents_s"],
                  "params_m": bare_runs[-1]["params_m"], "threads": bare_runs[-1]["threads"],
+                 "device": bare_runs[-1]["device"], "peak_gpu_mb": bare_runs[-1]["peak_gpu_mb"],
                  "attention_processors": bare_runs[-1]["attention_processors"]},
         "ratio": ti_stats["median_s"] / bare_stats["median_s"],
         "ratio_mean": ti_stats["mean_s"] / bare_stats["mean_s"],

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
                        help="comma-separated subset of plain,rich,textual")
 
     args, extra = runs.parse_args(__doc__, argv, warmup=3, more=more)
-    preset = presets.get(args.preset)
+    preset = presets.from_args(args)
     steps = args.steps or preset.steps * 2
     batch = args.batch or preset.batch
     modes = [m for m in args.modes.split(",") if m]

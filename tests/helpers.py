@@ -27,3 +27,15 @@ def fill_invokeai_root(root: Path, model_dir: Path, images_dir: Path, word: str)
     (models / "tiny").symlink_to(model_dir, target_is_directory=True)
     shutil.copytree(images_dir, root / "text-inversion-training-data" / word)
     return root
+
+
+def link_model(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> Path:
+    """A model folder at `dst` whose parts are symlinks into `src`, minus the `skip` ones.
+
+    Cheap, and lets a test break one part without touching the shared session model.
+    """
+    dst.mkdir(parents=True)
+    for child in src.iterdir():
+        if child.name not in skip:
+            (dst / child.name).symlink_to(child)
+    return dst

@@ -25,7 +25,7 @@ from trainer.embeddings import check_trigger, save_embedding
 from trainer.errors import ConfigError, DataError, ModelError, ResumeError, UserError
 from trainer.preflight import preflight
 
-from .helpers import make_config
+from .helpers import link_model, make_config
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -200,14 +200,6 @@ def test_data_dir_unreadable_for_real(cfg, tmp_path):
 
 
 # --- the model --------------------------------------------------------------------------------
-
-
-def link_model(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> Path:
-    dst.mkdir(parents=True)
-    for child in src.iterdir():
-        if child.name not in skip:
-            (dst / child.name).symlink_to(child)
-    return dst
 
 
 def test_model_path_missing(cfg, tmp_path):

@@ -19,6 +19,8 @@ import torch
 
 from trainer import lock
 
+from .helpers import link_model
+
 TI_TUI = [sys.executable, "-m", "ti_tui.cli", "train"]
 
 
@@ -26,14 +28,6 @@ def snapshot(folder: Path) -> dict[Path, int]:
     """Every path under `folder`, with its mtime for files (a folder's changes with its
     entries, which the path set already shows)."""
     return {p: 0 if p.is_dir() else p.stat().st_mtime_ns for p in folder.rglob("*")}
-
-
-def link_model(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> Path:
-    dst.mkdir(parents=True)
-    for child in src.iterdir():
-        if child.name not in skip:
-            (dst / child.name).symlink_to(child)
-    return dst
 
 
 class Case:

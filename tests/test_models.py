@@ -18,17 +18,7 @@ from trainer.models import (
     resolve_model,
 )
 
-
-def link_model(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> Path:
-    """A model folder at `dst` whose parts are symlinks into `src`, minus the `skip` ones.
-
-    Cheap, and lets a test break one part without touching the shared session model.
-    """
-    dst.mkdir(parents=True)
-    for child in src.iterdir():
-        if child.name not in skip:
-            (dst / child.name).symlink_to(child)
-    return dst
+from .helpers import link_model
 
 
 def real_component(model: Path, src: Path, name: str, *, skip: tuple[str, ...] = ()) -> Path:

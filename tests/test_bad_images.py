@@ -211,6 +211,78 @@ def test_greyscale_with_alpha(tmp_path):
     assert data.open_rgb(tmp_path / "la.png").getpixel((1, 1)) == (255, 255, 255)
 
 
+# --- transparency is decided from the file, not from its mode name (issue 15, item 4) --------
+
+TRANSPARENT_PNGS = {
+    # mode: (image whose pixel (1, 0) is the transparent key and (0, 0) is opaque, key,
+    #        the RGB expected at (0, 0))
+    "L": (Image.fromarray(np.array([[200, 0]], dtype=np.uint8)), 0, (200, 200, 200)),
+    "1": (Image.fromarray(np.array([[True, False]])), 0, (255, 255, 255)),
+    "1 key white": (Image.fromarray(np.array([[False, True]])), 1, (0, 0, 0)),
+    "I;16": (Image.fromarray(np.array([[65535, 1000]], dtype=np.uint16)), 1000,
+             (255, 255, 255)),
+    "RGB": (Image.fromarray(np.array([[[10, 20, 30], [0, 0, 0]]], dtype=np.uint8)),
+            (0, 0, 0), (10, 20, 30)),
+}
+
+
+@pytest.mark.parametrize("name", TRANSPARENT_PNGS)
+def test_a_trns_transparent_level_goes_on_white_in_every_png_colour_type(tmp_path, name):
+    """PNG optimisers write greyscale (1, 8, 16 bit) and RGB images with a tRNS key: the key
+    pixels are transparent and must train on white, like RGBA, never on black."""
+    img, key, opaque = TRANSPARENT_PNGS[name]
+    img.save(tmp_path / "t.png", transparency=key)
+    with Image.open(tmp_path / "t.png") as reopened:
+        assert "transparency" in reopened.info  # the file really carries tRNS
+    out = data.open_rgb(tmp_path / "t.png")
+    assert out.mode == "RGB"
+    assert out.getpixel((1, 0)) == (255, 255, 255)
+    assert out.getpixel((0, 0)) == opaque
+
+
+def _every_mode_case(mode: str) -> tuple[Image.Image, bool]:
+    """A 2x1 image of `mode` whose pixel (1, 0) is transparent when the mode can say so
+    (an alpha band, or an info["transparency"] key); returns (image, has_transparency)."""
+    img = Image.new(mode, (2, 1))
+    bands = img.getbands()
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        alpha = bands.index("a" if mode in ("RGBa", "La") else "A")
+        opaque = tuple(255 if i == alpha else 40 for i in range(len(bands)))
+        img.putpixel((0, 0), opaque)
+        return img, True  # (1, 0) is all zeros: alpha 0
+    if mode in ("LAB", "HSV", "YCbCr", "CMYK"):
+        return img, False  # no way to mark a pixel transparent in these modes
+    if mode == "1":
+        img.putpixel((1, 0), 1)  # the key is the set (white) level; (0, 0) stays black
+        img.info["transparency"] = 1
+        return img, True
+    if len(bands) == 1:
+        img.putpixel((0, 0), 40)
+        img.info["transparency"] = 0
+        return img, True
+    img.putpixel((0, 0), (40,) * len(bands))
+    img.info["transparency"] = (0, 0, 0)
+    return img, True
+
+
+@pytest.mark.parametrize("mode", Image.MODES)
+def test_every_pil_mode_becomes_rgb_with_its_transparency_on_white(mode):
+    img, transparent = _every_mode_case(mode)
+    out = data._to_rgb(img)
+    assert out.mode == "RGB" and out.size == img.size
+    if transparent:
+        assert out.getpixel((1, 0)) == (255, 255, 255), mode
+        assert out.getpixel((0, 0)) != (255, 255, 255), mode
+    else:
+        plain = Image.new(mode, (2, 1)).convert("RGB")
+        assert out.getpixel((1, 0)) == plain.getpixel((1, 0)), mode
+
+
+def test_a_transparency_key_that_no_pixel_has_changes_nothing(tmp_path):
+    Image.new("L", (4, 4), 90).save(tmp_path / "k.png", transparency=3)
+    assert data.open_rgb(tmp_path / "k.png").getpixel((2, 2)) == (90, 90, 90)
+
+
 def test_exif_rotated_jpeg_is_turned_upright(tmp_path):
     # Stored 80 wide x 40 tall, left half white; EXIF orientation 6 = rotate 90 deg clockwise
     # to display, so the upright image is 40 wide x 80 tall with the white half on top.

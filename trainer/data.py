@@ -155,19 +155,81 @@ def _too_large(size: str, limit: int) -> str:
             "decompression bomb); downscale it first")
 
 
+WHITE = (255, 255, 255)
+"""Transparent pixels are composited on white, as A1111 and kohya do with RGBA images."""
+
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+"""Modes with an alpha band. Not "A" in getbands(): LAB's "A" is a colour axis."""
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit greyscale: scale to 8 bits instead of clipping everything to white.
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray((arr / top * 255.0).clip(0, 255).astype(np.uint8), "L")
+    """Any PIL mode -> 8-bit RGB, transparent parts on white.
+
+    Transparency is decided from the image, not its mode name: an alpha band, or a PNG
+    `tRNS` chunk that PIL exposes as `info["transparency"]` (a transparent grey level in
+    1-bit, 8-bit and 16-bit greyscale, a colour in RGB, alpha entries of a palette). PNG
+    optimisers write greyscale + tRNS for icons and line art, which would otherwise train on
+    black.
+    """
+    alpha = _alpha_mask(img)
+    colour = _colour(img)
+    if alpha is None:
+        return colour
+    background = Image.new("RGB", img.size, WHITE)
+    background.paste(colour, mask=alpha)
+    return background
+
+
+def _alpha_mask(img: Image.Image) -> Image.Image | None:
+    """An "L" mask (255 opaque, 0 transparent), or None when the image is fully opaque."""
+    if img.mode in ("RGBa", "La"):
+        return img.getchannel("a")
+    if img.mode in _ALPHA_MODES:
+        return img.getchannel("A")
+    key = img.info.get("transparency")
+    if key is None:
+        return None
     if img.mode == "P":
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, img).convert("RGB")
-    return img.convert("RGB")
+        # A palette's tRNS (bytes per entry, or one index): PIL's own conversion reads it.
+        return img.convert("RGBA").getchannel("A")
+    arr = np.asarray(img)
+    if img.mode == "1":
+        # PNG stores the key as the 1-bit sample (0 or 1); PIL shows set pixels as True.
+        transparent = arr == bool(key)
+    elif arr.ndim == 2 and isinstance(key, (int, float)):
+        transparent = arr == key  # L, I, I;16*, F: the key is in the image's own units
+    elif arr.ndim == 3 and isinstance(key, tuple) and len(key) >= 3:
+        transparent = np.all(arr[..., :3] == np.asarray(key[:3], dtype=arr.dtype), axis=-1)
+    else:
+        return None  # a key PIL exposes in a form no image of this mode can match
+    if not transparent.any():
+        return None
+    return Image.fromarray(np.where(transparent, 0, 255).astype(np.uint8), "L")
+
+
+def _colour(img: Image.Image) -> Image.Image:
+    """The colour of every pixel as RGB, alpha ignored (it is applied by `_to_rgb`)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16/32-bit and float greyscale: scale to 8 bits instead of clipping to white.
+        arr = np.asarray(img, dtype=np.float64)
+        peak = float(arr.max()) if arr.size else 0.0
+        if img.mode.startswith("I;16") or peak > 255:
+            top = 65535.0
+        elif img.mode == "F" and peak <= 1.0:
+            top = 1.0  # float images in [0, 1]
+        else:
+            top = 255.0
+        return Image.fromarray((arr / top * 255.0).clip(0, 255).astype(np.uint8),
+                               "L").convert("RGB")
+    if img.mode == "La":
+        # Premultiplied grey + alpha, which PIL cannot convert: undo the premultiplication.
+        grey = np.asarray(img.getchannel("L"), dtype=np.float64)
+        a = np.asarray(img.getchannel("a"), dtype=np.float64)
+        plain = np.where(a > 0, grey * 255.0 / np.maximum(a, 1), 0).clip(0, 255)
+        return Image.fromarray(plain.astype(np.uint8), "L").convert("RGB")
+    if img.mode in ("RGBa", "PA"):
+        img = img.convert("RGBA")  # PIL un-premultiplies RGBa, and has no PA -> RGB
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, P, 1, L, LA: PIL's own rules
 
 
 def square(img: Image.Image, resolution: int, center_crop: bool) -> Image.Image:

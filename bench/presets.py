@@ -125,7 +125,7 @@ def build_small_model(out_dir: Path, *, seed: int = 0) -> Path:
             parts[name].save_pretrained(tmp / name, safe_serialization=True)
         parts["scheduler"].save_pretrained(tmp / "scheduler")
         (tmp / "tokenizer").mkdir()
-        for name in demo._TOKENIZER_FILES:
+        for name in demo.TOKENIZER_FILES:
             shutil.copyfile(asset_path("clip-tokenizer", name), tmp / "tokenizer" / name)
         index = json.dumps(demo._model_index(diffusers.__version__), indent=2) + "\n"
         (tmp / "model_index.json").write_text(index, encoding="utf-8")

@@ -35,7 +35,7 @@ _COMPONENT_WEIGHTS = {
     "vae": "diffusion_pytorch_model.safetensors",
     "unet": "diffusion_pytorch_model.safetensors",
 }
-_TOKENIZER_FILES = (
+TOKENIZER_FILES = (
     "vocab.json",
     "merges.txt",
     "tokenizer_config.json",
@@ -75,11 +75,29 @@ def _model_index(diffusers_version: str) -> dict:
     }
 
 
+def tiny_vae(scaling_factor: float = 0.18215):
+    """The demo's VAE: SD's layout at 32/64 channels, 2x downsampling (random weights)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=64,
+        scaling_factor=scaling_factor,
+    )
+
+
 def _write_components(out: Path, seed: int, prediction_type: str) -> None:
     """Create every component from its config and save it under `out`."""
     import diffusers
     import torch
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     # One seed per component, so changing one component's shape does not reshuffle the others.
@@ -100,18 +118,7 @@ def _write_components(out: Path, seed: int, prediction_type: str) -> None:
         norm_num_groups=32,
     )
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=64,
-        scaling_factor=0.18215,
-    )
+    vae = tiny_vae()
     torch.manual_seed(seed + 2)
     text_config = CLIPTextConfig(
         vocab_size=49408,
@@ -144,7 +151,7 @@ def _write_components(out: Path, seed: int, prediction_type: str) -> None:
     # Copy the vocab.json + merges.txt layout that real SD folders carry (save_pretrained in
     # transformers 5 would write tokenizer.json only).
     (out / "tokenizer").mkdir()
-    for name in _TOKENIZER_FILES:
+    for name in TOKENIZER_FILES:
         shutil.copyfile(asset_path("clip-tokenizer", name), out / "tokenizer" / name)
     index = json.dumps(_model_index(diffusers.__version__), indent=2) + "\n"
     (out / "model_index.json").write_text(index, encoding="utf-8")

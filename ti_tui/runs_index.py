@@ -1,0 +1,301 @@
+"""The runs under a root, one line each, read cheaply: what the home screen lists.
+
+A run folder is one `ti-tui train` wrote (`run.toml`, `events.jsonl`, the lock while it
+trains). For each folder `index_runs` reads only the FIRST line of events.jsonl (the
+run_started event: trigger, model, family, limits) and the LAST `TAIL_BYTES` (the latest
+step and, once it has ended, the error and stopped events), folds them with the dashboard's
+own `ti_tui.state.fold`, and decides the state:
+
+- running: the folder's run lock (trainer/lock.py) is held by a live process, checked as the
+  lock checks it (pid alive AND the same start time, so a reused pid is not a run);
+- finished / stopped early by DVAR at step N / stopped by you / failed (with the one-line
+  reason) from the stopped and error events;
+- ended without a word (the trainer was killed: no stopped event and no live lock);
+- not started (run.toml but no events), damaged (events.jsonl whose first line is not a
+  run_started event) and "not a run" (neither file): listed so, never an exception.
+
+Cost: at most two reads per folder, ~64 KB, whatever the length of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ti_tui.state import RunState, fold
+from trainer.config import TrainConfig
+from trainer.events import EVENTS_FILE, parse_event_line
+from trainer.lock import LOCK_NAME, Owner, read_lock
+
+TAIL_BYTES = 64 * 1024
+"""How much of the end of events.jsonl is read: many hundred step events, and the end."""
+FIRST_LINE_MAX = 1024 * 1024
+"""The run_started line holds the config and dataset facts: a few KB; more is damage."""
+RUN_FILE = "run.toml"
+OUTPUT_FOLDER = "text-inversion-output"
+"""Where runs go by default: ROOT/text-inversion-output/<trigger> (TrainConfig.output_path)."""
+
+# What a run is doing, as the home screen's state column says it.
+RUNNING, FINISHED, EARLY_STOP, USER_STOP, FAILED = ("running", "finished", "dvar", "user",
+                                                    "failed")
+ENDED, NOT_STARTED, DAMAGED, NOT_A_RUN = "ended", "not-started", "damaged", "not-a-run"
+LIVE_STATES = frozenset({RUNNING})
+ENDED_STATES = frozenset({FINISHED, EARLY_STOP, USER_STOP, FAILED, ENDED})
+
+SORT_ORDER = {RUNNING: 0, FINISHED: 1, EARLY_STOP: 1, USER_STOP: 1, FAILED: 1, ENDED: 1,
+              NOT_STARTED: 2, DAMAGED: 3, NOT_A_RUN: 4}
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One folder as the home screen shows it."""
+
+    folder: Path
+    state: str
+    """One of RUNNING, FINISHED, EARLY_STOP, USER_STOP, FAILED, ENDED, NOT_STARTED, DAMAGED,
+    NOT_A_RUN."""
+    words: str
+    """The state in words, with the one-line reason: "stopped early by DVAR at step 606"."""
+    trigger: str = ""
+    model: str = ""
+    family: str = ""
+    """sd1 / sd2 / sdxl as the trainer reported it in run_started; "" when unknown."""
+    step: int = 0
+    """Updates done (the last step event read, or the stopped event's step)."""
+    max_steps: int = 0
+    l_det: float | None = None
+    dvar_ratio: float | None = None
+    updated: float | None = None
+    """Unix time of the last write to events.jsonl (its mtime): the run's age."""
+    best_file: Path | None = None
+    """The embedding to use: the final learned_embeds.safetensors (.bin), else the newest
+    snapshot; None when the run wrote none."""
+    owner: Owner | None = None
+    """The live lock holder, for a running run."""
+
+    @property
+    def is_run(self) -> bool:
+        return self.state not in (DAMAGED, NOT_A_RUN)
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED_STATES
+
+    @property
+    def can_resume(self) -> bool:
+        """A run that is not training and has a run.toml can be continued from it."""
+        return not self.running and (self.folder / RUN_FILE).is_file()
+
+    def age(self, now: float | None = None) -> float | None:
+        """Seconds since the run last wrote an event."""
+        if self.updated is None:
+            return None
+        return max(0.0, (time.time() if now is None else now) - self.updated)
+
+    def run_config(self) -> TrainConfig:
+        """The run's run.toml as a TrainConfig (raises UserError/ConfigError if unreadable)."""
+        return TrainConfig.from_toml(self.folder / RUN_FILE)
+
+
+def default_runs_folder(root: str | os.PathLike[str]) -> Path:
+    """ROOT/text-inversion-output: where a run goes when --output_dir is not given."""
+    return Path(root).expanduser() / OUTPUT_FOLDER
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / EVENTS_FILE).is_file() or (folder / RUN_FILE).is_file()
+
+
+def candidate_folders(places: list[Path]) -> list[Path]:
+    """Each place that is a run folder itself, else its sub-folders; unique, in order."""
+    seen: set[Path] = set()
+    found: list[Path] = []
+    for place in places:
+        try:
+            if is_run_folder(place):
+                children = [place]
+            elif place.is_dir():
+                children = sorted(p for p in place.iterdir()
+                                  if p.is_dir() and not p.name.startswith("."))
+            else:
+                children = []
+        except OSError:
+            continue  # unreadable: nothing to list there
+        for child in children:
+            key = child.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(child)
+    return found
+
+
+def index_runs(places: list[Path], now: float | None = None) -> list[RunEntry]:
+    """Every run folder under `places`, running first, then the newest first."""
+    entries = [read_entry(folder) for folder in candidate_folders(places)]
+    now = time.time() if now is None else now
+    return sorted(entries, key=lambda e: (SORT_ORDER[e.state], -(e.updated or 0.0),
+                                          e.folder.name))
+
+
+def read_head_and_tail(path: Path, tail_bytes: int = TAIL_BYTES) -> tuple[str | None, list[str]]:
+    """The first complete line of `path` and the complete lines of its last `tail_bytes`
+    (without the first line, without a partial last line). Raises OSError."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.readline(FIRST_LINE_MAX)
+        if not head.endswith(b"\n"):
+            return None, []  # empty, half-written first line, or an enormous one
+        start = max(len(head), size - tail_bytes)
+        fh.seek(start)
+        chunk = fh.read(size - start)
+    lines = chunk.split(b"\n")
+    lines.pop()  # after the last newline: b"" or a line still being written
+    if start > len(head) and lines:
+        lines.pop(0)  # the read began mid-line
+    decode = (lambda raw: raw.decode("utf-8", errors="replace"))
+    return decode(head), [decode(raw) for raw in lines]
+
+
+def read_entry(folder: Path) -> RunEntry:
+    """One folder's line: never raises for what is (or is not) in the folder."""
+    events_path = folder / EVENTS_FILE
+    updated = _mtime(events_path) or _mtime(folder / RUN_FILE)
+    owner = read_lock(folder / LOCK_NAME)
+    live = owner if owner is not None and owner.is_running() else None
+    if not events_path.is_file():
+        if (folder / RUN_FILE).is_file():
+            words = "starting" if live else "not started: run.toml but no events.jsonl"
+            state = RUNNING if live else NOT_STARTED
+            return RunEntry(folder, state, words, trigger=_toml_trigger(folder),
+                            updated=updated, owner=live)
+        return RunEntry(folder, NOT_A_RUN, "not a run: no events.jsonl or run.toml",
+                        updated=_mtime(folder))
+    try:
+        head, tail = read_head_and_tail(events_path)
+    except OSError as exc:
+        return RunEntry(folder, DAMAGED, f"damaged: cannot read {EVENTS_FILE} ({exc.strerror})",
+                        updated=updated)
+    first = parse_event_line(head) if head is not None else None
+    if first is None or first.get("type") not in ("phase", "run_started"):
+        what = "is empty or half-written" if head is None else "does not start with a run"
+        state = RUNNING if live else DAMAGED
+        return RunEntry(folder, state, "starting" if live else f"damaged: {EVENTS_FILE} {what}",
+                        trigger=_toml_trigger(folder), updated=updated, owner=live)
+    run = RunState(base_dir=str(folder))
+    fold(run, first)
+    for line in tail:
+        event = parse_event_line(line)
+        if event is not None:
+            fold(run, event)
+    state, words = _decide(run, live)
+    model = run.model.get("name") or run.model.get("path") or run.config.get("model") or ""
+    return RunEntry(folder, state, words, trigger=run.trigger or _toml_trigger(folder),
+                    model=str(model), family=str(run.model.get("family") or ""),
+                    step=int(run.stopped["step"] if run.stopped else run.step),
+                    max_steps=run.max_steps, l_det=run.l_det, dvar_ratio=run.dvar_ratio,
+                    updated=updated, best_file=best_file(folder), owner=live)
+
+
+def _decide(run: RunState, live: Owner | None) -> tuple[str, str]:
+    """(state, words) from the folded events and whether the lock is held."""
+    from ti_tui.panels import REASONS  # the one place stop reasons get their words
+
+    stop = run.stopped
+    if live is not None and stop is None:
+        return RUNNING, "running" if run.status == "training" else "starting"
+    if stop is not None:
+        reason, step = stop["reason"], stop["step"]
+        if reason == "error" or run.error:
+            return FAILED, f"failed: {_one_line(run)}"
+        if reason == "early_stop":
+            return EARLY_STOP, f"stopped early by DVAR at step {step}"
+        if reason == "user":
+            return USER_STOP, f"stopped by you at step {step}"
+        return FINISHED, f"finished: {REASONS.get(reason, reason)}"
+    if run.error:
+        return FAILED, f"failed: {_one_line(run)}"
+    return ENDED, "ended without a stopped event (killed?); see trainer.log"
+
+
+def _one_line(run: RunState) -> str:
+    """The error's message, else the stopped event's, cut to its first line."""
+    text = ((run.error or {}).get("message") or (run.stopped or {}).get("message")
+            or "see trainer.log")
+    return text.strip().splitlines()[0] if text.strip() else "see trainer.log"
+
+
+def best_file(folder: Path) -> Path | None:
+    """The embedding a user should take from `folder`: the final one, else the newest
+    snapshot (embeddings/learned_embeds-steps-N.*)."""
+    for name in ("learned_embeds.safetensors", "learned_embeds.bin"):
+        if (folder / name).is_file():
+            return folder / name
+    snapshots = []
+    try:
+        for path in (folder / "embeddings").glob("learned_embeds-steps-*.safetensors"):
+            number = path.stem.rsplit("-", 1)[-1]
+            if number.isdigit():
+                snapshots.append((int(number), path))
+    except OSError:
+        return None
+    return max(snapshots)[1] if snapshots else None
+
+
+def _toml_trigger(folder: Path) -> str:
+    """The trigger from run.toml, read without validating the whole config."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    for table in (data, *(v for v in data.values() if isinstance(v, dict))):
+        token = table.get("placeholder_token")
+        if isinstance(token, str):
+            return token if token.startswith("<") else f"<{token.strip('<>')}>"
+    return ""
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+@dataclass
+class AttachedRun:
+    """A RunHandle (ti_tui.headless.RunHandle) for a run this process did not start.
+
+    The live screen talks to it like to the runner's handle: requests and the clean stop go
+    through the folder's control files (trainer/control.py), which reach the trainer however
+    it was started and from any later session; "alive" is the run lock's check.
+    """
+
+    output_dir: Path
+
+    @property
+    def events_path(self) -> Path:
+        return self.output_dir / EVENTS_FILE
+
+    def request(self, action: str) -> None:
+        from trainer import control
+
+        control.send(self.output_dir, action)
+
+    def stop(self) -> None:
+        """Ask for a clean stop: the trainer finishes the update, saves, and exits."""
+        self.request("stop")
+
+    def is_alive(self) -> bool:
+        owner = read_lock(self.output_dir / LOCK_NAME)
+        return owner is not None and owner.is_running()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return None  # not our child: its exit code is not ours to collect

@@ -2,8 +2,14 @@
 
 `trainer.train(config, emit)` calls `emit(event)` with these frozen dataclasses; `python -m
 trainer` writes each as one JSON line to OUTPUT_DIR/events.jsonl via `EventLog`. Every line has
-`type`, `time` (unix seconds) and the schema `version`. Readers must ignore types and fields
-they do not know, so new fields can be added without breaking an older dashboard.
+`type`, `time` (unix seconds) and the schema `version`.
+
+The same classes are read back: `parse_event` turns a line (or its JSON object) into the typed
+event, and `load_events` / `ti_tui.tail.EventTail` yield typed events, so the writer and every
+reader (RunState, the headless lines, the summary screen) share one schema. As DESIGN.md's
+contract asks, readers ignore fields they do not know, tolerate a newer `version`, and turn an
+unknown `type` into an `Unknown` event that views skip. Why a run ended is a `StopReason`,
+with its words for people in one place.
 """
 
 from __future__ import annotations
@@ -13,13 +19,76 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
+"""The `version` every written line carries; readers accept any version (newer fields are
+ignored), so it only tells a person which trainer wrote a file."""
 EVENTS_FILE = "events.jsonl"
+
+
+class StopReason(str, Enum):
+    """Why a run ended: the `reason` of its `Stopped` event, and the limit that sets a run's end.
+
+    A str Enum, so it is written to JSON as its plain value. `words` is the short phrase the
+    dashboard and the plain lines show, `sentence` the clause the summary screen completes
+    ("Stopped at step 120: <sentence>."). A reason a newer trainer invents is kept as a plain
+    string by `parse_event`; `stop_words` and `stop_sentence` fall back to it readably.
+    """
+
+    MAX_STEPS = "max_steps"
+    EPOCHS = "epochs"
+    """--num_train_epochs came before --max_train_steps (trainer/plan.py)."""
+    SCHEDULE_END = "schedule_end"
+    """An A1111 learning-rate string ended before the step limit (spec B2)."""
+    EARLY_STOP = "early_stop"
+    """DVAR's ratio fell below its threshold (spec A5)."""
+    USER = "user"
+    """A stop request: SIGINT/SIGTERM, q in the dashboard, Ctrl-C in `ti-tui train`."""
+    ERROR = "error"
+    """A user error or an internal failure; an `Error` event says which."""
+
+    @property
+    def words(self) -> str:
+        return _WORDS[self][0]
+
+    @property
+    def sentence(self) -> str:
+        return _WORDS[self][1]
+
+
+_WORDS: dict[StopReason, tuple[str, str]] = {
+    StopReason.MAX_STEPS: ("reached the step limit", "it reached the step limit"),
+    StopReason.EPOCHS: ("reached the epoch limit", "it reached the epoch limit"),
+    StopReason.SCHEDULE_END: ("the LR schedule ended", "the learning-rate schedule ended"),
+    StopReason.EARLY_STOP: ("stopped early by DVAR", "DVAR early stopping: the loss had settled"),
+    StopReason.USER: ("stopped by you", "you stopped it"),
+    StopReason.ERROR: ("failed", "it failed"),
+}
+
+
+def stop_reason(value: Any) -> StopReason | str:
+    """`value` as a StopReason when it names one, else the text as given (a newer reason)."""
+    try:
+        return StopReason(value)
+    except ValueError:
+        return str(value)
+
+
+def stop_words(reason: StopReason | str | None) -> str:
+    """The dashboard's phrase for a stop reason; an unknown reason shows as its own words."""
+    known = stop_reason(reason) if reason is not None else ""
+    return known.words if isinstance(known, StopReason) else str(known).replace("_", " ")
+
+
+def stop_sentence(reason: StopReason | str | None) -> str:
+    """The summary screen's clause for a stop reason; an unknown one shows as its own words."""
+    known = stop_reason(reason) if reason is not None else ""
+    return known.sentence if isinstance(known, StopReason) else str(known).replace("_", " ")
 
 
 def _now() -> float:
@@ -28,11 +97,14 @@ def _now() -> float:
 
 @dataclass(frozen=True)
 class Event:
+    """The base of every event: its `type` name (a class attribute) and its `time`."""
+
     type: ClassVar[str] = "event"
     time: float = field(default_factory=_now, kw_only=True)
     """Unix seconds when the event happened."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object written to events.jsonl: type, version and every field."""
         data = {"type": self.type, "version": SCHEMA_VERSION}
         for f in dataclasses.fields(self):
             data[f.name] = _jsonable(getattr(self, f.name))
@@ -45,7 +117,9 @@ class Phase(Event):
 
     type: ClassVar[str] = "phase"
     name: str
+    """What the trainer is doing, e.g. "loading model", "caching latents"."""
     detail: str = ""
+    """A detail for people: the model path, the number of images."""
 
 
 @dataclass(frozen=True)
@@ -59,18 +133,28 @@ class RunStarted(Event):
     dataset: dict[str, Any]
     """n_images, images_per_update, updates_per_epoch, epochs_total, full_cycle, skipped..."""
     device: str
+    """The torch device of this process, e.g. "cpu", "cuda:0"."""
     precision: str
+    """--mixed_precision: no, fp16 or bf16."""
     num_processes: int
     start_step: int
+    """Updates already done (a resumed run's checkpoint step; 0 for a fresh run)."""
     max_steps: int
-    """The step the run will end at by its limits (the schedule may end it sooner)."""
+    """The step the run ends at: the earliest of its step limit, its epoch limit and the end
+    of its learning-rate schedule (trainer/plan.py)."""
     learning_rate: float
     """The rate of the first update, after --scale_lr."""
     lr_scale: float
+    """The --scale_lr multiplier (batch x accumulation x processes, or 1)."""
     trigger: str
+    """The placeholder token as written in prompts, e.g. "<my-cat>"."""
     tokens: list[str]
+    """The tokens added to the tokenizer (one per vector)."""
     output_dir: str
     pid: int = field(default_factory=os.getpid)
+    """The trainer's process id, so `ti-tui watch` can tell whether it still runs."""
+    end_reason: StopReason | str = StopReason.MAX_STEPS
+    """Which limit sets `max_steps`: max_steps, epochs or schedule_end."""
 
 
 @dataclass(frozen=True)
@@ -79,28 +163,46 @@ class Step(Event):
 
     type: ClassVar[str] = "step"
     step: int
+    """Updates completed, this one included."""
     loss: float
+    """The update's training loss (mean over its micro-batches and processes); NaN is
+    written as null and read back as NaN."""
     lr: float
+    """The learning rate this update used."""
     images_seen: int
+    """Images drawn so far, over all processes."""
     epoch: float
+    """Passes over the images so far (images_seen / n_images)."""
     micro_batches: int
+    """Forward/backward passes so far, over all processes."""
     grad_norm: float | None = None
+    """L2 norm of the trained rows' gradient before clipping."""
     clip_value: float | None = None
+    """The clip schedule's value for this update; None when clipping is off."""
     skipped: bool = False
     """fp16 only: the scaler found inf/nan gradients and skipped this update."""
     skipped_total: int = 0
     l_det: float | None = None
+    """The deterministic loss L_det after this update (spec A3, A4); None when not due."""
     dvar_ratio: float | None = None
+    """DVAR's Var(last N) / Var(all) (spec A5); None until N + 1 values exist."""
     ema_pct: float | None = None
+    """Appendix-B diagnostic: EMA percentile change over the window (spec A8)."""
     hall: float | None = None
+    """Appendix-B diagnostic: (max - min) / mean over the window (spec A8)."""
     trend: float | None = None
+    """Appendix-B diagnostic: OLS slope over the window, loss per evaluation (spec A8)."""
     images_per_s: float | None = None
     step_seconds: float | None = None
+    """Wall seconds this update took, evaluation included."""
     memory_mb: float | None = None
+    """Peak CUDA memory, or the process's resident memory on CPU, in MiB."""
 
 
 @dataclass(frozen=True)
 class CheckpointSaved(Event):
+    """A `checkpoint-<step>/` folder was written (atomically) for resuming."""
+
     type: ClassVar[str] = "checkpoint"
     step: int
     path: str
@@ -108,6 +210,8 @@ class CheckpointSaved(Event):
 
 @dataclass(frozen=True)
 class EmbeddingSaved(Event):
+    """Embedding files were written: a periodic snapshot, or the run's final files."""
+
     type: ClassVar[str] = "embedding_saved"
     step: int
     paths: list[str]
@@ -116,6 +220,8 @@ class EmbeddingSaved(Event):
 
 @dataclass(frozen=True)
 class PreviewSaved(Event):
+    """A preview image was rendered with the embedding of `step`."""
+
     type: ClassVar[str] = "preview"
     step: int
     path: str
@@ -124,13 +230,18 @@ class PreviewSaved(Event):
 
 @dataclass(frozen=True)
 class Warning(Event):  # noqa: A001 - the event type name from DESIGN.md
+    """Something the user should know that does not stop the run (a skipped image...)."""
+
     type: ClassVar[str] = "warning"
     message: str
     file: str | None = None
+    """The file the warning is about, if any."""
 
 
 @dataclass(frozen=True)
 class Error(Event):
+    """What went wrong, in one sentence, with what to do; a `Stopped` event follows."""
+
     type: ClassVar[str] = "error"
     message: str
     hint: str | None = None
@@ -140,24 +251,45 @@ class Error(Event):
 
 @dataclass(frozen=True)
 class Stopped(Event):
-    """Always the last event of a run."""
+    """Always the last event of a run: why it ended, at which step, and its final files."""
 
     type: ClassVar[str] = "stopped"
-    reason: str
-    """max_steps | schedule_end | early_stop | user | error"""
+    reason: StopReason | str
+    """A `StopReason` (max_steps, epochs, schedule_end, early_stop, user, error); read back
+    as a plain string when a newer trainer wrote a reason this reader does not know."""
     step: int
     files: list[str] = field(default_factory=list)
     ratio: float | None = None
+    """DVAR's last ratio (the one below the threshold for early_stop)."""
     window: int | None = None
     threshold: float | None = None
     ddof: int | None = None
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Unknown(Event):
+    """A line of a type this reader does not know (a newer trainer's): kept so a reader can
+    count it, never shown. Never written."""
+
+    type: ClassVar[str] = "unknown"
+    name: str
+    """The line's own `type`."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The whole JSON object as read."""
+
+
 Emit = Callable[[Event], None]
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in (
+    Phase, RunStarted, Step, CheckpointSaved, EmbeddingSaved, PreviewSaved, Warning, Error,
+    Stopped)}
+"""Every event class by its `type` name: the one table `parse_event` reads lines with."""
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
     if isinstance(value, Path):
@@ -206,7 +338,8 @@ def _ends_mid_line(path: Path) -> bool:
 
 
 def parse_event_line(line: str) -> dict[str, Any] | None:
-    """One line of events.jsonl as a dict, or None if it is partial, blank or not an event."""
+    """One line of events.jsonl as its raw JSON object, or None if it is partial, blank or
+    not an event (no string `type`). `parse_event` gives the typed event."""
     line = line.strip()
     if not line:
         return None
@@ -218,10 +351,101 @@ def parse_event_line(line: str) -> dict[str, Any] | None:
 
 
 def read_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Every complete event in an events.jsonl file (a partial last line is skipped)."""
+    """Every complete line of an events.jsonl file as its raw JSON object (a partial last
+    line is skipped). For tools and tests that check what was written; views use
+    `load_events`, which gives the typed events."""
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if line.endswith("\n"):
                 event = parse_event_line(line)
                 if event is not None:
                     yield event
+
+
+def load_events(path: str | os.PathLike[str]) -> Iterator[Event]:
+    """Every complete event of an events.jsonl file as its typed event (see `parse_event`);
+    lines of unknown types come as `Unknown`, malformed ones are skipped."""
+    for data in read_events(path):
+        event = parse_event(data)
+        if event is not None:
+            yield event
+
+
+class _Unusable(ValueError):
+    """A field's value cannot stand for its declared type."""
+
+
+def parse_event(line_or_dict: str | Mapping[str, Any]) -> Event | None:
+    """The typed event of one events.jsonl line (or of its already-decoded JSON object).
+
+    Fields this reader does not know are ignored and `version` is not checked, so a newer
+    trainer's file still reads. A `type` not in `EVENT_TYPES` gives an `Unknown` event.
+    Returns None for a blank, partial or non-JSON line, an object without a string `type`, a
+    missing `time` or required field, or a value that cannot be its field's type (a string
+    where a step number belongs). JSON null in a required float field reads as NaN, since
+    `EventLog` writes NaN as null. Never raises.
+    """
+    data = parse_event_line(line_or_dict) if isinstance(line_or_dict, str) else line_or_dict
+    if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
+        return None
+    cls = EVENT_TYPES.get(data["type"])
+    try:
+        when = _coerce("float", data.get("time"), required=True)
+        if cls is None:
+            return Unknown(name=data["type"], data=dict(data), time=when)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "time":
+                continue
+            required = (f.default is dataclasses.MISSING
+                        and f.default_factory is dataclasses.MISSING)
+            if f.name not in data:
+                if required:
+                    return None
+                continue
+            values[f.name] = _coerce(f.type, data[f.name], required=required)
+        return cls(**values, time=when)
+    except (_Unusable, TypeError):
+        return None
+
+
+def _coerce(annotation: str, value: Any, *, required: bool) -> Any:
+    """`value` as the type `annotation` names (this module's annotations are strings).
+
+    Optional fields (`X | None`) take a value of the wrong kind as None, as older readers
+    did; a required field with one raises `_Unusable`.
+    """
+    optional = annotation.endswith("| None")
+    kind = annotation.removesuffix("| None").strip()
+    if value is None:
+        if optional:
+            return None
+        if kind == "float":
+            return math.nan  # EventLog writes NaN as null
+        if kind.startswith(("list", "dict")) and not required:
+            return [] if kind.startswith("list") else {}
+        raise _Unusable(annotation)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "float":
+        if number:
+            return float(value)
+    elif kind == "int":
+        if number and float(value).is_integer():
+            return int(value)
+    elif kind == "bool":
+        if isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+    elif kind == "str":
+        if isinstance(value, (str, int, float)):
+            return str(value)
+    elif kind.startswith("list"):
+        if isinstance(value, list):
+            return [str(item) for item in value]
+    elif kind.startswith("dict"):
+        if isinstance(value, dict):
+            return dict(value)
+    elif kind == "StopReason | str":
+        return stop_reason(value)
+    if optional:
+        return None
+    raise _Unusable(annotation)

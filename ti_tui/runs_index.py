@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ti_tui.state import RunState, fold
 from trainer.config import TrainConfig
-from trainer.events import EVENTS_FILE, parse_event_line
+from trainer.events import EVENTS_FILE, Phase, RunStarted, StopReason, parse_event, stop_words
 from trainer.lock import LOCK_NAME, Owner, read_lock
 
 TAIL_BYTES = 64 * 1024
@@ -181,8 +181,8 @@ def read_entry(folder: Path) -> RunEntry:
     except OSError as exc:
         return RunEntry(folder, DAMAGED, f"damaged: cannot read {EVENTS_FILE} ({exc.strerror})",
                         updated=updated)
-    first = parse_event_line(head) if head is not None else None
-    if first is None or first.get("type") not in ("phase", "run_started"):
+    first = parse_event(head) if head is not None else None
+    if not isinstance(first, (Phase, RunStarted)):
         what = "is empty or half-written" if head is None else "does not start with a run"
         state = RUNNING if live else DAMAGED
         return RunEntry(folder, state, "starting" if live else f"damaged: {EVENTS_FILE} {what}",
@@ -190,34 +190,30 @@ def read_entry(folder: Path) -> RunEntry:
     run = RunState(base_dir=str(folder))
     fold(run, first)
     for line in tail:
-        event = parse_event_line(line)
-        if event is not None:
-            fold(run, event)
+        fold(run, parse_event(line))  # None (a damaged line) is counted and skipped
     state, words = _decide(run, live)
     model = run.model.get("name") or run.model.get("path") or run.config.get("model") or ""
     return RunEntry(folder, state, words, trigger=run.trigger or _toml_trigger(folder),
                     model=str(model), family=str(run.model.get("family") or ""),
-                    step=int(run.stopped["step"] if run.stopped else run.step),
+                    step=int(run.stopped.step if run.stopped else run.step),
                     max_steps=run.max_steps, l_det=run.l_det, dvar_ratio=run.dvar_ratio,
                     updated=updated, best_file=best_file(folder), owner=live)
 
 
 def _decide(run: RunState, live: Owner | None) -> tuple[str, str]:
     """(state, words) from the folded events and whether the lock is held."""
-    from ti_tui.panels import REASONS  # the one place stop reasons get their words
-
     stop = run.stopped
     if live is not None and stop is None:
         return RUNNING, "running" if run.status == "training" else "starting"
     if stop is not None:
-        reason, step = stop["reason"], stop["step"]
-        if reason == "error" or run.error:
+        reason, step = stop.reason, stop.step
+        if reason == StopReason.ERROR or run.error:
             return FAILED, f"failed: {_one_line(run)}"
-        if reason == "early_stop":
-            return EARLY_STOP, f"stopped early by DVAR at step {step}"
-        if reason == "user":
-            return USER_STOP, f"stopped by you at step {step}"
-        return FINISHED, f"finished: {REASONS.get(reason, reason)}"
+        if reason == StopReason.EARLY_STOP:
+            return EARLY_STOP, f"{stop_words(reason)} at step {step}"
+        if reason == StopReason.USER:
+            return USER_STOP, f"{stop_words(reason)} at step {step}"
+        return FINISHED, f"finished: {stop_words(reason)}"
     if run.error:
         return FAILED, f"failed: {_one_line(run)}"
     return ENDED, "ended without a stopped event (killed?); see trainer.log"
@@ -225,8 +221,8 @@ def _decide(run: RunState, live: Owner | None) -> tuple[str, str]:
 
 def _one_line(run: RunState) -> str:
     """The error's message, else the stopped event's, cut to its first line."""
-    text = ((run.error or {}).get("message") or (run.stopped or {}).get("message")
-            or "see trainer.log")
+    text = ((run.error.message if run.error else "")
+            or (run.stopped.message if run.stopped else "") or "see trainer.log")
     return text.strip().splitlines()[0] if text.strip() else "see trainer.log"
 
 

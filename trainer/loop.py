@@ -9,6 +9,7 @@ event, and save whatever is due. Files and events come only from the main proces
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, outputs
+from trainer import checkpoint, divergence, outputs
 from trainer.config import TrainConfig
 from trainer.control import CONTROL_DIR, Control
 from trainer.errors import UserError
@@ -129,6 +130,12 @@ class _Loop:
         self.files = outputs.Outputs(self.cfg, session, emit) if self.main else None
         if session.resumed is not None:
             self._restore(session.resumed.state)
+        # Measured once: the range a usable row must stay in (trainer/divergence.py).
+        self.vocabulary = divergence.VocabularyRange.from_tables(divergence.frozen_tables(
+            [session.components.text_encoder]))
+        self._check_start_vectors()
+        self.last_good_step = self.step
+        self.last_good_optimizer = copy.deepcopy(self.optimizer.state_dict())
 
     # --- resume ---------------------------------------------------------------------------
     def _restore(self, state: dict) -> None:
@@ -251,15 +258,18 @@ class _Loop:
                       started: float) -> str | None:
         self.skipped_total += int(skipped)
         finite_rows = bool(torch.isfinite(self.vectors).all())
-        if not finite_rows:
-            # An update that produced NaN rows is undone: the file on disk must never hold NaN.
-            with torch.no_grad():
-                self.vectors.copy_(self.last_good)
+        # Finite is not usable: rows far outside the vocabulary's range encode to NaN later.
+        diverged = self.vocabulary.problem(self.vectors) if finite_rows else None
+        if not finite_rows or diverged:
+            # The update is undone, optimizer state included: no file may hold such rows.
+            self._restore_last_good()
         if skipped or not finite_rows or not math.isfinite(loss):
             self.nonfinite_streak += 1
-        else:
+        elif not diverged:
             self.nonfinite_streak = 0
             self.last_good = self.vectors.detach().clone()
+            self.last_good_step = self.step
+            self.last_good_optimizer = copy.deepcopy(self.optimizer.state_dict())
         metrics = self.tracker.evaluate(self.step, self._l_det) if self.s.eval_batch else {}
         seconds = time.perf_counter() - started
         images = self.s.images_per_update(self.world)
@@ -275,6 +285,13 @@ class _Loop:
         if self.tracker.constant_warning_due():
             self.emit(Warning(message="L_det has not changed at all: the learning rate may be 0 "
                                       "or the embedding frozen; DVAR cannot decide."))
+        if diverged:
+            self.emit(Error(message=f"The trained vectors diverged at step {self.step}: they "
+                                    f"{diverged}; stopped and kept the embedding of step "
+                                    f"{self.last_good_step}.",
+                            hint=divergence.advice(self.s.rates[index], self.s.lr_scale),
+                            user_error=True))
+            return "error"
         if self.nonfinite_streak >= MAX_NONFINITE_IN_A_ROW:
             with torch.no_grad():
                 self.vectors.copy_(self.last_good)
@@ -291,6 +308,25 @@ class _Loop:
         if self._stop_requested():
             return "user"
         return None
+
+    def _restore_last_good(self) -> None:
+        with torch.no_grad():
+            self.vectors.copy_(self.last_good)
+        self.optimizer.load_state_dict(copy.deepcopy(self.last_good_optimizer))
+
+    def _check_start_vectors(self) -> None:
+        """A checkpoint or initial embedding whose rows are unusable cannot start a run."""
+        problem = self.vocabulary.problem(self.vectors)
+        if problem is None:
+            return
+        if self.s.resumed is not None:
+            raise UserError(f"Checkpoint {self.s.resumed.path} holds vectors that {problem}; "
+                            "resume from an older checkpoint-N folder, or drop "
+                            "--resume_from_checkpoint to start fresh.",
+                            field="resume_from_checkpoint")
+        raise UserError(f"Initial embedding {self.cfg.initial_embedding} holds vectors that "
+                        f"{problem}; it cannot be trained further: start from another "
+                        "embedding or from --initializer_token.", field="initial_embedding")
 
     def _l_det(self) -> float:
         c = self.s.components
@@ -332,7 +368,7 @@ class _Loop:
             return []
         try:
             with torch.no_grad():
-                if not torch.isfinite(self.vectors).all():
+                if self.vocabulary.problem(self.vectors) is not None:
                     self.vectors.copy_(self.last_good)
             return self.files.final(self.step, self.vectors, "error", self.state_dict)
         except Exception:  # noqa: BLE001 - the original error is the one to report

@@ -1,0 +1,221 @@
+"""Find damaged weight files before anything is written: headers and shapes, never the weights.
+
+A model that only fails when its weights are loaded fails after the output folder, run.toml,
+events.jsonl and trainer.log exist. These checks read what a loader reads first and compare
+it with what the configs promise, so a cut-off download, a file saved for another config or a
+pickle that needs code is refused by preflight with one sentence:
+
+- safetensors: the 8-byte little-endian header length, the JSON header, and every tensor's
+  `data_offsets` against the file's real size and its dtype x shape (the layout is the one in
+  huggingface/safetensors' README, "Format"); a file cut short is found in microseconds.
+- pickles (`.ckpt`, `.bin`, `.pt`): `torch.load(weights_only=True, mmap=True)` onto the meta
+  device, which reads the zip directory and the pickle but no tensor data; a truncated zip
+  has no directory, and a pickle that names code is refused by torch's restricted unpickler.
+- shapes: a diffusers component's tensors against the same model built on the meta device from
+  its config.json (no memory, no weights), so "wrong shapes for the config" never reaches
+  `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.errors import ModelError
+
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
+_MAX_HEADER = 100 * 1024 * 1024
+"""safetensors refuses headers over 100 MB (its own limit), so a larger length means damage."""
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
+                "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8,
+                "F64": 8}
+_REDOWNLOAD = "re-download or re-convert the model"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as a file's header describes it."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+def _damaged(path: Path, why: str, field: str = "model") -> ModelError:
+    return ModelError(f"Weight file {path} is damaged: {why}; {_REDOWNLOAD}.", field=field)
+
+
+def read_safetensors_header(path: Path, *, field: str = "model") -> dict[str, TensorInfo]:
+    """The tensors of a .safetensors file -> {name: TensorInfo}, after checking its layout.
+
+    Reads the header only (a few KB to a few MB). Raises ModelError naming the file when the
+    header is cut off or malformed, or when a tensor's bytes lie past the end of the file
+    (a truncated download) or do not match its dtype and shape.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise _damaged(path, f"it is only {size} bytes long", field)
+            length = int.from_bytes(head, "little")
+            if length > min(size - 8, _MAX_HEADER):
+                raise _damaged(path, f"its header claims {length} bytes but the file holds "
+                               f"{size} (cut off, or not a safetensors file)", field)
+            raw = handle.read(length)
+    except OSError as exc:
+        raise ModelError(f"Cannot read weight file {path} ({exc.strerror or exc}); check the "
+                         "file and its permissions.", field=field) from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _damaged(path, "its header is not valid JSON", field) from None
+    if not isinstance(header, dict):
+        raise _damaged(path, "its header is not a JSON object", field)
+    data_size = size - 8 - length
+    tensors: dict[str, TensorInfo] = {}
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape = str(entry["dtype"]), tuple(int(d) for d in entry["shape"])
+            start, stop = (int(o) for o in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise _damaged(path, f"the header entry of {name!r} is malformed", field) from None
+        expected = math.prod(shape) * _DTYPE_BYTES.get(dtype, 0)
+        if dtype in _DTYPE_BYTES and stop - start != expected:
+            raise _damaged(path, f"tensor {name!r} should take {expected} bytes but the header "
+                           f"gives it {stop - start}", field)
+        end = max(end, stop)
+        tensors[name] = TensorInfo(dtype, shape)
+    if end > data_size:
+        raise _damaged(path, f"it is cut off ({size} bytes, but its tensors need "
+                       f"{8 + length + end})", field)
+    return tensors
+
+
+def read_pickle_shapes(path: Path, *, field: str = "model") -> dict[str, TensorInfo]:
+    """The tensors of a torch pickle (.ckpt/.bin/.pt) -> {name: TensorInfo}, weights unread.
+
+    Loads with `weights_only=True` onto the meta device (zip files are memory-mapped, so no
+    tensor data is read). Nested {"state_dict": {...}} (Lightning checkpoints) is unwrapped.
+    Raises ModelError for a pickle that needs code, and for a damaged or truncated file.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        is_zip = zipfile.is_zipfile(path)
+        data = torch.load(path, map_location="meta", weights_only=True, mmap=is_zip)
+    except OSError as exc:
+        raise ModelError(f"Cannot read weight file {path} ({exc.strerror or exc}); check the "
+                         "file and its permissions.", field=field) from None
+    except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
+        text = str(exc)
+        if "weights_only" in text or "GLOBAL" in text or "Unsupported global" in text:
+            raise ModelError(f"Weight file {path} is a pickle that needs code to load, which "
+                             "ti-tui never runs; use a .safetensors version of this model "
+                             "(most model pages offer one).", field=field) from None
+        first = text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
+        raise _damaged(path, f"torch cannot read it ({first})", field) from None
+    while isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        raise _damaged(path, "it holds no tensor dictionary", field)
+    return {str(k): TensorInfo(str(v.dtype).removeprefix("torch."), tuple(v.shape))
+            for k, v in data.items() if isinstance(v, torch.Tensor)}
+
+
+def read_shapes(path: Path, *, field: str = "model") -> dict[str, TensorInfo]:
+    """Header facts of any weight file ti-tui reads: safetensors, else a torch pickle."""
+    if Path(path).suffix.lower() == ".safetensors":
+        return read_safetensors_header(path, field=field)
+    return read_pickle_shapes(path, field=field)
+
+
+# --- diffusers folders: every component's files against its config --------------------------
+
+
+def _meta_shapes(component: str, folder: Path) -> dict[str, tuple[int, ...]] | None:
+    """The state-dict shapes the component's config.json describes, from a meta-device model.
+
+    None when the class is not one this check knows (the loader then has the last word).
+    """
+    import torch
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    with torch.device("meta"):
+        if component.startswith("text_encoder"):
+            import transformers
+
+            arch = (config.get("architectures") or ["CLIPTextModel"])[0]
+            cls = getattr(transformers, arch, None)
+            if cls is None:
+                return None
+            model = cls(cls.config_class.from_dict(config))
+        else:
+            import diffusers
+
+            cls = getattr(diffusers, str(config.get("_class_name", "")), None)
+            if cls is None:
+                return None
+            model = cls.from_config(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files a loader would read in `folder`: safetensors first (the loaders'
+    preference), else pickles; sharded files all count."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    safe = [p for p in files if p.suffix == ".safetensors"]
+    return safe or [p for p in files if p.suffix == ".bin"]
+
+
+def check_component(model: Path, component: str) -> None:
+    """Refuse a diffusers component whose weight files are damaged or do not fit its config.
+
+    Every file's header is checked (see module docstring); then each tensor the file holds
+    under the config's name must have the config's shape. Keys the config does not know are
+    left alone (older diffusers saves use other attention names, converted at load time).
+    """
+    folder = Path(model) / component
+    files = weight_files(folder)
+    found: dict[str, TensorInfo] = {}
+    for path in files:
+        found.update(read_shapes(path))
+    try:
+        expected = _meta_shapes(component, folder)
+    except Exception:  # noqa: BLE001 - a config the classes refuse: the loader says why
+        expected = None
+    if not expected:
+        return
+    # transformers >= 5.6 saves CLIPTextModel without the "text_model." prefix, older with it.
+    plain = {k.removeprefix("text_model."): v for k, v in expected.items()}
+    for name, info in found.items():
+        want = expected.get(name) or plain.get(name.removeprefix("text_model."))
+        if want is not None and tuple(want) != info.shape:
+            where = next((p for p in files if len(files) == 1), folder)
+            raise ModelError(
+                f"Weight file {where} does not fit {component}/config.json: tensor {name} is "
+                f"{list(info.shape)} but the config needs {list(want)}; the weights belong to "
+                f"another model, so {_REDOWNLOAD}.", field="model")
+
+
+def file_size(path: Path) -> int:
+    """Bytes on disk of a file, or of every file under a folder (symlinks followed once)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for dirpath, _, names in os.walk(path, followlinks=False):
+        for name in names:
+            try:
+                total += os.stat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total

@@ -14,7 +14,9 @@ import pytest
 from rich.console import Console
 
 from trainer.events import read_events
-from ti_tui.headless import follow_run, pid_alive, run_watch
+from ti_tui.headless import follow_run, run_watch
+from ti_tui.runner import run_alive
+from trainer.lock import LOCK_NAME, RunLock
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "events_sample.jsonl"
@@ -112,7 +114,7 @@ def test_watch_a_folder_with_no_run(tmp_path):
 
 
 def test_watch_a_dead_run_summarises_it(tmp_path):
-    # The sample's pid (999999999) is beyond any pid_max: the trainer is gone.
+    # No live run lock in the folder: the trainer is gone.
     console = plain_console()
     assert run_watch(run_dir(tmp_path, lines=300), console=console) == 0
     assert "the trainer is not running and wrote no stopped event" in console.file.getvalue()
@@ -120,8 +122,8 @@ def test_watch_a_dead_run_summarises_it(tmp_path):
 
 def test_watch_follows_a_running_run_until_it_stops(tmp_path):
     lines = SAMPLE.read_text().splitlines(keepends=True)
-    head = "".join(lines[:250]).replace("999999999", str(os.getpid()))  # "alive"
-    (tmp_path / "events.jsonl").write_text(head)
+    (tmp_path / "events.jsonl").write_text("".join(lines[:250]))
+    lock = RunLock.acquire(tmp_path)  # this process holds the run: "alive"
 
     def finish() -> None:
         time.sleep(0.3)
@@ -135,9 +137,19 @@ def test_watch_follows_a_running_run_until_it_stops(tmp_path):
         assert run_watch(tmp_path, console=console) == 0
     finally:
         writer.join()
+        lock.release()
     assert console.file.getvalue().splitlines()[-1].startswith("stopped at step 437")
 
 
-def test_pid_alive():
-    assert pid_alive(os.getpid()) and pid_alive(None)
-    assert not pid_alive(999_999_999)
+def test_run_alive_reads_the_run_lock_and_refuses_a_reused_pid(tmp_path):
+    assert not run_alive(tmp_path)  # no lock: no run
+    lock = RunLock.acquire(tmp_path)
+    try:
+        assert run_alive(tmp_path)
+    finally:
+        lock.release()
+    # Our pid, but a start time a day off: the pid was reused, so this is not the run.
+    (tmp_path / LOCK_NAME).write_text(f"{os.getpid()}\n{time.time() - 86400:.2f}\n\n")
+    assert not run_alive(tmp_path)
+    (tmp_path / LOCK_NAME).write_text("999999999\n\n\n")  # beyond any pid_max
+    assert not run_alive(tmp_path)

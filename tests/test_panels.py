@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from trainer.events import read_events
+from trainer.events import Phase, RunStarted, Step, Stopped, StopReason, Warning, load_events
 from ti_tui import panels
 from ti_tui.charts import Line, chart, downsample
 from ti_tui.state import RunState, fold_all
 
 DATA = Path(__file__).parent / "data"
-EVENTS = list(read_events(DATA / "events_sample.jsonl"))
+EVENTS = list(load_events(DATA / "events_sample.jsonl"))
+"""The recorded run of an older trainer, read as typed events (the compatibility fixture)."""
 WIDTHS = [80, 140]
 
 
@@ -22,12 +24,12 @@ def state_at(step: int | None = None, **config) -> RunState:
     """The recorded run folded up to `step` (all of it by default), config overridden."""
     events = EVENTS
     if step is not None:
-        events = [e for e in EVENTS if e["type"] in ("phase", "run_started", "warning")
-                  or e.get("step", 0) <= step and e["type"] != "stopped"]
+        events = [e for e in EVENTS if isinstance(e, (Phase, RunStarted, Warning))
+                  or getattr(e, "step", 0) <= step and not isinstance(e, Stopped)]
     state = RunState(base_dir=str(DATA))
     for event in events:
-        if event["type"] == "run_started" and config:
-            event = {**event, "config": {**event["config"], **config}}
+        if isinstance(event, RunStarted) and config:
+            event = dataclasses.replace(event, config={**event.config, **config})
         fold_all([event], state)
     return state
 
@@ -168,7 +170,7 @@ def test_live_frames_reuse_charts_for_a_second_but_not_the_progress():
     loss_at_120 = f"loss {panels.num(state.loss)}"
     assert "120 / 1,000" in first and loss_at_120 in first
 
-    fold_all([e for e in EVENTS if e["type"] == "step" and 120 < e["step"] <= 200], state)
+    fold_all([e for e in EVENTS if isinstance(e, Step) and 120 < e.step <= 200], state)
     loss_at_200 = f"loss {panels.num(state.loss)}"
     assert loss_at_200 != loss_at_120
     clock[0] += 0.5
@@ -211,3 +213,13 @@ def test_formatting_helpers():
     assert panels.duration(3725) == "1:02:05" and panels.duration(65) == "1:05"
     assert panels.num(0.002) == "2.00e-03" and panels.num(0.21337) == "0.2134"
     assert panels.num(None) == "-"
+
+
+@pytest.mark.parametrize("reason", list(StopReason))
+def test_every_stop_reason_is_shown_in_words(reason):
+    # The drift this guards: a run ended by --num_train_epochs showed the raw word "epochs".
+    state = state_at(200)
+    fold_all([Stopped(time=state.last_time + 1, reason=reason, step=200)], state)
+    out = show(panels.progress_panel, state, 80, 10)
+    assert f"finished at step 200: {reason.words}" in out
+    assert reason.words in show(panels.header_panel, state, 140, 4)

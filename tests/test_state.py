@@ -1,14 +1,21 @@
-"""RunState folding (ti_tui/state.py) and incremental reading of events.jsonl (ti_tui/tail.py)."""
+"""RunState folding (ti_tui/state.py) and incremental reading of events.jsonl (ti_tui/tail.py).
+
+Events are built from the trainer's own dataclasses (trainer/events.py); the recorded sample
+file stays as the compatibility fixture for reading an older trainer's file.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
 import pytest
 
-from trainer.events import read_events
+from trainer.events import (CheckpointSaved, EmbeddingSaved, Error, Event, Phase, PreviewSaved,
+                            RunStarted, Step, Stopped, StopReason, Unknown, Warning, load_events)
 from ti_tui.state import SERIES_CAP, RunState, Series, fold, fold_all
 from ti_tui.tail import EventTail
 
@@ -19,32 +26,28 @@ CONFIG = {"placeholder_token": "<cat>", "model": "sd-1.5", "early_stopping": "dv
           "max_train_steps": 10}
 
 
-def started(**changes) -> dict:
-    event = {"type": "run_started", "time": T0, "version": 1, "config": dict(CONFIG),
-             "model": {"path": "/models/sd"}, "dataset": {"n_images": 3}, "device": "cpu",
-             "precision": "no", "num_processes": 1, "start_step": 0, "max_steps": 10,
-             "learning_rate": 5e-3, "lr_scale": 1.0, "trigger": "<cat>", "tokens": ["<cat>"],
-             "output_dir": "/runs/cat", "pid": 4242}
-    event.update(changes)
-    return event
+def started(**changes) -> RunStarted:
+    event = RunStarted(time=T0, config=dict(CONFIG), model={"path": "/models/sd"},
+                       dataset={"n_images": 3}, device="cpu", precision="no", num_processes=1,
+                       start_step=0, max_steps=10, learning_rate=5e-3, lr_scale=1.0,
+                       trigger="<cat>", tokens=["<cat>"], output_dir="/runs/cat", pid=4242)
+    return dataclasses.replace(event, **changes)
 
 
-def step(n: int, *, t: float | None = None, **fields) -> dict:
-    event = {"type": "step", "time": T0 + n if t is None else t, "version": 1, "step": n,
-             "loss": 0.2, "lr": 5e-3, "images_seen": 2 * n, "epoch": n / 5, "micro_batches": n}
-    event.update(fields)
-    return event
+def step(n: int, *, t: float | None = None, **fields) -> Step:
+    event = Step(time=T0 + n if t is None else t, step=n, loss=0.2, lr=5e-3, images_seen=2 * n,
+                 epoch=n / 5, micro_batches=n)
+    return dataclasses.replace(event, **fields)
 
 
 @pytest.fixture(scope="module")
 def sample() -> RunState:
-    return fold_all(read_events(SAMPLE))
+    return fold_all(load_events(SAMPLE))
 
 
 # --- every event type -----------------------------------------------------------------------
 def test_phase_marks_loading():
-    state = fold(RunState(), {"type": "phase", "time": T0, "name": "caching_latents",
-                              "detail": "5 images"})
+    state = fold(RunState(), Phase(time=T0, name="caching_latents", detail="5 images"))
     assert (state.status, state.phase, state.phase_detail) == ("loading", "caching_latents",
                                                                "5 images")
     assert state.first_time == T0 and state.events == 1
@@ -83,26 +86,25 @@ def test_ratio_below_threshold_converges_and_stays_converged():
 def test_files_warnings_and_errors():
     state = fold_all([
         started(),
-        {"type": "checkpoint", "time": T0 + 1, "step": 5, "path": "/runs/cat/checkpoint-5"},
-        {"type": "embedding_saved", "time": T0 + 2, "step": 5, "paths": ["/runs/cat/a.bin"]},
-        {"type": "preview", "time": T0 + 3, "step": 5, "path": "/runs/cat/p.png",
-         "prompt": "a photo of <cat>"},
-        {"type": "warning", "time": T0 + 4, "message": "Skipped x.heic", "file": "/d/x.heic"},
-        {"type": "error", "time": T0 + 5, "message": "Out of memory.", "hint": "Lower the batch."},
+        CheckpointSaved(time=T0 + 1, step=5, path="/runs/cat/checkpoint-5"),
+        EmbeddingSaved(time=T0 + 2, step=5, paths=["/runs/cat/a.bin"]),
+        PreviewSaved(time=T0 + 3, step=5, path="/runs/cat/p.png", prompt="a photo of <cat>"),
+        Warning(time=T0 + 4, message="Skipped x.heic", file="/d/x.heic"),
+        Error(time=T0 + 5, message="Out of memory.", hint="Lower the batch."),
     ])
-    assert state.last_checkpoint == {"step": 5, "path": "/runs/cat/checkpoint-5"}
-    assert state.last_embedding["paths"] == ["/runs/cat/a.bin"] and not state.last_embedding["final"]
-    assert state.last_preview["prompt"] == "a photo of <cat>"
+    assert (state.last_checkpoint.step, state.last_checkpoint.path) == (5, "/runs/cat/checkpoint-5")
+    assert state.last_embedding.paths == ["/runs/cat/a.bin"] and not state.last_embedding.final
+    assert state.last_preview.prompt == "a photo of <cat>"
     assert state.warning_count == 1 and "x.heic" in state.warnings[-1]
-    assert state.status == "failed" and state.error["hint"] == "Lower the batch."
+    assert state.status == "failed" and state.error.hint == "Lower the batch."
 
 
 def test_stopped_finishes_and_freezes_the_clock():
     state = fold_all([started(), step(1), step(2),
-                      {"type": "stopped", "time": T0 + 7, "reason": "early_stop", "step": 2,
-                       "files": ["/runs/cat/learned_embeds.bin"], "ratio": 0.3}])
+                      Stopped(time=T0 + 7, reason=StopReason.EARLY_STOP, step=2,
+                              files=["/runs/cat/learned_embeds.bin"], ratio=0.3)])
     assert state.finished and state.status == "finished"
-    assert state.stopped["reason"] == "early_stop" and state.converged_step == 2
+    assert state.stop_reason is StopReason.EARLY_STOP and state.converged_step == 2
     assert state.elapsed(now=T0 + 500) == 7.0  # a finished run ignores the wall clock
     assert state.eta() is None
 
@@ -115,15 +117,32 @@ def test_elapsed_and_eta_while_running():
 
 
 def test_unknown_types_and_fields_are_ignored():
-    state = fold_all([started(), {"type": "gpu_stats", "time": T0 + 99, "temp": 80},
-                      step(1, brand_new_field={"x": 1})])
+    state = fold_all([started(), Unknown(name="gpu_stats", data={"temp": 80}, time=T0 + 99),
+                      step(1)])
     assert state.events == 2 and state.ignored == 1
     assert state.last_time == T0 + 1 and state.step == 1
+    # A raw JSON object from a newer trainer is parsed first: its new field is ignored.
+    raw = step(2).to_dict() | {"brand_new_field": {"x": 1}, "version": 7}
+    fold(state, raw)
+    fold(state, {"type": "gpu_stats", "time": T0 + 100, "temp": 80})
+    assert state.step == 2 and state.events == 3 and state.ignored == 2
+
+
+def test_a_nan_loss_is_shown_as_unknown_and_kept_out_of_the_charts():
+    state = fold_all([started(), step(1, loss=0.5), step(2, loss=math.nan)])
+    assert state.loss is None and state.loss_hist.ys == [0.5]
+    assert state.loss_smooth == pytest.approx(0.5)
+
+
+def test_a_run_ended_by_epochs_says_so():
+    state = fold_all([started(end_reason=StopReason.EPOCHS), step(1),
+                      Stopped(time=T0 + 2, reason=StopReason.EPOCHS, step=1)])
+    assert state.status == "finished" and state.stop_reason is StopReason.EPOCHS
 
 
 def test_a_resumed_run_starts_a_new_end():
-    state = fold_all([started(), step(1), {"type": "stopped", "time": T0 + 2, "reason": "user",
-                                           "step": 1}, started(start_step=1, time=T0 + 9)])
+    state = fold_all([started(), step(1), Stopped(time=T0 + 2, reason=StopReason.USER, step=1),
+                      started(start_step=1, time=T0 + 9)])
     assert not state.finished and state.step == 1 and state.status == "training"
 
 
@@ -137,15 +156,15 @@ def test_series_stays_bounded():
 
 
 def test_the_recorded_sample_folds(sample):
-    assert sample.finished and sample.stopped["reason"] == "early_stop"
+    assert sample.finished and sample.stop_reason is StopReason.EARLY_STOP
     assert sample.step == 437 == sample.converged_step
     assert sample.ldet_count == 437 and sample.warning_count == 2 and sample.ignored == 1
-    assert sample.last_preview["step"] == 400 and sample.last_embedding["final"]
+    assert sample.last_preview.step == 400 and sample.last_embedding.final
 
 
 # --- the tail reader ------------------------------------------------------------------------
-def _line(event: dict) -> str:
-    return json.dumps(event) + "\n"
+def _line(event: Event) -> str:
+    return json.dumps(event.to_dict()) + "\n"
 
 
 def test_tail_reads_only_what_is_new(tmp_path):
@@ -153,11 +172,11 @@ def test_tail_reads_only_what_is_new(tmp_path):
     tail = EventTail(path)
     assert tail.read_new() == []  # no file yet
     path.write_text(_line(started()) + _line(step(1)))
-    assert [e["type"] for e in tail.read_new()] == ["run_started", "step"]
+    assert tail.read_new() == [started(), step(1)]
     assert tail.read_new() == []
     with open(path, "a") as fh:
         fh.write(_line(step(2)))
-    assert [e["step"] for e in tail.read_new()] == [2]
+    assert [e.step for e in tail.read_new()] == [2]
     assert tail.offset == path.stat().st_size
 
 
@@ -166,10 +185,10 @@ def test_tail_tolerates_a_partial_last_line(tmp_path):
     whole = _line(step(3))
     path.write_text(_line(step(1)) + whole[:20])  # the writer is mid-line
     tail = EventTail(path)
-    assert [e["step"] for e in tail.read_new()] == [1]
+    assert [e.step for e in tail.read_new()] == [1]
     with open(path, "a") as fh:
         fh.write(whole[20:])
-    assert [e["step"] for e in tail.read_new()] == [3]
+    assert [e.step for e in tail.read_new()] == [3]
 
 
 def test_tail_skips_garbage_and_restarts_on_a_new_file(tmp_path):
@@ -180,4 +199,4 @@ def test_tail_skips_garbage_and_restarts_on_a_new_file(tmp_path):
     replacement = tmp_path / "new.jsonl"
     replacement.write_text(_line(started()))
     os.replace(replacement, path)
-    assert [e["type"] for e in tail.read_new()] == ["run_started"]
+    assert tail.read_new() == [started()]

@@ -114,8 +114,10 @@ class TiTuiApp(App[str]):
                   return_code=1 if result.failed else 0)
 
     def watch_hint(self) -> str:
-        out = self.config.output_path if self.config else Path(".")
-        return f"Training goes on in the background. Re-attach with:\n  ti-tui watch {out}"
+        """How to come back to the run this app leaves running (runner.watch_hint's words)."""
+        from ti_tui.runner import watch_hint
+
+        return watch_hint(self.config.output_path if self.config else Path("."))
 
     def _save_preferences(self, config: TrainConfig) -> None:
         try:

@@ -11,15 +11,17 @@ import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from trainer.events import EVENTS_FILE, read_events
-from ti_tui.panels import (REASONS, TEXT_REFRESH_S, SlowPanels, duration, num,
-                           render_dashboard, short_path)
+from trainer.events import (EVENTS_FILE, CheckpointSaved, EmbeddingSaved, Error, Event, Phase,
+                            PreviewSaved, RunStarted, Step, Stopped, Warning, load_events,
+                            stop_words)
+from ti_tui.panels import (TEXT_REFRESH_S, SlowPanels, duration, num, render_dashboard,
+                           short_path)
+from ti_tui.runner import RunHandle, run_alive, watch_hint
 from ti_tui.state import RunState, fold, fold_all
 from ti_tui.tail import EventTail
 
@@ -32,41 +34,10 @@ DRAW_SHARE = 25
 ~4% of a core even on a huge terminal: the trainer is using the cores."""
 
 
-class RunHandle(Protocol):
-    """What the runner (ti_tui/runner.py) gives a view of a trainer it started."""
-
-    output_dir: Path
-    events_path: Path
-
-    def request(self, action: str) -> None: ...
-    def stop(self) -> None: ...
-    def is_alive(self) -> bool: ...
-    def wait(self, timeout: float | None = None) -> int | None: ...
-
-
-def pid_alive(pid: Any) -> bool:
-    """Whether process `pid` runs on this machine; True when unknown (keep waiting)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # it exists but belongs to someone else
-    return True
-
-
-def watch_hint(output_dir: str | os.PathLike[str]) -> str:
-    """The line that tells people how to come back to a run they left."""
-    return f"The run goes on. Come back with: ti-tui watch {output_dir}"
-
-
-def event_line(event: dict[str, Any], state: RunState, log_every: int) -> str | None:
+def event_line(event: Event, state: RunState, log_every: int) -> str | None:
     """One plain line for an event already folded into `state`; None to print nothing
     (steps off the log_every grid, unknown types)."""
-    kind = event.get("type")
-    if kind == "step":
+    if isinstance(event, Step):
         if state.step % max(1, log_every):
             return None
         rate = state.steps_per_s
@@ -81,35 +52,33 @@ def event_line(event: dict[str, Any], state: RunState, log_every: int) -> str | 
         parts += [f"lr {num(state.lr)}", f"{rate:.2f} steps/s" if rate else "- steps/s",
                   f"ETA {duration(state.eta())}"]
         return "  ".join(parts)
-    if kind == "phase":
+    if isinstance(event, Phase):
         return f"{state.phase.replace('_', ' ')}: {state.phase_detail}".rstrip(": ")
-    if kind == "run_started":
+    if isinstance(event, RunStarted):
         return (f"run started: {state.trigger} on {state.config.get('model', '-')}, "
                 f"{state.device}, precision {state.precision}, {state.num_processes} process(es), "
                 f"steps {state.start_step}->{state.max_steps}, output {state.output_dir}")
-    if kind == "checkpoint":
-        return f"checkpoint at step {event.get('step')}: {short_path(state, str(event.get('path')))}"
-    if kind == "embedding_saved":
-        paths = ", ".join(short_path(state, str(p)) for p in event.get("paths") or [])
-        final = "final embedding" if event.get("final") else "embedding"
-        return f"{final} at step {event.get('step')}: {paths}"
-    if kind == "preview":
-        return (f"preview at step {event.get('step')}: "
-                f"{short_path(state, str(event.get('path')))} ({event.get('prompt', '')})")
-    if kind == "warning":
+    if isinstance(event, CheckpointSaved):
+        return f"checkpoint at step {event.step}: {short_path(state, event.path)}"
+    if isinstance(event, EmbeddingSaved):
+        paths = ", ".join(short_path(state, p) for p in event.paths)
+        final = "final embedding" if event.final else "embedding"
+        return f"{final} at step {event.step}: {paths}"
+    if isinstance(event, PreviewSaved):
+        return f"preview at step {event.step}: {short_path(state, event.path)} ({event.prompt})"
+    if isinstance(event, Warning):
         return f"warning: {state.warnings[-1]}"
-    if kind == "error":
-        hint = f" {state.error['hint']}" if state.error and state.error.get("hint") else ""
-        return f"error: {event.get('message', '')}{hint}"
-    if kind == "stopped" and state.stopped:
-        return f"stopped at step {state.stopped['step']}: {_reason(state)}"
+    if isinstance(event, Error):
+        return f"error: {event.message}" + (f" {event.hint}" if event.hint else "")
+    if isinstance(event, Stopped):
+        return f"stopped at step {event.step}: {_reason(event)}"
     return None
 
 
-def _reason(state: RunState) -> str:
-    stop = state.stopped or {}
-    words = REASONS.get(stop.get("reason", ""), stop.get("reason", "?"))
-    return f"{words} ({stop['message']})" if stop.get("message") else words
+def _reason(stopped: Stopped) -> str:
+    """Why the run stopped, in words, with the trainer's own message when it gave one."""
+    words = stop_words(stopped.reason)
+    return f"{words} ({stopped.message})" if stopped.message else words
 
 
 def summary_lines(state: RunState, exit_note: str = "") -> list[str]:
@@ -119,7 +88,7 @@ def summary_lines(state: RunState, exit_note: str = "") -> list[str]:
              f"loss {num(state.loss)} (smoothed {num(state.loss_smooth)}), "
              f"L_det {num(state.l_det, 5)}"]
     if state.stopped:
-        lines.append(f"stopped: {_reason(state)}")
+        lines.append(f"stopped: {_reason(state.stopped)}")
     elif exit_note:
         lines.append(exit_note)
     if state.converged_step is not None:
@@ -127,14 +96,14 @@ def summary_lines(state: RunState, exit_note: str = "") -> list[str]:
                      f"{num(state.converged_ratio, 3)} < {num(state.threshold, 3)}, "
                      f"window {state.window})")
     if state.error:
-        lines.append(f"error: {state.error['message']}"
-                     + (f" {state.error['hint']}" if state.error.get("hint") else ""))
-    if state.stopped and state.stopped["files"]:
-        lines.append("final files: " + ", ".join(state.stopped["files"]))
-    for label, note, key in (("last checkpoint", state.last_checkpoint, "path"),
-                             ("last preview", state.last_preview, "path")):
-        if note:
-            lines.append(f"{label}: {note[key]} (step {note['step']})")
+        lines.append(f"error: {state.error.message}"
+                     + (f" {state.error.hint}" if state.error.hint else ""))
+    if state.stopped and state.stopped.files:
+        lines.append("final files: " + ", ".join(state.stopped.files))
+    for label, saved in (("last checkpoint", state.last_checkpoint),
+                         ("last preview", state.last_preview)):
+        if saved:
+            lines.append(f"{label}: {saved.path} (step {saved.step})")
     if state.warning_count:
         lines.append(f"warnings: {state.warning_count} (last: {state.warnings[-1]})")
     return lines
@@ -180,7 +149,7 @@ def follow_run(events_path: str | os.PathLike[str], *, console: Console,
                     break
                 if new or tail.pending:
                     continue
-                alive = handle.is_alive() if handle is not None else pid_alive(state.pid)
+                alive = handle.is_alive() if handle is not None else run_alive(path.parent)
                 if not alive:
                     for event in tail.read_new():  # what it wrote while exiting
                         fold(state, event)
@@ -217,10 +186,15 @@ def run_watch(output_dir: str | os.PathLike[str], *, console: Console | None = N
             f"No run found in {output_dir}: {EVENTS_FILE} is missing. Pass the output folder "
             "of a run.", markup=False, highlight=False, soft_wrap=True)
         return 2
-    console = console or Console()
-    tty = console.is_terminal
-    state = fold_all(read_events(path), RunState(base_dir=str(path.parent)))
-    if state.finished or not pid_alive(state.pid):
+    if console is None:
+        from ti_tui.terminal import can_draw_live
+
+        console = Console()
+        tty = can_draw_live(interactive=False)  # the one test every entry point uses
+    else:
+        tty = console.is_terminal
+    state = fold_all(load_events(path), RunState(base_dir=str(path.parent)))
+    if state.finished or not run_alive(path.parent):
         note = "" if state.finished else "the trainer is not running and wrote no stopped event"
         if tty:
             console.print(render_dashboard(state, console.width, max(24, console.height - 1)))

@@ -21,15 +21,7 @@ from rich.text import Text
 from ti_tui.charts import Line, bar, chart
 from ti_tui.preview_art import half_blocks, resolve
 from ti_tui.state import RunState
-
-REASONS = {
-    "early_stop": "stopped early by DVAR",
-    "max_steps": "reached the step limit",
-    "schedule_end": "the LR schedule ended",
-    "user": "stopped by you",
-    "error": "failed",
-}
-"""Plain words for the `reason` of a stopped event."""
+from trainer.events import Event, stop_words
 
 COMPACT, MEDIUM, FULL = "compact", "medium", "full"
 
@@ -82,7 +74,7 @@ def short_path(state: RunState, path: str) -> str:
 def status_words(state: RunState) -> str:
     """One phrase for the panel titles: what the run is doing now."""
     if state.stopped:
-        return REASONS.get(state.stopped["reason"], state.stopped["reason"])
+        return stop_words(state.stopped.reason)
     if state.status == "failed":
         return "failed"
     if state.status == "loading":
@@ -164,11 +156,11 @@ def progress_panel(state: RunState, width: int, height: int, now: float | None =
                       ("", f"{state.images_per_s:.1f} img/s" if state.images_per_s else "- img/s")],
                      inner)
     if state.error:
-        lines.append(Text(f"error: {state.error['message']}", "bold red", no_wrap=True,
+        lines.append(Text(f"error: {state.error.message}", "bold red", no_wrap=True,
                           overflow="ellipsis"))
     elif state.stopped:
-        words = REASONS.get(state.stopped["reason"], state.stopped["reason"])
-        lines.append(Text(f"finished at step {state.stopped['step']:,}: {words}", "bold green",
+        words = stop_words(state.stopped.reason)
+        lines.append(Text(f"finished at step {state.stopped.step:,}: {words}", "bold green",
                           no_wrap=True, overflow="ellipsis"))
     elif state.status == "loading":
         lines.append(Text(status_words(state), "yellow", no_wrap=True, overflow="ellipsis"))
@@ -292,19 +284,21 @@ def _next_change(state: RunState, text: str) -> str:
 
 def files_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
     """Last checkpoint, embedding snapshot and preview; final files; warnings and errors."""
-    def at(note: dict | None, path: str) -> str:
-        return f"{short_path(state, path)} (step {note['step']})" if note else "-"
+    def at(saved: Event | None, path: str) -> str:
+        return f"{short_path(state, path)} (step {saved.step})" if saved else "-"
 
-    ck, emb, pre = state.last_checkpoint, state.last_embedding, state.last_preview
-    lines = [_kv(("checkpoint", at(ck, ck["path"] if ck else ""))),
-             _kv(("embedding ", at(emb, emb["paths"][0] if emb and emb["paths"] else ""))),
-             _kv(("preview   ", at(pre, pre["path"] if pre else "")))]
-    if state.stopped and state.stopped["files"]:
-        names = ", ".join(short_path(state, p) for p in state.stopped["files"])
+    checkpoint, embedding = state.last_checkpoint, state.last_embedding
+    preview = state.last_preview
+    lines = [_kv(("checkpoint", at(checkpoint, checkpoint.path if checkpoint else ""))),
+             _kv(("embedding ", at(embedding, embedding.paths[0]
+                                   if embedding and embedding.paths else ""))),
+             _kv(("preview   ", at(preview, preview.path if preview else "")))]
+    if state.stopped and state.stopped.files:
+        names = ", ".join(short_path(state, p) for p in state.stopped.files)
         lines.insert(0, Text(f"final: {names}", "bold green", no_wrap=True, overflow="ellipsis"))
     if state.error:
-        hint = f" {state.error['hint']}" if state.error.get("hint") else ""
-        lines.insert(0, Text(f"error: {state.error['message']}{hint}", "bold red"))
+        hint = f" {state.error.hint}" if state.error.hint else ""
+        lines.insert(0, Text(f"error: {state.error.message}{hint}", "bold red"))
     if state.warning_count:
         lines.append(Text(f"warnings ({state.warning_count}):", "yellow"))
         room = max(1, height - 2 - len(lines))
@@ -315,14 +309,14 @@ def files_panel(state: RunState, width: int, height: int, now: float | None = No
 
 def preview_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
     """The last preview image in coloured half-blocks, with its step and prompt."""
-    pre = state.last_preview
-    if not pre:
+    preview = state.last_preview
+    if not preview:
         return _panel(Text("no preview yet (press p)", "dim"), "Preview", width, height)
-    path = resolve(pre["path"], state.base_dir, state.output_dir)
+    path = resolve(preview.path, state.base_dir, state.output_dir)
     art = half_blocks(str(path), width - 4, height - 3)
     body = art if art is not None else Text(f"cannot read {path.name}", "red")
-    return _panel(Group(Text(pre["prompt"], "dim", no_wrap=True, overflow="ellipsis"), body),
-                  f"Preview · step {pre['step']}", width, height)
+    return _panel(Group(Text(preview.prompt, "dim", no_wrap=True, overflow="ellipsis"), body),
+                  f"Preview · step {preview.step}", width, height)
 
 
 # --- the whole dashboard -------------------------------------------------------------------

@@ -5,6 +5,10 @@ processes) in a new session (setsid), so closing the terminal or losing the SSH 
 does not kill it; `ti-tui watch OUTPUT_DIR` re-attaches later. Its stdout and stderr go to
 OUTPUT_DIR/trainer.log, its events to OUTPUT_DIR/events.jsonl. The UI asks it to stop with
 SIGINT to its process group, and to save or preview through trainer.control's request files.
+
+The views (the Textual TrainScreen and the headless Rich view) talk to a trainer only through
+the `RunHandle` protocol defined here, and ask `run_alive` whether a run they re-attached to is
+still going; neither needs the other's module.
 """
 
 from __future__ import annotations
@@ -17,19 +21,58 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from trainer import control
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE
 from trainer.fsutil import atomic_write_text
+from trainer.lock import LOCK_NAME, read_lock
 
 RUN_FILE = "run.toml"
 LOG_FILE = "trainer.log"
 
 
+class RunHandle(Protocol):
+    """What a view needs of a trainer it started: where its events are, how to ask it to save,
+    preview or stop, and whether it still runs. `TrainerProcess` is the real one; tests pass
+    fakes."""
+
+    output_dir: Path
+    events_path: Path
+
+    def request(self, action: str) -> None:
+        """Ask for "save" or "preview" at the next update boundary (trainer/control.py)."""
+
+    def stop(self) -> None:
+        """Ask for a clean stop: finish the update, save, exit."""
+
+    def is_alive(self) -> bool:
+        """True while the trainer process runs."""
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code, waiting up to `timeout` seconds; None if it still runs."""
+
+
+def run_alive(output_dir: str | os.PathLike[str]) -> bool:
+    """Whether a trainer still trains into `output_dir`, for a view that did not start it.
+
+    Decided by the folder's run lock (trainer/lock.py), as a second trainer would decide it:
+    the lock's pid runs AND started when the lock says, so a pid reused after a reboot is not
+    taken for the run. No lock (or an unreadable one) means no run.
+    """
+    owner = read_lock(Path(output_dir) / LOCK_NAME)
+    return owner is not None and owner.is_running()
+
+
+def watch_hint(output_dir: str | os.PathLike[str]) -> str:
+    """The line that tells people how to come back to a run they left running."""
+    return f"The run goes on in the background. Come back to it with: ti-tui watch {output_dir}"
+
+
 @dataclass
 class TrainerProcess:
-    """A running trainer (the RunHandle the dashboard talks to)."""
+    """A running trainer started by `start_run` (the RunHandle the views talk to)."""
 
     output_dir: Path
     events_path: Path

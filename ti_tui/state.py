@@ -1,7 +1,7 @@
 """RunState: everything the dashboard shows, folded from the events of events.jsonl.
 
-`fold(state, event)` applies one event dict (as `trainer.events.parse_event_line` returns it)
-and `fold_all(events)` folds a whole list. No I/O happens here: the hosts (the Textual screen,
+`fold(state, event)` applies one typed event (trainer/events.py: what `parse_event`,
+`load_events` and `ti_tui.tail.EventTail` give) and `fold_all(events)` folds a whole list. No I/O happens here: the hosts (the Textual screen,
 the headless view, `ti-tui watch`) read the file and own the clock.
 
 Cost: a run can last 100,000 steps and the UI folds every one of them, so `fold` is O(1) per
@@ -11,9 +11,14 @@ make a fold O(n)). Chart histories are `Series` that thin themselves to a bounde
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from trainer.events import (CheckpointSaved, EmbeddingSaved, Error, Event, Phase, PreviewSaved,
+                            RunStarted, Step, Stopped, StopReason, Warning, parse_event)
 
 SERIES_CAP = 4096
 """Points a chart history keeps; charts downsample further to their width anyway."""
@@ -23,6 +28,17 @@ RATE_WINDOW = 20
 
 LOSS_SMOOTHING = 0.95
 """Weight of the past in the smoothed loss (a debiased EMA, as TensorBoard smooths)."""
+
+
+def _finite(value: float | None) -> float | None:
+    """A number to show: None for missing, NaN or infinite values (NaN is written as null)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _latest(name: str, doc: str) -> property:
+    """A read-only property for field `name` of the newest step event."""
+    return property(lambda self: _finite(getattr(self.latest, name)) if self.latest else None,
+                    doc=doc)
 
 
 class Series:
@@ -91,23 +107,11 @@ class RunState:
     pid: int | None = None
 
     # --- the latest step ------------------------------------------------------------------
+    latest: Step | None = None
+    """The newest step event as written; the properties below read its fields."""
     step: int = 0
-    """Optimizer updates completed."""
-    loss: float | None = None
+    """Optimizer updates completed (the start step until the first step event)."""
     loss_smooth: float | None = None
-    lr: float | None = None
-    images_seen: int = 0
-    epoch: float = 0.0
-    grad_norm: float | None = None
-    clip_value: float | None = None
-    skipped_total: int = 0
-    l_det: float | None = None
-    dvar_ratio: float | None = None
-    ema_pct: float | None = None
-    hall: float | None = None
-    trend: float | None = None
-    images_per_s: float | None = None
-    memory_mb: float | None = None
     ldet_count: int = 0
     """L_det values this run: the fill of the DVAR window."""
     converged_step: int | None = None
@@ -125,14 +129,48 @@ class RunState:
     _ema_n: int = 0
 
     # --- files and messages ---------------------------------------------------------------
-    last_checkpoint: dict[str, Any] | None = None
-    last_embedding: dict[str, Any] | None = None
-    last_preview: dict[str, Any] | None = None
+    last_checkpoint: CheckpointSaved | None = None
+    last_embedding: EmbeddingSaved | None = None
+    last_preview: PreviewSaved | None = None
     warnings: deque = field(default_factory=lambda: deque(maxlen=50))
+    """The latest warnings as one line each ("message (file)")."""
     warning_count: int = 0
-    error: dict[str, Any] | None = None
-    stopped: dict[str, Any] | None = None
+    error: Error | None = None
+    """The last error event of this run (message, hint)."""
+    stopped: Stopped | None = None
     """The stopped event (reason, step, files, ratio...), once the run has ended."""
+
+    # --- the latest step's numbers (None before the first step; NaN reads as None) ----------
+    loss = _latest("loss", "The training loss of the newest update.")
+    lr = _latest("lr", "The learning rate the newest update used.")
+    grad_norm = _latest("grad_norm", "The newest gradient norm, before clipping.")
+    clip_value = _latest("clip_value", "The clip value of the newest update.")
+    l_det = _latest("l_det", "The newest L_det value.")
+    dvar_ratio = _latest("dvar_ratio", "The newest DVAR ratio (None until N + 1 values).")
+    ema_pct = _latest("ema_pct", "Appendix-B EMA percentile diagnostic.")
+    hall = _latest("hall", "Appendix-B Hall diagnostic.")
+    trend = _latest("trend", "Appendix-B trend diagnostic.")
+    images_per_s = _latest("images_per_s", "Images a second in the newest update.")
+    memory_mb = _latest("memory_mb", "Peak memory in MiB.")
+
+    @property
+    def images_seen(self) -> int:
+        return self.latest.images_seen if self.latest else 0
+
+    @property
+    def epoch(self) -> float:
+        """Passes over the images so far (a float)."""
+        return _finite(self.latest.epoch) or 0.0 if self.latest else 0.0
+
+    @property
+    def skipped_total(self) -> int:
+        """fp16 updates the scaler skipped so far."""
+        return self.latest.skipped_total if self.latest else 0
+
+    @property
+    def stop_reason(self) -> StopReason | str | None:
+        """Why the run ended (None while it runs)."""
+        return self.stopped.reason if self.stopped else None
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -194,22 +232,30 @@ class RunState:
         return max(0.0, left)
 
 
-def fold(state: RunState, event: dict[str, Any]) -> RunState:
-    """Apply one event to `state` (in place, O(1)) and return it; unknown types are counted."""
-    handler = _HANDLERS.get(event.get("type"))
+def fold(state: RunState, event: Event | Mapping[str, Any] | None) -> RunState:
+    """Apply one event to `state` (in place, O(1)) and return it.
+
+    `event` is a typed event (trainer/events.py), or a raw JSON object that is parsed first.
+    Events of unknown types (`Unknown`, or anything `parse_event` refused) are counted in
+    `state.ignored` and change nothing else.
+    """
+    if event is not None and not isinstance(event, Event):
+        event = parse_event(event)
+    handler = _HANDLERS.get(type(event))
     if handler is None:
         state.ignored += 1
         return state
     state.events += 1
-    t = _num(event.get("time"))
-    if t is not None:
-        state.first_time = t if state.first_time is None else state.first_time
-        state.last_time = t if state.last_time is None else max(state.last_time, t)
+    when = _finite(event.time)
+    if when is not None:
+        state.first_time = when if state.first_time is None else state.first_time
+        state.last_time = when if state.last_time is None else max(state.last_time, when)
     handler(state, event)
     return state
 
 
-def fold_all(events, state: RunState | None = None) -> RunState:
+def fold_all(events: Iterable[Event | Mapping[str, Any]],
+             state: RunState | None = None) -> RunState:
     """Fold every event of an iterable into `state` (a fresh RunState by default)."""
     state = state if state is not None else RunState()
     for event in events:
@@ -217,109 +263,94 @@ def fold_all(events, state: RunState | None = None) -> RunState:
     return state
 
 
-def _num(value: Any) -> float | None:
-    """A JSON number as float; None for null, strings, bools (a writer may change a field)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+def _phase(state: RunState, event: Phase) -> None:
+    state.phase, state.phase_detail = event.name, event.detail
+    if state.status == "waiting":
+        state.status = "loading"
 
 
-def _phase(s: RunState, e: dict) -> None:
-    s.phase, s.phase_detail = str(e.get("name", "")), str(e.get("detail", ""))
-    if s.status == "waiting":
-        s.status = "loading"
-
-
-def _run_started(s: RunState, e: dict) -> None:
-    s.status = "training"
-    s.started_time = _num(e.get("time"))
-    s.config = dict(e.get("config") or {})
-    s.model, s.dataset = dict(e.get("model") or {}), dict(e.get("dataset") or {})
-    s.device, s.precision = str(e.get("device", "")), str(e.get("precision", ""))
-    s.num_processes = int(e.get("num_processes") or 1)
-    s.start_step = s.step = int(e.get("start_step") or 0)
-    s.max_steps = int(e.get("max_steps") or s.config.get("max_train_steps") or 0)
-    s.base_lr, s.lr_scale = _num(e.get("learning_rate")), _num(e.get("lr_scale")) or 1.0
-    s.trigger = str(e.get("trigger") or s.config.get("placeholder_token", ""))
-    s.output_dir, s.pid = str(e.get("output_dir", "")), e.get("pid")
+def _run_started(state: RunState, event: RunStarted) -> None:
+    state.status = "training"
+    state.started_time = _finite(event.time)
+    state.config = dict(event.config)
+    state.model, state.dataset = dict(event.model), dict(event.dataset)
+    state.device, state.precision = event.device, event.precision
+    state.num_processes = event.num_processes or 1
+    state.start_step = state.step = event.start_step
+    state.max_steps = event.max_steps or int(state.config.get("max_train_steps") or 0)
+    state.base_lr, state.lr_scale = _finite(event.learning_rate), _finite(event.lr_scale) or 1.0
+    state.trigger = event.trigger or str(state.config.get("placeholder_token", ""))
+    state.output_dir, state.pid = event.output_dir, event.pid
     # A resumed run appends to the same file: its end and its DVAR window start afresh.
-    s.stopped = s.error = s.converged_step = s.converged_ratio = None
-    s.ldet_count = 0
-    s.recent.clear()
+    state.stopped = state.error = state.converged_step = state.converged_ratio = None
+    state.latest = None
+    state.ldet_count = 0
+    state.recent.clear()
 
 
-def _step(s: RunState, e: dict) -> None:
-    s.status = "training" if s.status in ("waiting", "loading") else s.status
-    s.step = int(e.get("step") or 0)
-    s.loss, s.lr = _num(e.get("loss")), _num(e.get("lr"))
-    s.images_seen = int(e.get("images_seen") or 0)
-    s.epoch = _num(e.get("epoch")) or 0.0
-    s.grad_norm, s.clip_value = _num(e.get("grad_norm")), _num(e.get("clip_value"))
-    s.skipped_total = int(e.get("skipped_total") or 0)
-    s.l_det, s.dvar_ratio = _num(e.get("l_det")), _num(e.get("dvar_ratio"))
-    s.ema_pct, s.hall, s.trend = _num(e.get("ema_pct")), _num(e.get("hall")), _num(e.get("trend"))
-    s.images_per_s, s.memory_mb = _num(e.get("images_per_s")), _num(e.get("memory_mb"))
-    t = _num(e.get("time"))
-    if t is not None:
-        s.recent.append((t, s.step))
-    if s.loss is not None:
-        s._ema = LOSS_SMOOTHING * s._ema + (1 - LOSS_SMOOTHING) * s.loss
-        s._ema_n += 1
-        s.loss_smooth = s._ema / (1 - LOSS_SMOOTHING ** s._ema_n)
-        s.loss_hist.append(s.step, s.loss)
-        s.smooth_hist.append(s.step, s.loss_smooth)
-    if s.l_det is not None:
-        s.ldet_count += 1
-        s.ldet_hist.append(s.step, s.l_det)
-    if s.dvar_ratio is not None:
-        s.ratio_hist.append(s.step, s.dvar_ratio)
-        if s.converged_step is None and s.threshold and s.dvar_ratio < s.threshold:
-            s.converged_step, s.converged_ratio = s.step, s.dvar_ratio
+def _step(state: RunState, event: Step) -> None:
+    state.status = "training" if state.status in ("waiting", "loading") else state.status
+    state.latest = event
+    state.step = event.step
+    when = _finite(event.time)
+    if when is not None:
+        state.recent.append((when, state.step))
+    loss = state.loss
+    if loss is not None:
+        state._ema = LOSS_SMOOTHING * state._ema + (1 - LOSS_SMOOTHING) * loss
+        state._ema_n += 1
+        state.loss_smooth = state._ema / (1 - LOSS_SMOOTHING ** state._ema_n)
+        state.loss_hist.append(state.step, loss)
+        state.smooth_hist.append(state.step, state.loss_smooth)
+    if state.l_det is not None:
+        state.ldet_count += 1
+        state.ldet_hist.append(state.step, state.l_det)
+    ratio = state.dvar_ratio
+    if ratio is not None:
+        state.ratio_hist.append(state.step, ratio)
+        if state.converged_step is None and state.threshold and ratio < state.threshold:
+            state.converged_step, state.converged_ratio = state.step, ratio
 
 
-def _checkpoint(s: RunState, e: dict) -> None:
-    s.last_checkpoint = {"step": e.get("step"), "path": str(e.get("path", ""))}
+def _checkpoint(state: RunState, event: CheckpointSaved) -> None:
+    state.last_checkpoint = event
 
 
-def _embedding(s: RunState, e: dict) -> None:
-    s.last_embedding = {"step": e.get("step"), "paths": [str(p) for p in e.get("paths") or []],
-                        "final": bool(e.get("final"))}
+def _embedding(state: RunState, event: EmbeddingSaved) -> None:
+    state.last_embedding = event
 
 
-def _preview(s: RunState, e: dict) -> None:
-    s.last_preview = {"step": e.get("step"), "path": str(e.get("path", "")),
-                      "prompt": str(e.get("prompt", ""))}
+def _preview(state: RunState, event: PreviewSaved) -> None:
+    state.last_preview = event
 
 
-def _warning(s: RunState, e: dict) -> None:
-    s.warning_count += 1
-    message = str(e.get("message", ""))
-    s.warnings.append(f"{message} ({e['file']})" if e.get("file") else message)
+def _warning(state: RunState, event: Warning) -> None:
+    state.warning_count += 1
+    state.warnings.append(f"{event.message} ({event.file})" if event.file else event.message)
 
 
-def _error(s: RunState, e: dict) -> None:
-    s.error = {"message": str(e.get("message", "")), "hint": e.get("hint")}
-    s.status = "failed"
+def _error(state: RunState, event: Error) -> None:
+    state.error = event
+    state.status = "failed"
 
 
-def _stopped(s: RunState, e: dict) -> None:
-    s.stopped = {"reason": str(e.get("reason", "")), "step": e.get("step", s.step),
-                 "files": [str(p) for p in e.get("files") or []], "ratio": _num(e.get("ratio")),
-                 "window": e.get("window"), "threshold": _num(e.get("threshold")),
-                 "message": str(e.get("message", ""))}
-    s.status = "failed" if s.stopped["reason"] == "error" or s.error else "finished"
-    if s.stopped["reason"] == "early_stop" and s.converged_step is None:
-        s.converged_step, s.converged_ratio = s.stopped["step"], s.stopped["ratio"]
+def _stopped(state: RunState, event: Stopped) -> None:
+    state.stopped = event
+    failed = event.reason == StopReason.ERROR or state.error is not None
+    state.status = "failed" if failed else "finished"
+    if event.reason == StopReason.EARLY_STOP and state.converged_step is None:
+        state.converged_step, state.converged_ratio = event.step, _finite(event.ratio)
 
 
-_HANDLERS = {
-    "phase": _phase,
-    "run_started": _run_started,
-    "step": _step,
-    "checkpoint": _checkpoint,
-    "embedding_saved": _embedding,
-    "preview": _preview,
-    "warning": _warning,
-    "error": _error,
-    "stopped": _stopped,
+_HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
+    Phase: _phase,
+    RunStarted: _run_started,
+    Step: _step,
+    CheckpointSaved: _checkpoint,
+    EmbeddingSaved: _embedding,
+    PreviewSaved: _preview,
+    Warning: _warning,
+    Error: _error,
+    Stopped: _stopped,
 }
+"""What each event class does to the state; a class not listed is counted as ignored."""

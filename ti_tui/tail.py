@@ -1,17 +1,18 @@
 """Incremental reading of events.jsonl while the trainer appends to it.
 
-`EventTail.read_new()` returns only the events written since the last call: it remembers the
-byte offset and keeps a partial last line (the writer may be mid-line) until its newline
-arrives, so a dashboard polling ten times a second never re-reads the whole file.
+`EventTail.read_new()` returns only the events written since the last call, as typed events
+(`trainer.events.parse_event`): it remembers the byte offset and keeps a partial last line
+(the writer may be mid-line) until its newline arrives, so a dashboard polling ten times a
+second never re-reads the whole file. Lines of unknown types come as `Unknown` events (the
+state counts and skips them); lines that are not events are dropped.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from trainer.events import parse_event_line
+from trainer.events import Event, parse_event
 
 MAX_CHUNK = 8 * 1024 * 1024
 """Bytes read per call at most, so attaching to a huge file never blocks the UI for long."""
@@ -28,7 +29,7 @@ class EventTail:
         self._partial = b""
         self._inode: int | None = None
 
-    def read_new(self) -> list[dict[str, Any]]:
+    def read_new(self) -> list[Event]:
         """The complete events appended since the last call (empty if none or no file yet)."""
         try:
             info = os.stat(self.path)
@@ -49,7 +50,7 @@ class EventTail:
         self._partial = lines.pop()  # b"" when the chunk ended on a newline
         events = []
         for raw in lines:
-            event = parse_event_line(raw.decode("utf-8", errors="replace"))
+            event = parse_event(raw.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
         return events

@@ -4,8 +4,9 @@ The offers follow invokeai-ti's end of run, with the safer default for the destr
 the embedding goes into ROOT/embeddings/<trigger>/ (default yes; the trainer has usually
 copied it already, so unticking removes that copy), and the intermediate `checkpoint-*`
 folders can be deleted (default NO; invokeai-ti deleted the whole output folder by default).
-Everything is read from OUTPUT_DIR/events.jsonl, so the screen works for a run this app started
-and for one it re-attached to.
+Everything is read from OUTPUT_DIR/events.jsonl and folded by the dashboard's own
+`ti_tui.state.fold`, so the screen works for a run this app started and for one it re-attached
+to, and says what the dashboard said.
 """
 
 from __future__ import annotations
@@ -21,26 +22,19 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Static
 
+from ti_tui.state import RunState, fold_all
 from ti_tui.widgets.toggles import Tick
 from trainer.checkpoint_index import CHECKPOINT_PATTERN
 from trainer.config import TrainConfig
-from trainer.events import EVENTS_FILE, read_events
+from trainer.events import EVENTS_FILE, StopReason, load_events, stop_sentence
 from trainer.fsutil import atomic_write_bytes
-
-REASONS = {
-    "max_steps": "it reached the step limit",
-    "schedule_end": "the learning-rate schedule ended",
-    "early_stop": "DVAR early stopping: the loss had settled",
-    "user": "you stopped it",
-    "error": "it failed",
-}
 
 
 @dataclass
 class RunOutcome:
     """The end of a run as events.jsonl tells it."""
 
-    reason: str | None = None
+    reason: StopReason | str | None = None
     """The `stopped` event's reason, or None when the run has not said it stopped."""
     step: int | None = None
     files: list[str] = field(default_factory=list)
@@ -50,18 +44,33 @@ class RunOutcome:
     error: str = ""
     """The last `error` event's message and hint."""
 
+    @classmethod
+    def from_state(cls, state: RunState) -> RunOutcome:
+        """The outcome of a folded run: its stopped event and its last error."""
+        error = state.error
+        outcome = cls(error=" ".join(filter(None, [error.message, error.hint])) if error else "")
+        stopped = state.stopped
+        if stopped is not None:
+            outcome.reason, outcome.step, outcome.files = stopped.reason, stopped.step, \
+                list(stopped.files)
+            outcome.message, outcome.ratio = stopped.message, stopped.ratio
+            outcome.threshold = stopped.threshold
+        return outcome
+
     @property
     def failed(self) -> bool:
-        return self.reason == "error" or (self.reason is None and bool(self.error))
+        return self.reason == StopReason.ERROR or (self.reason is None and bool(self.error))
 
     def describe(self) -> str:
+        """One or two sentences: why the run stopped, at which step, and any error."""
         if self.reason is None:
             return "The run ended without saying why" + (f": {self.error}" if self.error else
                                                          " (see trainer.log).")
-        text = f"Stopped at step {self.step}: {REASONS.get(self.reason, self.reason)}"
-        if self.reason == "early_stop" and self.ratio is not None and self.threshold is not None:
+        text = f"Stopped at step {self.step}: {stop_sentence(self.reason)}"
+        if (self.reason == StopReason.EARLY_STOP and self.ratio is not None
+                and self.threshold is not None):
             text += f" (ratio {self.ratio:.3f} < {self.threshold})"
-        if self.reason == "error" and (self.error or self.message):
+        if self.reason == StopReason.ERROR and (self.error or self.message):
             text += f": {self.error or self.message}"
         elif self.message:
             text += f". {self.message}"
@@ -69,22 +78,11 @@ class RunOutcome:
 
 
 def read_outcome(output_dir: Path) -> RunOutcome:
-    outcome = RunOutcome()
+    """The outcome of the run in `output_dir`, from its events.jsonl folded into a RunState."""
     path = Path(output_dir) / EVENTS_FILE
     if not path.is_file():
-        outcome.error = f"{path} does not exist"
-        return outcome
-    for event in read_events(path):
-        if event["type"] == "error":
-            outcome.error = " ".join(filter(None, [event.get("message"), event.get("hint")]))
-        elif event["type"] == "stopped":
-            outcome.reason = event.get("reason")
-            outcome.step = event.get("step")
-            outcome.files = list(event.get("files") or [])
-            outcome.message = event.get("message") or ""
-            outcome.ratio = event.get("ratio")
-            outcome.threshold = event.get("threshold")
-    return outcome
+        return RunOutcome(error=f"{path} does not exist")
+    return RunOutcome.from_state(fold_all(load_events(path), RunState(base_dir=str(path.parent))))
 
 
 def final_embedding(output_dir: Path) -> Path | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.console import RenderableType
 from textual import on, work
@@ -30,9 +30,10 @@ from textual.widgets import Button, Footer, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ti_tui import panels
-from ti_tui.headless import RunHandle
+from ti_tui.runner import RunHandle
 from ti_tui.state import RunState, fold
 from ti_tui.tail import EventTail
+from trainer.events import Event, StopReason
 
 POLL_S = 0.1
 """How long the tail worker sleeps when the file has nothing new."""
@@ -43,10 +44,10 @@ REFRESH_S = panels.TEXT_REFRESH_S
 class EventsRead(Message):
     """A batch of new events from events.jsonl, in file order."""
 
-    def __init__(self, events: list[dict[str, Any]]) -> None:
+    def __init__(self, events: list[Event]) -> None:
         super().__init__()
         self.events = events
-        """The parsed event dicts (the tail skips partial lines and blank ones)."""
+        """The typed events (the tail skips partial lines and blank ones)."""
 
 
 class TrainerExited(Message):
@@ -342,9 +343,9 @@ class TrainScreen(Screen[str]):
         self.action_close() if self.ended else self.action_stop()
 
     def action_detach(self) -> None:
-        """Leave the trainer running; the app prints `headless.watch_hint` as it quits."""
+        """Leave the trainer running; the app prints `runner.watch_hint` as it quits."""
         self.dismiss("detached")
 
     def action_close(self) -> None:
-        user = self.stop_asked or (self.state.stopped or {}).get("reason") == "user"
+        user = self.stop_asked or self.state.stop_reason == StopReason.USER
         self.dismiss("stopped" if user else "finished")

@@ -99,8 +99,9 @@ class RunEntry:
         return max(0.0, (time.time() if now is None else now) - self.updated)
 
     def run_config(self) -> TrainConfig:
-        """The run's run.toml as a TrainConfig (raises UserError/ConfigError if unreadable)."""
-        return TrainConfig.from_toml(self.folder / RUN_FILE)
+        """The run's run.toml as a TrainConfig pointing at this folder (wherever it was
+        found, e.g. under --runs); raises UserError (ConfigError) if it cannot be read."""
+        return TrainConfig.from_toml(self.folder / RUN_FILE).replace(output_dir=str(self.folder))
 
 
 def default_runs_folder(root: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,396 @@
+"""The home screen: what `ti-tui` with no arguments opens, as a launcher menu starts it.
+
+It lists the runs under ROOT/text-inversion-output and any `--runs DIR` (ti_tui/runs_index.py
+reads them: two small reads per run), refreshed every few seconds, one line each: trigger,
+model and family, state with its reason, updates done, last L_det and DVAR ratio, age. Below
+the table, the chosen run in full: folder, state words, best file to use.
+
+Keys (all in the footer; the mouse is never needed):
+    n new run           r resume (the form pre-filled from run.toml, Resume ticked)
+    Enter open: the live screen of a running run, the summary of an ended one
+    s stop a running run (asks; a clean stop through the folder, as the live screen's)
+    p the previews as a grid over steps
+    x / Delete delete a run folder (asks; "Keep" is the default button)
+    m the models found (as `ti-tui models`)
+    q / Esc quit (a running trainer goes on)
+
+The screen itself starts nothing: it dismisses with a `HomeChoice` and the app's flow
+(ti_tui/app.py) opens the form, the live screen or the summary, then comes back here.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Label, Static
+
+from ti_tui.panels import duration, num
+from ti_tui.runs_index import (DAMAGED, NOT_A_RUN, RunEntry, default_runs_folder,
+                               index_runs)
+
+REFRESH_S = 2.0
+"""How often the list is read again (two small reads per run folder)."""
+
+FAMILY_WORDS = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}
+STATE_STYLE = {"running": "bold cyan", "finished": "green", "dvar": "green", "user": "yellow",
+               "failed": "red", "ended": "red", "damaged": "red", "not-started": "dim",
+               "not-a-run": "dim"}
+
+
+@dataclass(frozen=True)
+class HomeChoice:
+    """What the user picked: action is new | resume | open | previews | models | quit."""
+
+    action: str
+    entry: RunEntry | None = None
+
+
+def age_words(seconds: float | None) -> str:
+    """'12s', '5m', '3h', '2d': an age in at most four characters."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def state_cell(entry: RunEntry) -> str:
+    """The state column: short words (the detail line below the table has the reason)."""
+    if entry.state == "failed":
+        return "failed"
+    return {"finished": "finished", "dvar": f"DVAR stop @{entry.step}",
+            "user": f"you stopped @{entry.step}", "ended": "ended (killed?)",
+            "not-started": "not started", "damaged": "damaged",
+            "not-a-run": "not a run"}.get(entry.state, entry.words)
+
+
+class ConfirmDelete(ModalScreen[bool]):
+    """Asks before deleting a run folder; the focused (default) button keeps it."""
+
+    DEFAULT_CSS = """
+    ConfirmDelete { align: center middle; }
+    ConfirmDelete > Grid { grid-size: 2; grid-gutter: 1 2; grid-rows: auto auto 3;
+        width: 66; max-width: 100%; height: auto; padding: 1 2; border: thick $error;
+        background: $surface; }
+    ConfirmDelete Label, ConfirmDelete Static { column-span: 2; }
+    ConfirmDelete Label { text-style: bold; }
+    ConfirmDelete Button { width: 100%; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Delete"),
+        Binding("n,escape", "answer(False)", "Keep"),
+    ]
+    AUTO_FOCUS = "#delete-keep"
+
+    def __init__(self, entry: RunEntry) -> None:
+        super().__init__()
+        self.entry = entry
+
+    def compose(self) -> ComposeResult:
+        with Grid():
+            yield Label(f"Delete the run {self.entry.trigger or self.entry.folder.name}?")
+            yield Static(f"This removes the folder {self.entry.folder} and everything in it "
+                         "(embeddings, checkpoints, previews). It cannot be undone.",
+                         markup=False)
+            yield Button("Keep it [n]", variant="primary", id="delete-keep",
+                         action="screen.answer(False)")
+            yield Button("Delete [y]", variant="error", id="delete-yes",
+                         action="screen.answer(True)")
+
+    def action_answer(self, delete: bool) -> None:
+        self.dismiss(delete)
+
+
+class ModelsScreen(ModalScreen[None]):
+    """The models found under the root, exactly as `ti-tui models` prints them."""
+
+    DEFAULT_CSS = """
+    ModelsScreen { align: center middle; }
+    ModelsScreen > VerticalScroll { width: 100%; max-width: 120; height: auto;
+        max-height: 100%; border: round $primary; padding: 0 1; background: $surface; }
+    ModelsScreen #models-title { text-style: bold; }
+    ModelsScreen #models-foot { color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,m,enter", "close", "Close")]
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(f"Models under {self.root}", id="models-title", markup=False)
+            yield Static("looking...", id="models-list", markup=False)
+            yield Static("Esc closes this list.", id="models-foot")
+
+    def on_mount(self) -> None:
+        self._list()
+
+    @work(thread=True, exclusive=True)
+    def _list(self) -> None:
+        text = models_report(self.root)
+        self.app.call_from_thread(self.query_one("#models-list", Static).update, text)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def models_report(root: Path) -> str:
+    """What `ti-tui models --root ROOT` prints (the same code, so the two never differ)."""
+    from ti_tui.cli import cmd_models
+
+    out = io.StringIO()
+    try:
+        with redirect_stdout(out):
+            cmd_models(["--root", str(root)])
+    except Exception as exc:  # noqa: BLE001 - a broken root is shown, not fatal
+        return f"Could not list the models: {exc}"
+    return out.getvalue().rstrip() or "No models found."
+
+
+class HomeScreen(Screen[HomeChoice]):
+    """The list of runs and what can be done with them."""
+
+    DEFAULT_CSS = """
+    HomeScreen #home-title { height: 1; padding: 0 1; text-style: bold; }
+    HomeScreen DataTable { height: 1fr; }
+    HomeScreen #home-detail { height: auto; max-height: 6; padding: 0 1;
+        border-top: solid $primary; }
+    HomeScreen #home-empty { padding: 1 2; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "choose('new')", "New"),
+        Binding("r", "choose('resume')", "Resume"),
+        Binding("enter", "choose('open')", "Open", key_display="⏎", priority=True),
+        Binding("s", "stop", "Stop"),
+        Binding("p", "choose('previews')", "Previews"),
+        Binding("x,delete", "delete", "Delete", key_display="x"),
+        Binding("m", "choose('models')", "Models"),
+        Binding("q,escape", "choose('quit')", "Quit", key_display="q"),
+    ]
+
+    def __init__(self, *, root: Path, runs: list[Path] | None = None,
+                 select: Path | None = None) -> None:
+        """`root`: the InvokeAI root (its text-inversion-output is listed); `runs`: more
+        folders to list (--runs); `select`: the run folder to put the cursor on."""
+        super().__init__()
+        self.root = Path(root).expanduser()
+        self.places = [default_runs_folder(self.root), *(Path(p).expanduser()
+                                                          for p in runs or [])]
+        self.entries: list[RunEntry] = []
+        self._select = select
+
+    def compose(self) -> ComposeResult:
+        places = ", ".join(str(p) for p in self.places)
+        yield Static(f"ti-tui · runs in {places}", id="home-title", markup=False)
+        table: DataTable = DataTable(cursor_type="row", zebra_stripes=True)
+        table.add_columns("Trigger", "Model", "State", "Step", "L_det", "Ratio", "Age",
+                          "Best file")
+        yield table
+        yield Static("", id="home-detail", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.set_interval(REFRESH_S, self.reload)
+        self.query_one(DataTable).focus()
+
+    # --- the list ------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="home-index")
+    def reload(self) -> None:
+        """Index the runs off the UI thread, then show them."""
+        entries = index_runs(self.places)
+        self.app.call_from_thread(self.show_entries, entries)
+
+    def show_entries(self, entries: list[RunEntry]) -> None:
+        table = self.query_one(DataTable)
+        keep = self._select or (self.selected.folder if self.selected else None)
+        self._select = None
+        self.entries = entries
+        now = time.time()
+        table.clear()
+        for entry in entries:
+            model = entry.model.rsplit("/", 1)[-1] if entry.model else "-"
+            family = FAMILY_WORDS.get(entry.family, entry.family)
+            best = entry.best_file.name if entry.best_file else "-"
+            table.add_row(
+                entry.trigger or entry.folder.name,
+                f"{model} ({family})" if family else model,
+                _styled(state_cell(entry), STATE_STYLE.get(entry.state, "")),
+                f"{entry.step}/{entry.max_steps}" if entry.max_steps else
+                (str(entry.step) if entry.is_run else "-"),
+                num(entry.l_det, 4), num(entry.dvar_ratio, 3), age_words(entry.age(now)), best,
+                key=str(entry.folder))
+        if keep is not None:
+            for row, entry in enumerate(entries):
+                if entry.folder == keep:
+                    table.move_cursor(row=row)
+                    break
+        self.show_detail()
+
+    @property
+    def selected(self) -> RunEntry | None:
+        table = self.query_one(DataTable)
+        if not self.entries or table.cursor_row is None:
+            return None
+        row = table.cursor_row
+        return self.entries[row] if 0 <= row < len(self.entries) else None
+
+    @on(DataTable.RowHighlighted)
+    def show_detail(self) -> None:
+        detail = self.query_one("#home-detail", Static)
+        entry = self.selected
+        if entry is None:
+            detail.update(f"No runs yet under {', '.join(str(p) for p in self.places)}. "
+                          "Press n to start one.")
+            return
+        lines = [f"{entry.folder}", entry.words]
+        if entry.is_run:
+            lines.append(f"model {entry.model or '-'}   L_det {num(entry.l_det, 5)}   "
+                         f"DVAR ratio {num(entry.dvar_ratio, 3)}   last event "
+                         f"{age_words(entry.age())} ago")
+            lines.append(f"use: {entry.best_file}" if entry.best_file else
+                         "no embedding written yet")
+        detail.update("\n".join(lines))
+
+    @on(DataTable.RowSelected)
+    def _enter(self) -> None:
+        self.action_choose("open")
+
+    # --- keys ----------------------------------------------------------------------------
+    def action_choose(self, action: str) -> None:
+        entry = self.selected
+        if action in ("new", "models", "quit"):
+            self.dismiss(HomeChoice(action, entry))
+            return
+        problem = self._refusal(action, entry)
+        if problem:
+            self.notify(problem, severity="warning")
+            return
+        self.dismiss(HomeChoice(action, entry))
+
+    def _refusal(self, action: str, entry: RunEntry | None) -> str | None:
+        """Why `action` cannot be done on `entry`, or None."""
+        if entry is None:
+            return "No run is selected; press n to start one."
+        if entry.state in (NOT_A_RUN, DAMAGED) and action != "previews":
+            return f"{entry.folder.name} is {entry.words}."
+        if action == "resume":
+            if entry.running:
+                return "This run is still training; Enter watches it."
+            if not entry.can_resume:
+                return f"{entry.folder} has no run.toml to resume from."
+        return None
+
+    def action_stop(self) -> None:
+        entry = self.selected
+        if entry is None or not entry.running:
+            self.notify("Only a running run can be stopped.", severity="warning")
+            return
+        from ti_tui.screens.train import ConfirmStop
+
+        def confirmed(stop: bool | None) -> None:
+            if stop:
+                from ti_tui.runs_index import AttachedRun
+
+                AttachedRun(entry.folder).stop()
+                self.notify(f"Stopping {entry.trigger}: it finishes this update, saves a "
+                            "checkpoint and the embedding, then exits.")
+
+        self.app.push_screen(ConfirmStop(), confirmed)
+
+    def action_delete(self) -> None:
+        entry = self.selected
+        if entry is None:
+            return
+        if entry.running:
+            self.notify("This run is still training: stop it first (s).", severity="warning")
+            return
+        if entry.state == NOT_A_RUN:
+            self.notify(f"{entry.folder} is not a run folder; ti-tui deletes only runs.",
+                        severity="warning")
+            return
+
+        def confirmed(delete: bool | None) -> None:
+            if not delete:
+                return
+            try:
+                shutil.rmtree(entry.folder)
+            except OSError as exc:
+                self.notify(f"Could not delete {entry.folder}: {exc.strerror or exc}.",
+                            severity="error")
+                return
+            self.notify(f"Deleted {entry.folder}.")
+            self.reload()
+
+        self.app.push_screen(ConfirmDelete(entry), confirmed)
+
+
+def _styled(text: str, style: str):
+    from rich.text import Text
+
+    return Text(text, style=style)
+
+
+async def home_flow(app) -> None:
+    """The app's flow when it opens on the home screen: show it, do what was chosen, come
+    back, until the user quits. `app` is the TiTuiApp (ti_tui/app.py); its `train_flow`
+    runs the form, the trainer, the live screen and the summary."""
+    from ti_tui.runs_index import AttachedRun
+    from ti_tui.screens.preview_grid import PreviewGridScreen
+    from ti_tui.screens.summary import SummaryScreen, read_outcome
+    from trainer.errors import UserError
+
+    select: Path | None = None
+    while True:
+        choice: HomeChoice = await app._show(HomeScreen(root=app.root, runs=app.home,
+                                                        select=select))
+        entry = choice.entry
+        select = entry.folder if entry is not None else None
+        if choice.action == "quit":
+            await app.action_quit()  # says how to come back when our trainer still runs
+            return
+        if choice.action == "models":
+            await app._show(ModelsScreen(app.root))
+        elif choice.action == "previews" and entry is not None:
+            await app._show(PreviewGridScreen(entry.folder))
+        elif choice.action == "new":
+            if await app.train_flow(app.defaults) is not None and app.config is not None:
+                select = app.config.output_path
+        elif choice.action in ("resume", "open") and entry is not None:
+            config = None
+            if choice.action == "resume" or not entry.running:
+                try:
+                    config = entry.run_config()
+                except UserError as exc:
+                    app.notify(f"Cannot read {entry.folder / 'run.toml'}: {exc}",
+                               severity="error", timeout=8)
+                    continue
+            if choice.action == "resume":
+                # The same folder, from its latest checkpoint, with every setting as it was.
+                defaults = config.replace(resume_from_checkpoint="latest",
+                                          output_dir=str(entry.folder))
+                if await app.train_flow(defaults) is not None and app.config is not None:
+                    select = app.config.output_path
+            elif entry.running:
+                outcome = await app._show(app.train_screen(AttachedRun(entry.folder)))
+                if outcome != "detached":
+                    try:
+                        config = entry.run_config()
+                    except UserError:
+                        continue
+                    await app._show(SummaryScreen(config, read_outcome(entry.folder)))
+            else:
+                await app._show(SummaryScreen(config, read_outcome(entry.folder)))

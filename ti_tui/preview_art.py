@@ -89,3 +89,115 @@ def _render(path: str, _mtime: int, _size: int, width: int, height: int) -> Half
 
 def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb[:3])
+
+
+# --- real-resolution previews: which terminal graphics protocol, decided once -----------------
+HALF_BLOCKS, KITTY, SIXEL = "half-blocks", "kitty", "sixel"
+PREVIEW_CHOICES = ("auto", HALF_BLOCKS, KITTY, SIXEL, "iterm")
+"""--preview / $TI_TUI_PREVIEW values. "iterm" is Sixel: iTerm2 (3.3 and later) shows Sixel
+images, and the library used here (textual-image) draws Kitty graphics and Sixel."""
+PREVIEW_ENV = "TI_TUI_PREVIEW"
+DETECT_LIMIT_S = 1.0
+"""The most the terminal query may take before the half-block drawing is used: a terminal
+that never answers (some SSH clients, serial consoles) must not hang the start."""
+
+protocol = HALF_BLOCKS
+"""What preview images are drawn with in this process: set once by `choose_protocol`, before
+the Textual app starts (the query must not compete with Textual's input thread)."""
+
+
+def decide_by_environment(choice: str, env: dict[str, str], tty: bool) -> str | None:
+    """The protocol when the environment alone decides it, else None (ask the terminal).
+
+    Forced choices win; then no graphics where they cannot work or must not be tried: not a
+    terminal, NO_COLOR (https://no-color.org: no colour pictures either), TERM dumb/linux,
+    tmux and GNU screen (they swallow graphics unless passthrough is set up, and answer the
+    query themselves), and a terminal that says who it is by its variables.
+    """
+    choice = (choice or "auto").lower()
+    if choice == "iterm":
+        return SIXEL
+    if choice in (HALF_BLOCKS, KITTY, SIXEL):
+        return choice
+    term = env.get("TERM", "")
+    if not tty or "NO_COLOR" in env or term in ("", "dumb", "linux", "unknown"):
+        return HALF_BLOCKS
+    if env.get("TMUX") or env.get("STY") or term.startswith(("screen", "tmux")):
+        return HALF_BLOCKS
+    if term == "xterm-kitty" or env.get("KITTY_WINDOW_ID"):
+        return KITTY
+    if env.get("TERM_PROGRAM") in ("iTerm.app", "WezTerm") or term in ("foot", "mlterm"):
+        return SIXEL
+    return None
+
+
+def choose_protocol(choice: str | None = None, env: dict[str, str] | None = None) -> str:
+    """Decide (once, before the app starts) how previews are drawn, and remember it.
+
+    `choice`: the --preview value (None reads $TI_TUI_PREVIEW, default "auto"). An unknown
+    terminal is asked by textual-image's own queries (Sixel in the device attributes, a Kitty
+    graphics query), cut off after DETECT_LIMIT_S; any failure means half-blocks.
+    Raises ValueError for a choice not in PREVIEW_CHOICES.
+    """
+    global protocol
+    import sys
+
+    env = dict(os.environ) if env is None else env
+    choice = (choice or env.get(PREVIEW_ENV) or "auto").lower()
+    if choice not in PREVIEW_CHOICES:
+        raise ValueError(f"--preview must be one of {', '.join(PREVIEW_CHOICES)}, not "
+                         f"{choice!r}")
+    tty = bool(sys.__stdout__ and sys.__stdout__.isatty() and sys.__stdin__
+               and sys.__stdin__.isatty())
+    decided = decide_by_environment(choice, env, tty)
+    if decided in (None, KITTY, SIXEL):
+        detected = _load_library(ask=decided is None)
+        decided = decided or detected
+    protocol = decided or HALF_BLOCKS
+    return protocol
+
+
+def _load_library(ask: bool) -> str | None:
+    """Import textual-image (importing it queries the terminal), within DETECT_LIMIT_S.
+
+    Returns what it detected (KITTY, SIXEL, or HALF_BLOCKS), or HALF_BLOCKS when the library
+    is missing or the time ran out. `ask` False: the caller forced a protocol, the answer is
+    only a side effect of the import.
+    """
+    import signal
+
+    def too_slow(signum, frame):
+        raise TimeoutError
+
+    try:
+        previous = signal.signal(signal.SIGALRM, too_slow)
+    except ValueError:  # not the main thread: cannot time it, so do not ask
+        return HALF_BLOCKS
+    signal.setitimer(signal.ITIMER_REAL, DETECT_LIMIT_S)
+    try:
+        import textual_image.renderable as renderables
+        import textual_image.widget  # noqa: F401 - measures the cell size while it still can
+    except (ImportError, TimeoutError, OSError):
+        return HALF_BLOCKS
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if renderables.Image is renderables.TGPImage:
+        return KITTY
+    if renderables.Image is renderables.SixelImage:
+        return SIXEL
+    return HALF_BLOCKS
+
+
+def list_previews(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """The preview images of a run, (step, path) from step 0 on: OUTPUT_DIR/previews/
+    step-N.png as trainer/outputs.py names them (each is written whole, then renamed)."""
+    found = []
+    try:
+        for path in (Path(folder) / "previews").glob("step-*.png"):
+            number = path.stem.split("-", 1)[1]
+            if number.isdigit():
+                found.append((int(number), path))
+    except OSError:
+        return []
+    return sorted(found)

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ti_tui.runner import run_alive
 from ti_tui.state import RunState, fold
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE, Phase, RunStarted, StopReason, parse_event, stop_words
@@ -167,8 +168,8 @@ def read_entry(folder: Path) -> RunEntry:
     """One folder's line: never raises for what is (or is not) in the folder."""
     events_path = folder / EVENTS_FILE
     updated = _mtime(events_path) or _mtime(folder / RUN_FILE)
-    owner = read_lock(folder / LOCK_NAME)
-    live = owner if owner is not None and owner.is_running() else None
+    # The runner's own test (lock held, pid alive and started when the lock says).
+    live = read_lock(folder / LOCK_NAME) if run_alive(folder) else None
     if not events_path.is_file():
         if (folder / RUN_FILE).is_file():
             words = "starting" if live else "not started: run.toml but no events.jsonl"
@@ -268,7 +269,7 @@ def _mtime(path: Path) -> float | None:
 
 @dataclass
 class AttachedRun:
-    """A RunHandle (ti_tui.headless.RunHandle) for a run this process did not start.
+    """A RunHandle (ti_tui.runner.RunHandle) for a run this process did not start.
 
     The live screen talks to it like to the runner's handle: requests and the clean stop go
     through the folder's control files (trainer/control.py), which reach the trainer however
@@ -291,8 +292,7 @@ class AttachedRun:
         self.request("stop")
 
     def is_alive(self) -> bool:
-        owner = read_lock(self.output_dir / LOCK_NAME)
-        return owner is not None and owner.is_running()
+        return run_alive(self.output_dir)
 
     def wait(self, timeout: float | None = None) -> int | None:
         return None  # not our child: its exit code is not ours to collect

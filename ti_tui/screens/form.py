@@ -423,4 +423,8 @@ class TrainingForm(Screen[TrainConfig]):
 
     @on(Button.Pressed, "#quit")
     def action_quit(self) -> None:
-        self.app.exit(result="quit")
+        # Opened from the home screen, Esc goes back to it; opened first (--gui), it quits.
+        if getattr(self.app, "home", None) is not None:
+            self.dismiss(None)
+        else:
+            self.app.exit(result="quit")

@@ -99,38 +99,62 @@ def add_placeholder(tokenizer, trigger: str, num_vectors: int) -> Placeholder:
 
 
 class SplicedEmbedding(nn.Module):
-    """A frozen token table whose rows from `first_id` on come from a trainable parameter."""
+    """A frozen token table whose rows from `first_id` on come from a trainable parameter.
 
-    def __init__(self, base: nn.Embedding, first_id: int, vectors: torch.Tensor):
+    `vectors` is either a tensor (copied into a new fp32 parameter) or an existing
+    `nn.Parameter` shared with other tables: SDXL trains one [n, 768 + 1280] parameter, and
+    each encoder's table reads its own `columns` of it (trainer/conditioner.py), so the
+    optimizer, checkpoints and the all-reduce see one tensor whatever the model family.
+    """
+
+    def __init__(self, base: nn.Embedding, first_id: int, vectors: torch.Tensor,
+                 columns: slice | None = None):
         super().__init__()
         self.base = base
         self.first_id = first_id
-        self.vectors = nn.Parameter(vectors.detach().clone().float())
+        if not isinstance(vectors, nn.Parameter):
+            vectors = nn.Parameter(vectors.detach().clone().float())
+        self.vectors = vectors
+        self.columns = columns if columns is not None else slice(None)
         self.embedding_dim = base.embedding_dim
         self.num_embeddings = base.num_embeddings
+        if self.rows.shape[1] != self.embedding_dim:
+            raise ValueError(f"spliced rows are {self.rows.shape[1]} wide, the table "
+                             f"{self.embedding_dim}")
 
     @property
     def weight(self) -> torch.Tensor:
         # Some callers read `.weight` (e.g. to learn the dtype); give them the frozen table.
         return self.base.weight
 
+    @property
+    def rows(self) -> torch.Tensor:
+        """This table's trained rows, [n, embedding_dim] (a view of `vectors`)."""
+        return self.vectors[:, self.columns]
+
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         frozen = self.base(input_ids)
         is_new = input_ids >= self.first_id
         # No "any new token?" shortcut: reading that bool would make the host wait for the GPU
         # at every forward; a row gather and a select over 77 tokens cost next to nothing.
-        new = self.vectors[(input_ids - self.first_id).clamp(min=0)].to(frozen.dtype)
+        new = self.rows[(input_ids - self.first_id).clamp(min=0)].to(frozen.dtype)
         return torch.where(is_new.unsqueeze(-1), new, frozen)
 
 
 def splice_into(text_encoder, tokenizer, placeholder: Placeholder,
-                start_vectors: torch.Tensor) -> SplicedEmbedding:
-    """Grow the text encoder's table for the new tokens and splice in the trainable rows."""
+                start_vectors: torch.Tensor, columns: slice | None = None,
+                first_id: int | None = None) -> SplicedEmbedding:
+    """Grow the text encoder's table for the new tokens and splice in the trainable rows.
+
+    `first_id` is the id of the first new token in `tokenizer` (default: the placeholder's);
+    `start_vectors` and `columns` are passed to SplicedEmbedding.
+    """
     # The new rows are replaced by the spliced parameter, so their initial values do not matter.
     text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     base = text_encoder.get_input_embeddings()
     base.weight.requires_grad_(False)
-    spliced = SplicedEmbedding(base, placeholder.ids[0], start_vectors)
+    first = placeholder.ids[0] if first_id is None else first_id
+    spliced = SplicedEmbedding(base, first, start_vectors, columns)
     text_encoder.set_input_embeddings(spliced)
     return spliced
 
@@ -138,8 +162,8 @@ def splice_into(text_encoder, tokenizer, placeholder: Placeholder,
 def unsplice(text_encoder, spliced: SplicedEmbedding) -> None:
     """Write the learned rows into the plain table and put it back (for saving a pipeline)."""
     with torch.no_grad():
-        n = spliced.vectors.shape[0]
-        spliced.base.weight[spliced.first_id:spliced.first_id + n] = spliced.vectors.to(
+        rows = spliced.rows
+        spliced.base.weight[spliced.first_id:spliced.first_id + rows.shape[0]] = rows.to(
             spliced.base.weight.dtype)
     text_encoder.set_input_embeddings(spliced.base)
 

@@ -8,7 +8,8 @@ random streams and a resumed run rebuilds exactly the same batch:
 - captions: template i mod T with the placeholder filled in;
 - latents: one posterior sample per item, times the VAE scaling factor;
 - noise: one standard-normal draw; timesteps: B distinct values, a permutation prefix of
-  range(num_train_timesteps).
+  range(num_train_timesteps);
+- time ids (SDXL's added conditioning, Conditioner.time_ids), fixed like everything else.
 L_det(theta) is then the diffusion loss on E, computed without autograd and in float32.
 """
 
@@ -29,13 +30,18 @@ class EvalBatch:
     noise: torch.Tensor
     timesteps: torch.Tensor
     input_ids: torch.Tensor
+    """[B, E, 77]: one row of token ids per text encoder."""
+    time_ids: torch.Tensor | None
+    """[B, 6] SDXL time ids, or None for families without added conditioning."""
     image_indices: list[int]
     template_indices: list[int]
 
 
 def build_eval_batch(cache: LatentCache, caption_ids: torch.Tensor, batch_size: int,
-                     num_train_timesteps: int, seed: int, device: torch.device) -> EvalBatch:
-    """Draw E once. `caption_ids` is [T, 77]: the tokenized templates, in template order."""
+                     num_train_timesteps: int, seed: int, device: torch.device,
+                     time_ids: torch.Tensor | None = None) -> EvalBatch:
+    """Draw E once. `caption_ids` is [T, E, 77]: the tokenized templates, in template order;
+    `time_ids` [batch_size, 6] or None is carried as it is (it draws nothing)."""
     generator = torch.Generator().manual_seed(seed)
     n = cache.num_images
     images = [i % n for i in range(batch_size)]
@@ -48,15 +54,16 @@ def build_eval_batch(cache: LatentCache, caption_ids: torch.Tensor, batch_size: 
     timesteps = torch.randperm(num_train_timesteps, generator=generator)[:batch_size]
     return EvalBatch(latents=latents.to(device), noise=noise.to(device),
                      timesteps=timesteps.to(device), input_ids=caption_ids[templates].to(device),
+                     time_ids=None if time_ids is None else time_ids.to(device),
                      image_indices=images, template_indices=templates)
 
 
 @torch.inference_mode()
-def deterministic_loss(batch: EvalBatch, *, unet, text_encoder, scheduler,
+def deterministic_loss(batch: EvalBatch, *, unet, conditioner, scheduler,
                        autocast: AbstractContextManager, unet_dtype: torch.dtype) -> float:
     """L_det for the current embedding: same inputs every time, no gradient, float64 out."""
-    loss = diffusion_loss(unet=unet, text_encoder=text_encoder, scheduler=scheduler,
+    loss = diffusion_loss(unet=unet, conditioner=conditioner, scheduler=scheduler,
                           latents=batch.latents, noise=batch.noise,
                           timesteps=batch.timesteps, input_ids=batch.input_ids,
-                          autocast=autocast, unet_dtype=unet_dtype)
+                          time_ids=batch.time_ids, autocast=autocast, unet_dtype=unet_dtype)
     return float(loss.item())

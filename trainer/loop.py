@@ -109,7 +109,7 @@ class _Loop:
         self.control = control
         self.main = accelerator.is_main_process
         self.world = accelerator.num_processes
-        self.vectors = session.spliced.vectors
+        self.vectors = session.vectors
         self.optimizer = torch.optim.AdamW(
             [self.vectors], lr=session.rates[0], betas=(self.cfg.adam_beta1, self.cfg.adam_beta2),
             eps=self.cfg.adam_epsilon, weight_decay=self.cfg.adam_weight_decay)
@@ -132,7 +132,7 @@ class _Loop:
             self._restore(session.resumed.state)
         # Measured once: the range a usable row must stay in (trainer/divergence.py).
         self.vocabulary = divergence.VocabularyRange.from_tables(divergence.frozen_tables(
-            [session.components.text_encoder]))
+            session.conditioner.encoders))
         self._check_start_vectors()
         self.last_good_step = self.step
         self.last_good_optimizer = copy.deepcopy(self.optimizer.state_dict())
@@ -164,17 +164,19 @@ class _Loop:
         noise = torch.randn(latents.shape, generator=self.noise_gen).to(device)
         t = torch.randint(0, self.timesteps, (len(batch.indices),),
                           generator=self.noise_gen).to(device)
-        return latents, noise, t, self.s.caption_ids[batch.templates.to(device)]
+        return (latents, noise, t, self.s.caption_ids[batch.templates.to(device)],
+                self.s.time_ids(len(batch.indices)))
 
     def _accumulate(self, batches) -> torch.Tensor:
         """Forward and backward every micro-batch; returns the update's mean loss."""
         total = torch.zeros((), device=self.s.device)
         ga = len(batches)
-        for latents, noise, t, ids in batches:
+        for latents, noise, t, ids, time_ids in batches:
             c = self.s.components
-            loss = diffusion_loss(unet=self.s.train_unet, text_encoder=c.text_encoder,
+            loss = diffusion_loss(unet=self.s.train_unet, conditioner=c.conditioner,
                                   scheduler=c.noise_scheduler, latents=latents, noise=noise,
-                                  timesteps=t, input_ids=ids, autocast=self.s.autocast,
+                                  timesteps=t, input_ids=ids, time_ids=time_ids,
+                                  autocast=self.s.autocast,
                                   unet_dtype=self.s.unet_dtype) / ga
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             total += loss.detach()
@@ -330,7 +332,7 @@ class _Loop:
 
     def _l_det(self) -> float:
         c = self.s.components
-        return deterministic_loss(self.s.eval_batch, unet=c.unet, text_encoder=c.text_encoder,
+        return deterministic_loss(self.s.eval_batch, unet=c.unet, conditioner=c.conditioner,
                                   scheduler=c.noise_scheduler, autocast=self.s.autocast,
                                   unet_dtype=self.s.unet_dtype)
 
@@ -349,7 +351,9 @@ class _Loop:
             config=_config_dict(self.cfg) | {"seed": s.seed}, model={
                 "name": self.cfg.model, "path": str(s.preflight.model_path),
                 "token_dim": facts.token_dim, "prediction_type": facts.prediction_type,
-                "native_resolution": facts.native_resolution, "family": facts.family},
+                "native_resolution": facts.native_resolution,
+                # The family and the width of each encoder's rows come from the conditioner.
+                "family": s.conditioner.family, "parts": dict(s.conditioner.parts)},
             dataset=describe_dataset(s, self.world), device=str(s.device),
             precision=self.cfg.mixed_precision, num_processes=self.world,
             start_step=s.start_step, max_steps=s.end_step, learning_rate=s.rates[0],

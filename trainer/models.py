@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from trainer.discovery import ModelEntry, find_models, resolve_model  # noqa: F401 (re-exported)
+from trainer.conditioner import Conditioner, make_conditioner
 from trainer.errors import ModelError
 
 COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
+SDXL_COMPONENTS = ("tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2", "vae", "unet",
+                   "scheduler")
 _CONFIG_FILE = {
     "text_encoder": "config.json",
+    "text_encoder_2": "config.json",
     "vae": "config.json",
     "unet": "config.json",
     "scheduler": "scheduler_config.json",
@@ -52,7 +56,15 @@ class ModelFacts:
     latent_channels: int
     vae_scaling_factor: float
     family: str
-    """A label for people: "sd1" or "sd2"."""
+    """"sd1", "sd2" or "sdxl" (trainer/conditioner.py FAMILIES)."""
+    parts: dict[str, int] | None = None
+    """Widths of the trained rows per text encoder, in order (Conditioner.parts):
+    {"text_encoder": token_dim} for SD 1.x/2.x, {"clip_l": 768, "clip_g": 1280} for SDXL,
+    whose token_dim is their sum. None means one encoder of token_dim."""
+
+    def __post_init__(self) -> None:
+        if self.parts is None:
+            object.__setattr__(self, "parts", {"text_encoder": self.token_dim})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for the run_started event)."""
@@ -101,10 +113,10 @@ def _check_not_a_folder(path: Path) -> None:
             f"{path} is not a diffusers model folder (it has no model_index.json and no unet/); "
             "pass --model a folder saved by diffusers."
         )
-    if (path / "text_encoder_2").is_dir():
+    if (path / "text_encoder_2").is_dir() and not (path / "text_encoder").is_dir():
         raise _refuse(
-            f"Model {path} is an SDXL model (it has text_encoder_2/); "
-            "ti-tui trains SD 1.x and 2.x embeddings only."
+            f"Model {path} is an SDXL refiner (it has text_encoder_2/ but no text_encoder/); "
+            "train the embedding on the SDXL base model instead."
         )
 
 
@@ -118,13 +130,13 @@ def _check_component(path: Path, component: str) -> None:
     if not folder.is_dir():
         raise _refuse(
             f"Model folder {path} has no {component}/ folder; a Stable Diffusion diffusers "
-            "folder needs tokenizer, text_encoder, vae, unet and scheduler."
+            f"folder needs {', '.join(folder_components(path))}."
         )
-    if component == "tokenizer":
+    if component in ("tokenizer", "tokenizer_2"):
         if not _has_tokenizer_files(folder):
             raise _refuse(
-                f"Model folder {path} has a tokenizer/ folder without vocab.json + merges.txt "
-                "or tokenizer.json; re-download the model."
+                f"Model folder {path} has a {component}/ folder without vocab.json + "
+                "merges.txt or tokenizer.json; re-download the model."
             )
         return
     config = _CONFIG_FILE[component]
@@ -137,16 +149,28 @@ def _check_component(path: Path, component: str) -> None:
         )
 
 
+def is_sdxl_folder(path: Path) -> bool:
+    """True for a diffusers folder with a second text encoder (SDXL base and its fine-tunes)."""
+    return (Path(path) / "text_encoder_2").is_dir()
+
+
+def folder_components(path: Path) -> tuple[str, ...]:
+    """The component folders a model at `path` needs: SDXL adds tokenizer_2 and text_encoder_2."""
+    return SDXL_COMPONENTS if is_sdxl_folder(path) else COMPONENTS
+
+
 def check_model_folder(path: Path) -> ModelFacts:
-    """Check that `path` is a usable SD 1.x/2.x diffusers folder and return its facts.
+    """Check that `path` is a usable SD 1.x/2.x/SDXL diffusers folder and return its facts.
 
     Reads only JSON configs (fast; no weights). Raises ModelError (field "model") naming the
     missing or broken part.
     """
     path = Path(path).expanduser()
     _check_not_a_folder(path)
-    for component in COMPONENTS:
+    for component in folder_components(path):
         _check_component(path, component)
+    if is_sdxl_folder(path):
+        return _sdxl_facts(path)
     text = _read_json(path / "text_encoder" / "config.json")
     vae = _read_json(path / "vae" / "config.json")
     unet = _read_json(path / "unet" / "config.json")
@@ -178,6 +202,46 @@ def check_model_folder(path: Path) -> ModelFacts:
         vae_scaling_factor=float(vae.get("scaling_factor", 0.18215)),
         family="sd2" if token_dim == 1024 else "sd1",
     )
+
+
+def _sdxl_facts(path: Path) -> ModelFacts:
+    """Facts of an SDXL folder: two encoders whose widths add up to the UNet's text width."""
+    widths = {}
+    for part, folder in (("clip_l", "text_encoder"), ("clip_g", "text_encoder_2")):
+        config = _read_json(path / folder / "config.json")
+        if "hidden_size" not in config:
+            raise _refuse(f"Model folder {path} has a {folder}/config.json without hidden_size; "
+                          "re-download or re-convert the model.")
+        widths[part] = int(config["hidden_size"])
+    vocab = int(_read_json(path / "text_encoder" / "config.json").get("vocab_size", 49408))
+    vae = _read_json(path / "vae" / "config.json")
+    unet = _read_json(path / "unet" / "config.json")
+    sched = _read_json(path / "scheduler" / "scheduler_config.json")
+    total = sum(widths.values())
+    if unet.get("addition_embed_type") != "text_time":
+        raise _refuse(f"Model folder {path} has two text encoders but its unet has no "
+                      "\"text_time\" added conditioning; only SDXL base models and their "
+                      "fine-tunes are supported.")
+    cross = unet.get("cross_attention_dim")
+    if isinstance(cross, int) and cross != total:
+        raise _refuse(f"Model folder {path} does not fit together: unet expects {cross}-wide "
+                      f"text features but the two text encoders give {widths['clip_l']} + "
+                      f"{widths['clip_g']} = {total}; re-download or re-convert the model.")
+    try:
+        sample = unet["sample_size"]
+        sample = int(sample[0] if isinstance(sample, (list, tuple)) else sample)
+        vae_factor = 2 ** (len(vae["block_out_channels"]) - 1)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _refuse(f"Model folder {path} has a config without {exc}; re-download or "
+                      "re-convert the model.") from exc
+    return ModelFacts(
+        path=path, token_dim=total, vocab_size=vocab,
+        native_resolution=sample * vae_factor,
+        prediction_type=str(sched.get("prediction_type") or "epsilon"),
+        num_train_timesteps=int(sched.get("num_train_timesteps", 1000)),
+        latent_channels=int(vae.get("latent_channels", 4)),
+        vae_scaling_factor=float(vae.get("scaling_factor", 0.13025)),
+        family="sdxl", parts=widths)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -227,13 +291,26 @@ def load_tokenizer(path: Path):
 
 @dataclass
 class Components:
-    """The parts of a pipeline textual inversion needs; the three models are frozen."""
+    """The parts of a pipeline textual inversion needs; every model in it is frozen.
 
-    tokenizer: Any
-    text_encoder: Any
+    The tokenizer(s) and text encoder(s) live in the conditioner (trainer/conditioner.py),
+    which is the only place the model family matters.
+    """
+
+    conditioner: Conditioner
     vae: Any
     unet: Any
     noise_scheduler: Any
+
+    @property
+    def tokenizer(self):
+        """The first tokenizer (SD's only one, SDXL's CLIP-L one)."""
+        return self.conditioner.tokenizer
+
+    @property
+    def text_encoder(self):
+        """The first text encoder (SD's only one, SDXL's CLIP-L one)."""
+        return self.conditioner.text_encoder
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -266,27 +343,39 @@ def _load_model(cls, path: Path, subfolder: str, **kwargs):
 
 
 def load_components(path: Path, *, torch_dtype=None, tokenizer=None) -> Components:
-    """Load tokenizer, text encoder, VAE, UNet and a DDPM noise scheduler from `path`.
+    """Load the tokenizer(s), text encoder(s), VAE, UNet and a DDPM noise scheduler from `path`.
 
     Checks the folder first (clear errors), loads each component on its own (no pipeline,
-    so no safety checker or feature extractor), freezes the three models and puts them in
-    eval mode; the trainer un-freezes only what it trains. A `tokenizer` already loaded
-    from this folder (the preflight's) is used as it is.
+    so no safety checker or feature extractor), freezes the models and puts them in eval
+    mode; the trainer un-freezes only what it trains. A `tokenizer` already loaded from this
+    folder (the preflight's) is used as the first tokenizer. An SDXL folder also loads
+    tokenizer_2 and text_encoder_2 (CLIPTextModelWithProjection: its text projection gives
+    the pooled `text_embeds`); the conditioner built for the family holds them.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     path = Path(path).expanduser()
     check_model_folder(path)
     # transformers 5 renamed from_pretrained's torch_dtype to dtype; diffusers keeps torch_dtype.
     tf_dtype = {} if torch_dtype is None else {"dtype": torch_dtype}
     df_dtype = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
+    tokenizers = [tokenizer if tokenizer is not None else load_tokenizer(path)]
+    encoders = [_load_model(CLIPTextModel, path, "text_encoder", **tf_dtype)]
+    force_zeros = True
+    if is_sdxl_folder(path):
+        tokenizers.append(load_tokenizer(path / "tokenizer_2"))
+        encoders.append(_load_model(CLIPTextModelWithProjection, path, "text_encoder_2",
+                                    **tf_dtype))
+        index = path / "model_index.json"
+        if index.is_file():
+            force_zeros = bool(_read_json(index).get("force_zeros_for_empty_prompt", True))
     return Components(
-        tokenizer=tokenizer if tokenizer is not None else load_tokenizer(path),
-        text_encoder=_load_model(CLIPTextModel, path, "text_encoder", **tf_dtype),
+        conditioner=make_conditioner(tokenizers, encoders,
+                                     force_zeros_for_empty_prompt=force_zeros),
         vae=_load_model(AutoencoderKL, path, "vae", **df_dtype),
         unet=_load_model(UNet2DConditionModel, path, "unet", **df_dtype),
-        # DDPM for training whatever the folder ships (PNDM, DDIM...): it keeps the betas,
-        # timesteps and prediction_type, which is all add_noise and the loss target need.
+        # DDPM for training whatever the folder ships (PNDM, DDIM, Euler...): it keeps the
+        # betas, timesteps and prediction_type, which is all add_noise and the loss target need.
         noise_scheduler=DDPMScheduler.from_pretrained(str(path), subfolder="scheduler"),
     )

@@ -1,9 +1,11 @@
 """The diffusion loss of one batch, shared by training steps and the DVAR evaluation.
 
-loss = MSE(target, UNet(z_t, t, TextEncoder(caption))), where z_t is the latent noised to
-timestep t and the target follows the scheduler's prediction type: the noise for epsilon
-models (SD 1.x, SD 2.x-base), the velocity for v-prediction models (SD 2.x-768). The MSE is
-always computed in float32, whatever precision the forward passes ran in.
+loss = MSE(target, UNet(z_t, t, c)), where z_t is the latent noised to timestep t, c the
+conditioning the model family's conditioner builds from the caption (trainer/conditioner.py:
+hidden states, plus SDXL's pooled output and time ids), and the target follows the scheduler's
+prediction type: the noise for epsilon models (SD 1.x, SD 2.x-base, SDXL), the velocity for
+v-prediction models (SD 2.x-768). The MSE is always computed in float32, whatever precision
+the forward passes ran in.
 """
 
 from __future__ import annotations
@@ -24,13 +26,18 @@ def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor,
     raise ValueError(f"unsupported prediction type {kind!r}")
 
 
-def diffusion_loss(*, unet, text_encoder, scheduler, latents: torch.Tensor,
+def diffusion_loss(*, unet, conditioner, scheduler, latents: torch.Tensor,
                    noise: torch.Tensor, timesteps: torch.Tensor, input_ids: torch.Tensor,
-                   autocast: AbstractContextManager, unet_dtype: torch.dtype) -> torch.Tensor:
-    """Mean-squared error over all elements, as float32."""
+                   time_ids: torch.Tensor | None, autocast: AbstractContextManager,
+                   unet_dtype: torch.dtype) -> torch.Tensor:
+    """Mean-squared error over all elements, as float32.
+
+    latents, noise: [B, C, h, w]; timesteps: [B]; input_ids: [B, E, 77] (Conditioner.tokenize);
+    time_ids: [B, 6] for SDXL (Conditioner.time_ids), else None.
+    """
     noisy = scheduler.add_noise(latents, noise, timesteps)
     target = diffusion_target(scheduler, latents, noise, timesteps)
     with autocast:
-        hidden = text_encoder(input_ids)[0]
-        prediction = unet(noisy.to(unet_dtype), timesteps, hidden.to(unet_dtype)).sample
+        cond = conditioner.encode(input_ids, time_ids)
+        prediction = unet(noisy.to(unet_dtype), timesteps, **cond.for_unet(unet_dtype)).sample
     return F.mse_loss(prediction.float(), target.float(), reduction="mean")

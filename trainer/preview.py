@@ -1,18 +1,22 @@
 """Preview images rendered with the embedding as it is now, and an optional full pipeline.
 
-A preview reuses the loaded, frozen components (no second copy of the model): it wraps them
-in a StableDiffusionPipeline with a DPM-Solver scheduler, renders with a fixed seed so
-successive previews differ only by what the embedding learned, and writes a PNG atomically.
+A preview reuses the loaded, frozen components (no second copy of the model): the model's
+conditioner wraps them in its family's diffusers pipeline (StableDiffusionPipeline or
+StableDiffusionXLPipeline) with a DPM-Solver scheduler and hands it the conditioning it
+builds itself, exactly as training sees it (for SDXL the pooled output at the EOS token, not
+transformers' default pooling). It renders with a fixed seed so successive previews differ
+only by what the embedding learned, decodes the latents in float32 outside autocast (the SDXL
+VAE overflows in fp16), and writes a PNG atomically.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from trainer import embeddings
 from trainer.fsutil import atomic_save
 
 PREVIEW_STEPS = 20
@@ -20,15 +24,37 @@ PREVIEW_SEED = 37
 
 
 def _pipeline(session):
-    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+    from diffusers import DPMSolverMultistepScheduler
 
     c = session.components
     scheduler = DPMSolverMultistepScheduler.from_config(c.noise_scheduler.config)
-    pipe = StableDiffusionPipeline(vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer,
-                                   unet=c.unet, scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    pipe = c.conditioner.pipeline(vae=c.vae, unet=c.unet, scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Latents [B, C, h, w] (scaled, as the UNet sees them) -> pixels [B, 3, H, W] in [-1, 1].
+
+    Runs in the VAE's own dtype (float32 as loaded) with autocast off, so an fp16 run never
+    decodes in half precision; undoes `latents_mean/std` when the VAE config has them (as
+    diffusers' SDXL pipeline does).
+    """
+    config = vae.config
+    param = next(vae.parameters())
+    latents = latents.to(param.device, param.dtype)
+    mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+    if mean is not None and std is not None:
+        shape = (1, len(mean), 1, 1)
+        mean = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(shape)
+        std = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(shape)
+        latents = latents * std / config.scaling_factor + mean
+    else:
+        latents = latents / config.scaling_factor
+    off = (torch.autocast(latents.device.type, enabled=False)
+           if latents.device.type in ("cuda", "cpu") else nullcontext())
+    with off:
+        return vae.decode(latents).sample
 
 
 @torch.inference_mode()
@@ -37,16 +63,20 @@ def render_images(session, prompt: str, count: int, seed: int = PREVIEW_SEED) ->
     c = session.components
     vae_device = next(c.vae.parameters()).device
     c.vae.to(session.device)  # the VAE may have been moved off the GPU after caching latents
+    size = session.preflight.resolution
     try:
         generator = torch.Generator().manual_seed(seed)
+        pipe = _pipeline(session)
         with session.autocast:
-            result = _pipeline(session)(
-                [prompt] * count, height=session.preflight.resolution,
-                width=session.preflight.resolution, num_inference_steps=PREVIEW_STEPS,
-                guidance_scale=session.config.validation_guidance, generator=generator)
+            embeds = c.conditioner.prompt_embeds([prompt] * count, size)
+            latents = pipe(height=size, width=size, num_inference_steps=PREVIEW_STEPS,
+                           guidance_scale=session.config.validation_guidance,
+                           generator=generator, output_type="latent", **embeds).images
+        pixels = decode_latents(c.vae, latents)
+        images = pipe.image_processor.postprocess(pixels.float(), output_type="pil")
     finally:
         c.vae.to(vae_device)
-    return list(result.images)
+    return list(images)
 
 
 def contact_sheet(images: list[Image.Image]) -> Image.Image:
@@ -65,14 +95,9 @@ def render_preview(session, prompt: str, target: Path, count: int = 1) -> Path:
 
 
 def save_pipeline(session, target: Path) -> Path:
-    """A complete diffusers folder whose tokenizer and text encoder know the new word."""
+    """A complete diffusers folder whose tokenizer(s) and text encoder(s) know the new word."""
     from trainer.fsutil import atomic_dir
 
-    c = session.components
-    embeddings.unsplice(c.text_encoder, session.spliced)
-    try:
-        with atomic_dir(target) as tmp:
-            _pipeline(session).save_pretrained(str(tmp))
-    finally:
-        c.text_encoder.set_input_embeddings(session.spliced)
+    with session.conditioner.unspliced(), atomic_dir(target) as tmp:
+        _pipeline(session).save_pretrained(str(tmp))
     return target

@@ -1,7 +1,8 @@
 """Everything a run needs before its first update: models, tokens, latents, captions, rates.
 
 `prepare(config, accelerator, emit)` returns a `Session` holding the frozen models, the
-trainable vectors spliced into the text encoder, the cached latents, the tokenized captions,
+trainable vectors spliced into the text encoder(s) by the model's conditioner
+(trainer/conditioner.py), the cached latents, the tokenized captions,
 the per-update learning rates and clip values, and the DVAR evaluation batch. trainer/loop.py
 then only runs updates.
 """
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from trainer import checkpoint, data, embeddings, models, schedules
+from trainer.conditioner import Conditioner
 from trainer.config import TrainConfig, epoch_limit_steps
 from trainer.errors import ResumeError
 from trainer.evaluation import EvalBatch, build_eval_batch
@@ -34,10 +36,12 @@ class Session:
     preflight: Preflight
     components: models.Components
     placeholder: embeddings.Placeholder
-    spliced: embeddings.SplicedEmbedding
+    vectors: torch.nn.Parameter
+    """The trained rows, fp32 [num_vectors, sum of the conditioner's part widths]."""
     cache: LatentCache
     caption_ids: torch.Tensor
-    """[T, 77] token ids of every caption template with the trigger filled in."""
+    """[T, E, 77] token ids of every caption template with the trigger filled in, one row per
+    text encoder (Conditioner.tokenize)."""
     image_paths: list[Path]
     device: torch.device
     unet_dtype: torch.dtype
@@ -56,6 +60,15 @@ class Session:
     """What the training forward calls: the UNet, or its torch.compile wrapper with --compile.
     L_det and previews call the plain UNet: under inference_mode and at their own batch sizes a
     compiled one would compile again for each."""
+
+    @property
+    def conditioner(self) -> Conditioner:
+        return self.components.conditioner
+
+    def time_ids(self, batch_size: int) -> torch.Tensor | None:
+        """The added time conditioning of a batch at the training size (None for SD 1.x/2.x)."""
+        ids = self.conditioner.time_ids(batch_size, self.preflight.resolution)
+        return None if ids is None else ids.to(self.device)
 
     @property
     def autocast(self):
@@ -106,15 +119,14 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     if device.type == "cuda" and config.mixed_precision != "no":
         # Frozen UNet weights in half precision halve its memory; the trained rows stay fp32.
         unet_dtype = PRECISION_DTYPES[config.mixed_precision]
-    tokenizer = pf.tokenizer
-    components = models.load_components(pf.model_path, tokenizer=tokenizer)
-    placeholder = embeddings.add_placeholder(tokenizer, config.trigger, config.num_vectors)
+    components = models.load_components(pf.model_path, tokenizer=pf.tokenizer)
+    conditioner = components.conditioner
+    placeholder = conditioner.add_placeholder(config.trigger, config.num_vectors)
 
     resumed = _load_resume(config, pf, placeholder, emit)
-    start = _start_vectors(config, pf, components, tokenizer, resumed, seed)
-    text_encoder = components.text_encoder
-    spliced = embeddings.splice_into(text_encoder, tokenizer, placeholder, start)
-    text_encoder.to(device)
+    start = _start_vectors(config, pf, conditioner, resumed, seed)
+    vectors = conditioner.splice(placeholder, start)
+    conditioner.to(device)
     components.unet.to(device)
     if unet_dtype != torch.float32:
         components.unet.to(dtype=unet_dtype)
@@ -143,9 +155,7 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
 
     templates = data.templates_for(config.learnable_property)
     captions = [t.format(placeholder.prompt_text) for t in templates]
-    caption_ids = tokenizer(captions, padding="max_length", truncation=True,
-                            max_length=tokenizer.model_max_length,
-                            return_tensors="pt").input_ids.to(device)
+    caption_ids = conditioner.tokenize(captions).to(device)
 
     start_step = resumed.step if resumed else 0
     end_step, reason = run_length(config, len(loaded.images), num_processes)
@@ -169,11 +179,13 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
 
     eval_batch = None
     if config.dvar_eval_every > 0:
-        eval_batch = build_eval_batch(cache, caption_ids.cpu(), config.dvar_eval_batch_size,
+        size = config.dvar_eval_batch_size
+        eval_batch = build_eval_batch(cache, caption_ids.cpu(), size,
                                       components.noise_scheduler.config.num_train_timesteps,
-                                      eval_seed(config, seed), device)
+                                      eval_seed(config, seed), device,
+                                      time_ids=conditioner.time_ids(size, pf.resolution))
     return Session(config=config, preflight=pf, components=components, placeholder=placeholder,
-                   spliced=spliced, cache=cache, caption_ids=caption_ids,
+                   vectors=vectors, cache=cache, caption_ids=caption_ids,
                    image_paths=loaded.paths, device=device, unet_dtype=unet_dtype, seed=seed,
                    start_step=start_step, end_step=end_step, limit_reason=reason, rates=rates,
                    clips=clips, eval_batch=eval_batch, resumed=resumed, lr_scale=lr_scale,
@@ -206,18 +218,17 @@ def _load_resume(config: TrainConfig, pf: Preflight, placeholder: embeddings.Pla
     return found
 
 
-def _start_vectors(config: TrainConfig, pf: Preflight, components: models.Components,
-                   tokenizer, resumed: checkpoint.Checkpoint | None, seed: int) -> torch.Tensor:
+def _start_vectors(config: TrainConfig, pf: Preflight, conditioner: Conditioner,
+                   resumed: checkpoint.Checkpoint | None, seed: int) -> torch.Tensor:
+    """[n, width] rows to start from: the checkpoint's, the initial embedding's, or each
+    encoder's own rows of the initializer token(s)."""
     if resumed is not None:
         return resumed.vectors.float()
     if config.initial_embedding:
         _, vectors = embeddings.load_embedding(config.initial_embedding)
         embeddings.check_dimension(vectors, pf.facts.token_dim, config.initial_embedding)
         return vectors.float()
-    ids = embeddings.initializer_ids(tokenizer, config.initializer_token, config.num_vectors,
-                                     seed)
-    table = components.text_encoder.get_input_embeddings().weight
-    return table[torch.tensor(ids)].detach().float().clone()
+    return conditioner.initial_vectors(config.initializer_token, config.num_vectors, seed)
 
 
 def describe_dataset(session: Session, num_processes: int) -> dict[str, Any]:

@@ -47,6 +47,15 @@ def tiny_vpred_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory):
+    """A tiny SDXL-shaped diffusers folder (trainer/tiny_sdxl.py): real 768/1280 token widths,
+    64 px native; about 460 MB and 10 s to build, once per session."""
+    from trainer.tiny_sdxl import build_tiny_sdxl
+
+    return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-sdxl", seed=0)
+
+
+@pytest.fixture(scope="session")
 def demo_images_dir(tmp_path_factory):
     """A folder holding the 6 demo training images (64 px PNGs)."""
     from trainer.demo import write_demo_images

@@ -1,31 +1,44 @@
-"""Does DVAR stop where the embedding is done? The DVAR paper's Table 1, in the toy world.
+"""Does DVAR stop where the embedding is done? The DVAR paper's Table 1, in the toy world,
+at the learning rates people run.
 
-For each held-out toy concept (an erased shape in one colour, which no word reaches) this trains
-a textual-inversion embedding on 5 of its images with ti-tui's own trainer, in-process:
-- a long baseline (--baseline-steps, DVAR off), saving the embedding every --score-every
-  updates and scoring every snapshot: 32 images of "a photo of <concept>" (DPM-Solver 20
-  steps, guidance 4), judged by the toy scorer (colour and shape right);
-- DVAR with the paper's setting (window 282, threshold 0.39) and with the authors' later one
-  (310, 0.15), scored at the step where they stopped;
-- the fixed few-steps baseline: the baseline's snapshot at --few-steps (with a constant rate
-  and the same seed, a run of that many steps is the baseline's first steps, bit for bit).
-Nothing in DVAR is tuned to this world. The DVAR stops are also replayed offline from the
-baseline's L_det history (same seed, so the runs agree up to the stop): a check that the
-in-loop stop is the spec's rule.
+For each learning rate (after scaling: the bench turns --scale_lr off, so the rate given is the
+rate used) and each held-out toy concept (an erased shape in one colour, which no word
+reaches), this trains a textual-inversion embedding on 5 of its images with ti-tui's own
+trainer, in-process:
+- one long baseline (--baseline-steps, DVAR off, L_det still evaluated after every update),
+  keeping the embedding after every update (in memory, a few KB each);
+- scores: every --score-every updates and at every step some stopping rule chose, each on 32
+  images of "a photo of <concept>" (DPM-Solver++ 20 steps, guidance 4, fixed seed), judged by
+  the toy scorer (colour and shape right);
+- DVAR's stops are replayed from the baseline's L_det history with the spec's rule
+  (trainer.stopping.DVAR): with a constant rate and one seed, a run that stops at step N is the
+  baseline's first N updates bit for bit, so the baseline's embedding at N is the DVAR run's
+  result. tests/test_dvar_run.py checks that an in-loop stop equals the replayed one, and
+  `--check-replay` reruns one concept per rate with DVAR on to show it again here.
+Settings replayed: the paper's (window 282, threshold 0.39), the authors' later one (310,
+0.15), and a small grid of other windows and thresholds, to see whether a simple rule beats
+both; nothing is tuned per concept.
 
-    nice -n 10 .venv/bin/python bench/dvar_outcome.py --out /tmp/dvar-outcome
+Interrupt it at any time: each (rate, concept) pair is saved as it finishes
+(OUT/<rate>/<concept>/trajectory.pt, then scores.json) and a rerun with the same --out
+continues. Progress goes to stderr. Results: OUT/report.json, OUT/tables.md, OUT/plot.png (score
+against updates per concept, DVAR stops marked; needs matplotlib).
 
-Prints one JSON object, then the table (markdown) on stderr.
+    nice -n 10 .venv/bin/python bench/dvar_outcome.py --out /tmp/dvar-outcome --jobs 2
+    SMOKE: .venv/bin/python bench/dvar_outcome.py --out /tmp/dvo-smoke --smoke
+
+Prints one JSON object (the report) on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,49 +47,144 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import torch  # noqa: E402
 
-import toy_scorer  # noqa: E402
-from trainer import toyworld  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
 from trainer.stopping import DVAR  # noqa: E402
 
-SETTINGS = {"dvar-paper-v1": (282, 0.39), "dvar-ti-v2": (310, 0.15)}
+PUBLISHED = {"dvar-paper-v1": (282, 0.39), "dvar-ti-v2": (310, 0.15)}
+"""The paper's setting (arXiv 2302.04841 v1, Sec. 4) and the authors' later textual-inversion
+setting; specs/dvar-and-schedules.md."""
+GRID_WINDOWS = (50, 100, 150, 200, 282, 310, 400, 600)
+GRID_THRESHOLDS = (0.15, 0.39)
+DEFAULT_CONCEPTS = "green-star,orange-heart,blue-moon,purple-heart,yellow-star,red-moon"
 PROMPT = "a photo of {}"
 
 
+# --- one baseline trajectory (runs in a worker process) ------------------------------------
+
 def ti_config(concept: str, data: Path, out: Path, *, steps: int, seed: int, lr: str,
               batch: int, early_stopping: str = "none", window: int = 282,
-              threshold: float = 0.39, save_steps: int = 0, initializer: str = "*",
-              validation_steps: int = 0) -> TrainConfig:
+              threshold: float = 0.39, initializer: str = "*", device: str | None = None):
     """The TI settings used throughout (also the recommended demo settings, bar the steps)."""
+    from trainer import toyworld
+    from trainer.config import TrainConfig
+
+    extra = {"device": device} if device and "device" in TrainConfig.__dataclass_fields__ else {}
     return TrainConfig(
         model=str(toyworld.toy_model_dir()), root=str(out.parent), train_data_dir=str(data),
         output_dir=str(out), placeholder_token=f"<{concept}>", initializer_token=initializer,
         resolution=toyworld.SIZE, train_batch_size=batch, max_train_steps=steps,
         learning_rate=lr, scale_lr=False, lr_scheduler="constant", lr_warmup_steps=0,
         seed=seed, early_stopping=early_stopping, dvar_window=window,
-        dvar_threshold=threshold, save_steps=save_steps, checkpointing_steps=0,
-        validation_steps=validation_steps, copy_to_embeddings=False, log_every=1000)
+        dvar_threshold=threshold, save_steps=0, checkpointing_steps=0, validation_steps=0,
+        copy_to_embeddings=False, log_every=1000, **extra)
 
 
-def run(config: TrainConfig) -> dict:
-    from trainer import train
+def _trained_rows(session) -> torch.Tensor:
+    """The run's trainable [n, dim] parameter (only the placeholder rows train)."""
+    for owner in (getattr(session, "spliced", None), session):
+        rows = getattr(owner, "vectors", None)
+        if isinstance(rows, torch.Tensor):
+            return rows
+    raise AttributeError("cannot find the trained vectors on the session")
 
-    events = []
+
+def train_recording(config) -> dict:
+    """Train in-process; returns the L_det history and the vectors after every update.
+
+    The vectors are read from the trainer's own parameter when each `step` event is emitted
+    (after the update and its NaN guard, before any file is written), so nothing extra is
+    written to disk.
+    """
+    import trainer.loop as loop_module
+
+    captured: dict = {}
+    real_prepare = loop_module.prepare
+
+    def capturing_prepare(*args, **kwargs):
+        captured["session"] = session = real_prepare(*args, **kwargs)
+        return session
+
+    vectors: dict[int, torch.Tensor] = {}
+    l_det: dict[int, float] = {}
+    seconds: list[float] = []
+
+    def emit(event) -> None:
+        if event.type != "step":
+            return
+        vectors[event.step] = _trained_rows(captured["session"]).detach().to("cpu").clone()
+        if getattr(event, "l_det", None) is not None:
+            l_det[event.step] = float(event.l_det)
+        seconds.append(float(event.step_seconds))
+
+    loop_module.prepare = capturing_prepare
     started = time.perf_counter()
-    result = train(config, emit=events.append)
-    seconds = time.perf_counter() - started
-    steps = [e for e in events if e.type == "step"]
-    return {"reason": result.reason, "step": result.step, "seconds": seconds,
-            "step_seconds": statistics.median(e.step_seconds for e in steps),
-            "vector": result.vectors[0].clone()}
+    try:
+        result = loop_module.train(config, emit=emit)
+    finally:
+        loop_module.prepare = real_prepare
+    first = _trained_rows(captured["session"])  # for step 0, see below
+    return {"reason": result.reason, "steps": result.step,
+            "seconds": time.perf_counter() - started,
+            "step_seconds": statistics.median(seconds) if seconds else None,
+            "vectors": torch.stack([vectors[s] for s in sorted(vectors)]),
+            "l_det": [l_det[s] for s in sorted(l_det)], "dtype": str(first.dtype)}
 
 
-def l_det_history(out: Path) -> list[float]:
-    with open(out / "dvar_history.csv") as fh:
-        return [float(row["l_det"]) for row in csv.DictReader(fh)]
+def baseline_job(job: dict) -> str:
+    """Worker: train one (rate, concept) baseline, then score it; returns the scores' path.
 
+    Each step is saved as it completes (trajectory.pt, then scores.json), so an interrupted
+    bench continues where it stopped.
+    """
+    from trainer import toyworld
+
+    torch.set_num_threads(job["threads"])
+    work = Path(job["work"])
+    scores = work / "scores.json"
+    if scores.is_file():
+        return str(scores)
+    target = work / "trajectory.pt"
+    if not target.is_file():
+        data = work / "data"
+        toyworld.toy_concept_images(data, job["concept"], count=job["n_images"],
+                                    seed=job["seed"])
+        out = work / "baseline"
+        if out.exists():  # an interrupted run: start this pair again (minutes at most)
+            import shutil
+
+            shutil.rmtree(out)
+        got = train_recording(ti_config(job["concept"], data, out, steps=job["steps"],
+                                        seed=job["seed"], lr=job["lr"], batch=job["batch"],
+                                        initializer=job["initializer"], device=job["device"]))
+        got["lr"] = job["lr"]
+        got["concept"] = job["concept"]
+        _atomic(target, lambda tmp: torch.save(got, tmp))
+    trajectory = torch.load(target, weights_only=False)
+    pair = score_pair(trajectory, job["score"], _judge(job["score"]),
+                      lambda message: print(message, file=sys.stderr, flush=True))
+    _atomic(scores, lambda tmp: tmp.write_text(json.dumps(pair)))
+    return str(scores)
+
+
+def _atomic(target: Path, write) -> None:
+    tmp = target.with_suffix(".tmp")
+    write(tmp)
+    os.replace(tmp, target)
+
+
+_JUDGES: dict = {}
+
+
+def _judge(settings: dict) -> Judge:
+    """One scoring pipeline per worker process."""
+    if "judge" not in _JUDGES:
+        _JUDGES["judge"] = Judge(settings["score_images"], seed=1234)
+    return _JUDGES["judge"]
+
+
+# --- replaying stopping rules --------------------------------------------------------------
 
 def replay(history: list[float], window: int, threshold: float) -> int | None:
+    """The update at which DVAR(window, threshold) stops on this L_det history, or None."""
     dvar = DVAR(window, threshold)
     for k, value in enumerate(history, 1):
         if dvar.update(value):
@@ -84,10 +192,27 @@ def replay(history: list[float], window: int, threshold: float) -> int | None:
     return None
 
 
+def rules(baseline_steps: int, few_steps: int) -> dict[str, tuple[int, float] | None]:
+    """Every stopping rule replayed: name -> (window, threshold), or None for fixed rules."""
+    named: dict[str, tuple[int, float] | None] = {"baseline": None, "baseline_best": None,
+                                                  "fixed_few": None}
+    named.update(PUBLISHED)
+    for window in GRID_WINDOWS:
+        for threshold in GRID_THRESHOLDS:
+            if (window, threshold) not in PUBLISHED.values() and window < baseline_steps:
+                named[f"grid-{window}-{threshold}"] = (window, threshold)
+    return named
+
+
+# --- scoring -------------------------------------------------------------------------------
+
 class Judge:
     """Scores an embedding vector: the fraction of generated images showing the concept."""
 
     def __init__(self, images: int, seed: int):
+        import toy_scorer
+
+        self.toy_scorer = toy_scorer
         self.pipe = toy_scorer.load_pipeline()
         self.scorer = toy_scorer.load_scorer()
         self.images = images
@@ -95,166 +220,262 @@ class Judge:
 
     def __call__(self, concept: str, vector: torch.Tensor) -> float:
         token = f"<{concept}>"
-        toy_scorer.set_token(self.pipe, token, vector)
-        generated = toy_scorer.generate(self.pipe, [PROMPT.format(token)] * self.images,
-                                        seed=self.seed)
-        return toy_scorer.concept_score(self.scorer, generated, concept)
-
-    def prompt(self, concept: str, prompt: str, rows: dict | None = None) -> float:
-        """The score of a plain prompt, optionally with the erased words' rows restored."""
-        before = toy_scorer.set_words(self.pipe, rows) if rows else None
-        try:
-            generated = toy_scorer.generate(self.pipe, [prompt] * self.images, seed=self.seed)
-        finally:
-            if before:
-                toy_scorer.set_words(self.pipe, before)
-        return toy_scorer.concept_score(self.scorer, generated, concept)
+        self.toy_scorer.set_token(self.pipe, token, vector)
+        generated = self.toy_scorer.generate(self.pipe, [PROMPT.format(token)] * self.images,
+                                             seed=self.seed)
+        return self.toy_scorer.concept_score(self.scorer, generated, concept)
 
     def initializer(self, word: str) -> torch.Tensor:
         ids = self.pipe.tokenizer.encode(word, add_special_tokens=False)
         return self.pipe.text_encoder.get_input_embeddings().weight[ids[0]].detach().clone()
 
 
-def one_concept(concept: str, args, judge: Judge, log) -> dict:
-    work = args.out / concept
-    data = work / "data"
-    toyworld.toy_concept_images(data, concept, count=args.n_images, seed=args.seed)
-    common = dict(seed=args.seed, lr=args.lr, batch=args.batch, initializer=args.initializer)
-    base_out = work / "baseline"
-    base = run(ti_config(concept, data, base_out, steps=args.baseline_steps,
-                         save_steps=args.score_every, **common))
-    log(f"{concept}: baseline {base['step']} steps in {base['seconds']:.0f} s")
-    curve = [(0, judge(concept, judge.initializer(args.initializer)))]
-    for step in range(args.score_every, args.baseline_steps + 1, args.score_every):
-        snap = base_out / "embeddings" / f"learned_embeds-steps-{step}.safetensors"
-        curve.append((step, judge(concept, toy_scorer.load_vector(snap))))
-    log(f"{concept}: curve " + " ".join(f"{s}:{v:.2f}" for s, v in curve))
-    scores = dict(curve)
+def score_pair(trajectory: dict, settings: dict, judge: Judge, log) -> dict:
+    """Every rule's stop step and score for one (rate, concept) pair."""
+    vectors, history = trajectory["vectors"], trajectory["l_det"]
+    steps = trajectory["steps"]
+    per_step = trajectory["seconds"] / max(steps, 1)
+    cache: dict[int, float] = {}
+
+    def score(step: int) -> float:
+        if step not in cache:
+            vector = (judge.initializer(settings["initializer"]) if step == 0
+                      else vectors[step - 1][0])
+            cache[step] = judge(trajectory["concept"], vector)
+        return cache[step]
+
+    curve = [(s, score(s)) for s in range(0, steps + 1, settings["score_every"])]
     best_step, best = max(curve, key=lambda sv: (sv[1], -sv[0]))
-    history = l_det_history(base_out)
-    per_step = base["seconds"] / base["step"]
-    colour, shape = toyworld.parse_concept(concept)
-    words = f"a photo of a {colour} {shape}"
-    result = {
-        "initializer_score": scores[0], "curve": curve,
-        "words_only": {"prompt": words, "score": judge.prompt(concept, words)},
-        "answer_key": {"prompt": words, "score": judge.prompt(concept, words,
-                                                                toy_scorer.erased_rows())},
-        "baseline": {"steps": base["step"], "score": scores[args.baseline_steps],
-                     "seconds": base["seconds"], "step_seconds": base["step_seconds"]},
-        "baseline_best": {"steps": best_step, "score": best,
-                          "seconds": base["seconds"]},
-        "fixed_few": {"steps": args.few_steps, "score": scores[args.few_steps],
-                      "seconds": per_step * args.few_steps},
-    }
-    for name, (window, threshold) in SETTINGS.items():
-        out = work / name
-        got = run(ti_config(concept, data, out, steps=args.baseline_steps,
-                            early_stopping="dvar", window=window, threshold=threshold, **common))
-        expected = replay(history, window, threshold)
-        result[name] = {"steps": got["step"], "reason": got["reason"],
-                        "score": judge(concept, got["vector"]), "seconds": got["seconds"],
-                        "replayed_stop": expected,
-                        "replay_agrees": expected == (got["step"] if got["reason"] ==
-                                                      "early_stop" else None)}
-        log(f"{concept}: {name} stopped at {got['step']} ({got['reason']}), score "
-            f"{result[name]['score']:.2f}, {got['seconds']:.0f} s")
+    result = {"curve": curve, "l_det": history, "step_seconds": trajectory["step_seconds"]}
+    for name, setting in rules(settings["baseline_steps"], settings["few_steps"]).items():
+        if name == "baseline":
+            stop, value = steps, score(steps)
+        elif name == "baseline_best":
+            stop, value = best_step, best
+        elif name == "fixed_few":
+            stop, value = settings["few_steps"], score(settings["few_steps"])
+        else:
+            replayed = replay(history, *setting)
+            stop = replayed if replayed is not None else steps
+            value = score(stop)
+        result[name] = {"steps": stop, "score": value, "seconds": per_step * stop,
+                        "stopped_early": name not in ("baseline", "baseline_best",
+                                                      "fixed_few") and stop < steps}
+    log(f"{trajectory['lr']} {trajectory['concept']}: best {best:.2f}@{best_step}, "
+        f"final {result['baseline']['score']:.2f}, v1 {result['dvar-paper-v1']['steps']}: "
+        f"{result['dvar-paper-v1']['score']:.2f}, v2 {result['dvar-ti-v2']['steps']}: "
+        f"{result['dvar-ti-v2']['score']:.2f}")
     return result
 
 
-ROWS = (("baseline", "Baseline (all steps)"), ("baseline_best", "Baseline, best snapshot"),
-        ("fixed_few", "Fixed few steps"), ("dvar-paper-v1", "DVAR 282 / 0.39 (paper v1)"),
-        ("dvar-ti-v2", "DVAR 310 / 0.15 (later)"))
+# --- tables --------------------------------------------------------------------------------
 
-
-def summarise(per_concept: dict) -> list[dict]:
+def summarise(pairs: dict[str, dict], baseline_steps: int) -> list[dict]:
+    """One row per rule over a rate's concepts: mean score, steps, saved vs kept."""
     rows = []
-    for key, label in ROWS:
-        items = [c[key] for c in per_concept.values()]
+    names = list(next(iter(pairs.values())).keys())
+    best_mean = statistics.mean(p["baseline_best"]["score"] for p in pairs.values())
+    for name in names:
+        if name in ("curve", "l_det", "step_seconds"):
+            continue
+        items = [p[name] for p in pairs.values()]
         steps = [i["steps"] for i in items]
-        rows.append({"method": label, "key": key,
-                     "score_mean": statistics.mean(i["score"] for i in items),
+        mean = statistics.mean(i["score"] for i in items)
+        rows.append({"rule": name, "score_mean": mean,
                      "scores": [round(i["score"], 3) for i in items],
-                     "steps_median": statistics.median(steps), "steps": steps,
+                     "steps": steps, "steps_mean": statistics.mean(steps),
+                     "steps_saved_x": baseline_steps / statistics.mean(steps),
+                     "score_kept_x": mean / best_mean if best_mean else None,
                      "minutes_mean": statistics.mean(i["seconds"] for i in items) / 60})
     return rows
 
 
-def context(per_concept: dict) -> str:
-    """What prompts reach without training, and the ceiling the answer key gives."""
-    lines = ["| Concept | Initializer (step 0) | Words only (erased word) | Answer key "
-             "(restored word) | Baseline best (step) |", "|---|---|---|---|---|"]
-    for concept, c in per_concept.items():
-        lines.append(f"| {concept} | {c['initializer_score']:.2f} | {c['words_only']['score']:.2f}"
-                     f" | {c['answer_key']['score']:.2f} | {c['baseline_best']['score']:.2f} "
-                     f"({c['baseline_best']['steps']}) |")
-    return "\n".join(lines)
+LABELS = {"baseline": "Baseline (all steps)", "baseline_best": "Baseline, best snapshot",
+          "fixed_few": "Fixed few steps", "dvar-paper-v1": "DVAR 282 / 0.39 (paper v1)",
+          "dvar-ti-v2": "DVAR 310 / 0.15 (later)"}
 
 
-def curves(per_concept: dict) -> str:
-    steps = [s for s, _ in next(iter(per_concept.values()))["curve"]]
-    lines = ["| Step | " + " | ".join(per_concept) + " |", "|---" * (len(per_concept) + 1) + "|"]
-    for i, step in enumerate(steps):
-        lines.append(f"| {step} | " + " | ".join(f"{c['curve'][i][1]:.2f}"
-                                                   for c in per_concept.values()) + " |")
-    return "\n".join(lines)
-
-
-def table(rows: list[dict], concepts: list[str]) -> str:
-    lines = ["| Method | Score (mean) | Scores (" + ", ".join(concepts) + ") | Steps (median) "
-             "| Steps | Time, min (mean) |", "|---|---|---|---|---|---|"]
+def table(rate: str, rows: list[dict], concepts: list[str], full: bool = False) -> str:
+    lines = [f"#### Rate {rate}", "",
+             "| Rule | Score (mean) | Scores (" + ", ".join(concepts) + ") | Steps | "
+             "Steps saved (x) | Score kept (x best) | Time, min (mean) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['score_mean']:.2f} | "
-                     f"{', '.join(f'{s:.2f}' for s in r['scores'])} | {r['steps_median']:g} | "
-                     f"{', '.join(str(s) for s in r['steps'])} | {r['minutes_mean']:.2f} |")
+        if not full and r["rule"].startswith("grid-"):
+            continue
+        label = LABELS.get(r["rule"], r["rule"].replace("grid-", "window ").replace("-", " / "))
+        kept = "-" if r["score_kept_x"] is None else f"{r['score_kept_x']:.2f}"
+        lines.append(f"| {label} | {r['score_mean']:.2f} | "
+                     f"{', '.join(f'{s:.2f}' for s in r['scores'])} | "
+                     f"{', '.join(str(s) for s in r['steps'])} | {r['steps_saved_x']:.1f} | "
+                     f"{kept} | {r['minutes_mean']:.2f} |")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def goal_check(rows: list[dict]) -> dict:
+    """The project's goal: >= 5x fewer updates than the baseline, >= 0.95x its best score."""
+    out = {}
+    for r in rows:
+        if r["rule"] in PUBLISHED or r["rule"].startswith("grid-"):
+            out[r["rule"]] = {"steps_saved_x": round(r["steps_saved_x"], 2),
+                              "score_kept_x": None if r["score_kept_x"] is None
+                              else round(r["score_kept_x"], 3),
+                              "meets_goal": bool(r["steps_saved_x"] >= 5 and
+                                                 (r["score_kept_x"] or 0) >= 0.95)}
+    return out
+
+
+def plot(results: dict[str, dict[str, dict]], path: Path) -> Path | None:
+    """Score against updates, one panel per rate, a line per concept, DVAR stops marked.
+
+    Drawn with matplotlib (the optional `bench` extra: `pip install -e .[bench]`); without it
+    the tables are still written and this says how to draw the plot later (`--plot-only`).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot drawn; pip install matplotlib, then rerun "
+              "with the same --out (nothing is trained or scored again)", file=sys.stderr)
+        return None
+    fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, (rate, pairs) in zip(axes[0], results.items(), strict=True):
+        for i, (concept, pair) in enumerate(pairs.items()):
+            colour = f"C{i}"
+            xs, ys = zip(*pair["curve"], strict=True)
+            ax.plot(xs, ys, color=colour, label=concept, linewidth=1.2)
+            for name, mark in (("dvar-paper-v1", "x"), ("dvar-ti-v2", "o")):
+                stop = pair[name]
+                if stop["stopped_early"]:
+                    ax.plot([stop["steps"]], [stop["score"]], mark, color=colour,
+                            markersize=7, fillstyle="none")
+        ax.set_title(f"learning rate {rate}")
+        ax.set_xlabel("updates")
+        ax.set_ylim(-0.03, 1.05)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("score (fraction of images right)")
+    axes[0][-1].plot([], [], "kx", label="DVAR 282/0.39 stop")
+    axes[0][-1].plot([], [], "ko", fillstyle="none", label="DVAR 310/0.15 stop")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --- main ----------------------------------------------------------------------------------
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/ti-tui-dvar-outcome"))
-    parser.add_argument("--concepts", default="green-star,orange-heart,blue-moon,purple-heart")
-    parser.add_argument("--baseline-steps", type=int, default=1000)
+    parser.add_argument("--concepts", default=DEFAULT_CONCEPTS)
+    parser.add_argument("--rates", default="5e-4,2e-3,5e-3",
+                        help="learning rates as used (no scaling), comma-separated")
+    parser.add_argument("--baseline-steps", type=int, default=2000)
     parser.add_argument("--few-steps", type=int, default=400)
     parser.add_argument("--score-every", type=int, default=50)
     parser.add_argument("--score-images", type=int, default=32)
     parser.add_argument("--n-images", type=int, default=5)
-    parser.add_argument("--lr", default="5e-3")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--initializer", default="*")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=1, help="baselines trained at once")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    parser.add_argument("--device", default=None, help="trainer device (default: the trainer's)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a seconds-long check: 2 concepts, 1 rate, 60 updates, 4 images")
+    parser.add_argument("--check-replay", action="store_true",
+                        help="also train one concept per rate with DVAR on and compare stops")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.concepts, args.rates = "green-star,blue-moon", "5e-3"
+        args.baseline_steps, args.few_steps, args.score_every, args.score_images = 60, 20, 20, 4
     if args.baseline_steps % args.score_every or args.few_steps % args.score_every:
         parser.error("--baseline-steps and --few-steps must be multiples of --score-every")
-    torch.set_num_threads(args.threads)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     started = time.perf_counter()
 
     def log(message: str) -> None:
         print(f"[{(time.perf_counter() - started) / 60:5.1f} min] {message}", file=sys.stderr,
               flush=True)
 
-    if args.out.exists():
-        import shutil
-
-        shutil.rmtree(args.out)
-    judge = Judge(args.score_images, seed=1234)
     concepts = [c.strip() for c in args.concepts.split(",") if c.strip()]
-    per_concept = {}
-    for concept in concepts:
-        per_concept[concept] = one_concept(concept, args, judge, log)
-        (args.out / "partial.json").write_text(json.dumps(per_concept, indent=2))
-    rows = summarise(per_concept)
+    rates = [r.strip() for r in args.rates.split(",") if r.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    score = {k: getattr(args, k) for k in ("score_images", "score_every", "initializer",
+                                            "baseline_steps", "few_steps")}
+    jobs = [{"concept": c, "lr": r, "work": str(args.out / r / c), "steps": args.baseline_steps,
+             "seed": args.seed, "batch": args.batch, "initializer": args.initializer,
+             "n_images": args.n_images, "threads": args.threads, "device": args.device,
+             "score": score}
+            for r in rates for c in concepts]
+    todo = [j for j in jobs if not (Path(j["work"]) / "scores.json").is_file()]
+    log(f"{len(jobs)} (rate, concept) pairs, {len(jobs) - len(todo)} already done; running "
+        f"{len(todo)}, {args.jobs} at once")
+    if args.jobs > 1 and len(todo) > 1:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            for path in pool.map(baseline_job, todo):
+                log(f"done {path}")
+    else:
+        for job in todo:
+            log(f"done {baseline_job(job)}")
+    results: dict[str, dict[str, dict]] = {}
+    for job in jobs:
+        pair = json.loads((Path(job["work"]) / "scores.json").read_text())
+        results.setdefault(job["lr"], {})[job["concept"]] = pair
+
+    replay_checks = check_replay(args, concepts, rates, results, log) if args.check_replay else {}
     report = {"command": "python bench/dvar_outcome.py " + " ".join(argv or sys.argv[1:]),
-              "settings": {k: v for k, v in vars(args).items() if k != "out"},
-              "dvar_settings": SETTINGS, "prompt": PROMPT.format("<concept>"),
-              "total_minutes": (time.perf_counter() - started) / 60, "table": rows,
-              "concepts": per_concept}
+              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "published": PUBLISHED, "prompt": PROMPT.format("<concept>"),
+              "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                          "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                          else None, "torch": torch.__version__},
+              "total_minutes": (time.perf_counter() - started) / 60, "rates": {},
+              "replay_checks": replay_checks}
+    tables = []
+    for rate, pairs in results.items():
+        rows = summarise(pairs, args.baseline_steps)
+        report["rates"][rate] = {"table": rows, "goal": goal_check(rows),
+                                 "concepts": {c: {k: v for k, v in p.items() if k != "l_det"}
+                                              for c, p in pairs.items()}}
+        tables.append(table(rate, rows, list(pairs), full=True))
+    (args.out / "tables.md").write_text("\n\n".join(tables) + "\n")
+    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    plot(results, args.out / "plot.png")
     print(json.dumps(report, indent=2))
-    print(table(rows, concepts), file=sys.stderr)
-    print("\n" + context(per_concept), file=sys.stderr)
-    print("\n" + curves(per_concept), file=sys.stderr)
+    log(f"done: {args.out / 'tables.md'}, {args.out / 'plot.png'}, {args.out / 'report.json'}")
     return 0
+
+
+def check_replay(args, concepts, rates, results, log) -> dict:
+    """Train the first concept per rate with DVAR on (paper v1) and compare with the replay."""
+    checks = {}
+    window, threshold = PUBLISHED["dvar-paper-v1"]
+    for rate in rates:
+        concept = concepts[0]
+        work = args.out / rate / concept
+        got = train_recording(ti_config(concept, work / "data", work / "dvar-check",
+                                        steps=args.baseline_steps, seed=args.seed, lr=rate,
+                                        batch=args.batch, early_stopping="dvar", window=window,
+                                        threshold=threshold, initializer=args.initializer,
+                                        device=args.device))
+        expected = results[rate][concept]["dvar-paper-v1"]["steps"]
+        checks[rate] = {"in_loop": got["steps"], "replayed": expected,
+                        "agree": got["steps"] == expected}
+        log(f"replay check {rate} {concept}: in-loop {got['steps']}, replayed {expected}")
+    return checks
 
 
 if __name__ == "__main__":

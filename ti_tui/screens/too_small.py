@@ -1,7 +1,9 @@
-"""Shown instead of a screen that cannot fit: "make the window at least 80x24".
+"""Shown instead of any screen when the terminal is below the size every screen can use.
 
-The app pushes it when the terminal shrinks below the minimum and pops it when the terminal
-grows again, so nothing is ever laid out in a space too small for it.
+The rule (and why it sits where it does) is ti_tui/terminal.py's `too_small`; the app pushes
+this screen when the terminal shrinks below it and pops it when the terminal grows again, so
+nothing is ever laid out in a space too small for it. Above the minimum every screen degrades
+by itself (stacked labels, hidden panels, scrolling) instead of refusing.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Static
 
-MIN_WIDTH, MIN_HEIGHT = 80, 24
+from ti_tui.terminal import too_small, too_small_words
 
-
-def too_small(width: int, height: int) -> bool:
-    return width < MIN_WIDTH or height < MIN_HEIGHT
+__all__ = ["TooSmallScreen", "too_small"]
 
 
 class TooSmallScreen(Screen[None]):
+    """One centred notice naming the minimum and the current size."""
+
     DEFAULT_CSS = """
     TooSmallScreen { align: center middle; }
     TooSmallScreen > Static { width: 1fr; height: auto; content-align: center middle;
@@ -34,6 +36,4 @@ class TooSmallScreen(Screen[None]):
         self.show_size(self.app.size.width, self.app.size.height)
 
     def show_size(self, width: int, height: int) -> None:
-        self.query_one(Static).update(
-            f"make the window at least {MIN_WIDTH}x{MIN_HEIGHT}\n(now {width}x{height}; "
-            "Ctrl-Q quits)")
+        self.query_one(Static).update(f"{too_small_words(width, height)}\nCtrl-Q quits")

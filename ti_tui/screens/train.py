@@ -141,9 +141,12 @@ class ConfirmStop(ModalScreen[bool]):
     ConfirmStop > Grid {
         grid-size: 2;
         grid-gutter: 1 2;
-        grid-rows: auto auto 3;
+        grid-rows: auto auto 1;
         width: 60;
+        max-width: 100%;
         height: auto;
+        max-height: 100%;
+        overflow-y: auto;
         padding: 1 2;
         border: thick $error;
         background: $surface;
@@ -169,8 +172,11 @@ class ConfirmStop(ModalScreen[bool]):
             yield Label("Stop training?")
             yield Static("The trainer finishes this step, saves a checkpoint and the embedding, "
                          "then exits.")
-            yield Button("Stop [y]", variant="error", action="screen.answer(True)")
-            yield Button("Keep training [n]", variant="primary", action="screen.answer(False)")
+            # Compact (one row each) so the question fits a 40x10 terminal.
+            yield Button("Stop [y]", variant="error", action="screen.answer(True)",
+                         compact=True)
+            yield Button("Keep training [n]", variant="primary",
+                         action="screen.answer(False)", compact=True)
 
     def action_answer(self, stop: bool) -> None:
         self.dismiss(stop)

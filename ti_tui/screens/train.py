@@ -189,6 +189,7 @@ class TrainScreen(Screen[str]):
     BINDINGS = [
         Binding("s", "save", "Save checkpoint"),
         Binding("p", "preview", "Preview"),
+        Binding("v", "view_previews", "View previews"),
         Binding("q", "stop", "Stop"),
         Binding("d", "detach", "Detach"),
         Binding("q,enter", "close", "Close"),
@@ -330,6 +331,12 @@ class TrainScreen(Screen[str]):
     def action_preview(self) -> None:
         self.handle.request("preview")
         self.notify("Preview requested: it is rendered after this step.")
+
+    def action_view_previews(self) -> None:
+        """Every preview so far, full screen, as a grid over steps (q comes back here)."""
+        from ti_tui.screens.preview_grid import PreviewGridScreen
+
+        self.app.push_screen(PreviewGridScreen(self.handle.events_path.parent))
 
     def action_stop(self) -> None:
         if self.stop_asked:

@@ -58,7 +58,11 @@ def write_run(root: Path, word: str, *, steps: int, end: Stopped | None = None,
         write_png(out / "previews" / "step-0.png", 0)
         log(PreviewSaved(step=0, path=str(out / "previews" / "step-0.png"),
                          prompt=f"a photo of <{word}>", time=T0))
+    if steps >= 20:  # a snapshot, as --save_steps 20 writes it
+        (out / "embeddings").mkdir()
+        (out / "embeddings" / f"{word}-steps-20.safetensors").write_bytes(b"\0" * 16)
     if final:
+        (out / f"{word}.safetensors").write_bytes(b"\0" * 16)
         (out / "learned_embeds.safetensors").write_bytes(b"\0" * 16)
         (out / "learned_embeds.bin").write_bytes(b"\0" * 16)
         log(EmbeddingSaved(step=steps, paths=[str(out / "learned_embeds.safetensors")],

@@ -38,7 +38,9 @@ def test_each_kind_of_folder_gets_its_state_and_figures(tmp_path, runs):
     assert (cat.state, cat.words, cat.step, cat.trigger) == (RUNNING, "running", 30, "<cat>")
     assert cat.owner is not None and cat.owner.pid == os.getpid()
     assert (star.state, star.words) == (FINISHED, "finished: reached the step limit")
-    assert star.best_file == runs["star"] / "learned_embeds.safetensors"
+    assert star.best_file == runs["star"] / "star.safetensors"  # the file every tool takes
+    assert cat.best_file == runs["cat"] / "embeddings" / "cat-steps-20.safetensors"
+    assert heart.best_file is None
     assert (moon.state, moon.words, moon.step) == (EARLY_STOP,
                                                    "stopped early by DVAR at step 606", 606)
     assert moon.model == "sd-1/main/tiny" and moon.family == "sd1"

@@ -28,6 +28,7 @@ from ti_tui.runner import run_alive
 from ti_tui.state import RunState, fold
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE, Phase, RunStarted, StopReason, parse_event, stop_words
+from trainer.formats import FORMATS
 from trainer.lock import LOCK_NAME, Owner, read_lock
 
 TAIL_BYTES = 64 * 1024
@@ -199,7 +200,7 @@ def read_entry(folder: Path) -> RunEntry:
                     model=str(model), family=str(run.model.get("family") or ""),
                     step=int(run.stopped.step if run.stopped else run.step),
                     max_steps=run.max_steps, l_det=run.l_det, dvar_ratio=run.dvar_ratio,
-                    updated=updated, best_file=best_file(folder), owner=live)
+                    updated=updated, best_file=best_file(folder, run.trigger), owner=live)
 
 
 def _decide(run: RunState, live: Owner | None) -> tuple[str, str]:
@@ -228,21 +229,25 @@ def _one_line(run: RunState) -> str:
     return text.strip().splitlines()[0] if text.strip() else "see trainer.log"
 
 
-def best_file(folder: Path) -> Path | None:
-    """The embedding a user should take from `folder`: the final one, else the newest
-    snapshot (embeddings/learned_embeds-steps-N.*)."""
-    for name in ("learned_embeds.safetensors", "learned_embeds.bin"):
+def best_file(folder: Path, trigger: str = "") -> Path | None:
+    """The embedding a user should take from `folder`: the final standalone
+    `<name>.safetensors` (the one file every tool installs, trainer/formats.py), else the
+    final diffusers files, else the newest snapshot (embeddings/<file>-steps-N.safetensors).
+    None when the run wrote no embedding yet."""
+    names = [FORMATS["standalone"].file_name(trigger)] if trigger else []
+    for name in (*names, "learned_embeds.safetensors", "learned_embeds.bin"):
         if (folder / name).is_file():
             return folder / name
     snapshots = []
     try:
-        for path in (folder / "embeddings").glob("learned_embeds-steps-*.safetensors"):
+        for path in (folder / "embeddings").glob("*-steps-*.safetensors"):
             number = path.stem.rsplit("-", 1)[-1]
             if number.isdigit():
-                snapshots.append((int(number), path))
+                # Newest first; at one step, the standalone file before the diffusers one.
+                snapshots.append((int(number), path.name.startswith(tuple(names)), path))
     except OSError:
         return None
-    return max(snapshots)[1] if snapshots else None
+    return max(snapshots)[2] if snapshots else None
 
 
 def _toml_trigger(folder: Path) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from trainer import checkpoint
-from trainer.embeddings import load_embedding
+from trainer.formats import load_embedding
 from trainer.events import read_events
 
 

@@ -21,7 +21,8 @@ import torch
 
 from trainer import lock
 from trainer.config import TrainConfig
-from trainer.embeddings import check_trigger, save_embedding
+from trainer.embeddings import check_trigger
+from trainer.formats import save_embedding
 from trainer.errors import ConfigError, DataError, ModelError, ResumeError, UserError
 from trainer.preflight import preflight
 
@@ -365,14 +366,16 @@ def test_resume_checkpoint_with_other_vector_count(finished_run):
 
 
 def test_initial_embedding_of_wrong_dimension(cfg, tmp_path):
-    save_embedding(tmp_path / "sd2", "<old>", torch.zeros(1, 1024), step=0, model_name="x")
+    save_embedding(tmp_path / "sd2", "<old>", {"text_encoder": torch.zeros(1, 1024)}, "sd2",
+                   step=0, model_name="x")
     refused(cfg(initial_embedding=str(tmp_path / "sd2" / "learned_embeds.safetensors")),
             ResumeError, "initial_embedding", "token dimension 1024", "token dimension 32",
             "SD 2.x")
 
 
 def test_initial_embedding_with_other_vector_count(cfg, tmp_path):
-    save_embedding(tmp_path / "two", "<old>", torch.zeros(2, 32), step=0, model_name="x")
+    save_embedding(tmp_path / "two", "<old>", {"text_encoder": torch.zeros(2, 32)}, "sd1",
+                   step=0, model_name="x")
     refused(cfg(initial_embedding=str(tmp_path / "two" / "learned_embeds.bin")), ResumeError,
             "initial_embedding", "holds 2 vectors", "--num_vectors 2")
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from trainer import fsutil, lock, train
-from trainer.embeddings import load_embedding, save_embedding
+from trainer.formats import load_embedding, save_embedding
 from trainer.errors import ResumeError, UserError
 from trainer.outputs import OutputError
 from trainer.preflight import preflight
@@ -58,7 +58,8 @@ def test_disk_full_while_saving_keeps_the_previous_files(tiny_model_dir, demo_im
     # Step 2's files are whole; nothing of step 4 exists, not even a temporary.
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
     assert sorted(p.name for p in (out / "embeddings").iterdir()) == [
-        "learned_embeds-steps-2.bin", "learned_embeds-steps-2.safetensors"]
+        "learned_embeds-steps-2.bin", "learned_embeds-steps-2.safetensors",
+        "star-steps-2.safetensors"]
     assert temporaries(out) == [] and not (out / lock.LOCK_NAME).exists()
     assert_every_file_whole(out)
     # Space freed: resume latest goes on from step 2.
@@ -72,7 +73,7 @@ def test_disk_full_while_saving_keeps_the_previous_files(tiny_model_dir, demo_im
 def test_read_only_folder_while_replacing_an_embedding_keeps_the_old_one(tmp_path,
                                                                          monkeypatch):
     old = torch.full((1, 32), 0.5)
-    save_embedding(tmp_path, "<star>", old, step=2, model_name="m")
+    save_embedding(tmp_path, "<star>", {"text_encoder": old}, "sd1", step=2, model_name="m")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     def read_only(src, dst):
@@ -80,7 +81,8 @@ def test_read_only_folder_while_replacing_an_embedding_keeps_the_old_one(tmp_pat
 
     monkeypatch.setattr(fsutil.os, "replace", read_only)
     with pytest.raises(OSError) as info:
-        save_embedding(tmp_path, "<star>", torch.zeros(1, 32), step=4, model_name="m")
+        save_embedding(tmp_path, "<star>", {"text_encoder": torch.zeros(1, 32)}, "sd1", step=4,
+                       model_name="m")
     monkeypatch.undo()
     assert info.value.errno == errno.EROFS
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -7,7 +7,7 @@ import torch
 
 from trainer import train
 from trainer.control import Control
-from trainer.embeddings import save_embedding
+from trainer.formats import save_embedding
 from trainer.errors import ResumeError
 from trainer.preflight import preflight
 
@@ -118,7 +118,8 @@ def test_initial_embedding_starts_from_the_file(tiny_model_dir, demo_images_dir,
 
     dim = check_model_folder(tiny_model_dir).token_dim
     start = torch.full((1, dim), 0.25)
-    save_embedding(tmp_path / "init", "<old>", start, step=0, model_name="x", a1111=True)
+    save_embedding(tmp_path / "init", "<old>", {"text_encoder": start}, "sd1", step=0,
+                   model_name="x", save_as="a1111")
     config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=1,
                          learning_rate="0", initial_embedding=str(tmp_path / "init" / "old.pt"),
                          save_steps=0, checkpointing_steps=0, dvar_eval_every=0)
@@ -128,11 +129,12 @@ def test_initial_embedding_starts_from_the_file(tiny_model_dir, demo_images_dir,
 
 def test_initial_embedding_of_wrong_dimension_uses_invokeai_wording(
         tiny_model_dir, demo_images_dir, tmp_path):
-    save_embedding(tmp_path / "init", "<old>", torch.zeros(1, 1024), step=0, model_name="x")
+    save_embedding(tmp_path / "init", "<old>", {"text_encoder": torch.zeros(1, 1024)}, "sd2",
+                   step=0, model_name="x")
     config = make_config(tiny_model_dir, demo_images_dir, tmp_path,
                          initial_embedding=str(tmp_path / "init" / "learned_embeds.bin"))
-    with pytest.raises(ResumeError, match="trained on a model with token dimension 1024, but "
-                                          "the current model has token dimension 32"):
+    with pytest.raises(ResumeError, match=r"trained on a model with token dimension 1024 \(SD 2.x\), "
+                                          "but the current model has token dimension 32"):
         preflight(config)
 
 

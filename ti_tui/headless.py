@@ -19,6 +19,7 @@ from rich.text import Text
 from trainer.events import (EVENTS_FILE, CheckpointSaved, EmbeddingSaved, Error, Event, Phase,
                             PreviewSaved, RunStarted, Step, Stopped, Warning, load_events,
                             stop_words)
+from trainer.install_guide import tool_lines
 from ti_tui.panels import (TEXT_REFRESH_S, SlowPanels, duration, num, render_dashboard,
                            short_path)
 from ti_tui.runner import RunHandle, run_alive, watch_hint
@@ -100,6 +101,10 @@ def summary_lines(state: RunState, exit_note: str = "") -> list[str]:
                      + (f" {state.error.hint}" if state.error.hint else ""))
     if state.stopped and state.stopped.files:
         lines.append("final files: " + ", ".join(state.stopped.files))
+        guide = tool_lines(state.output_dir, state.trigger, state.config.get("root"),
+                           int(state.config.get("num_vectors") or 1)) if state.output_dir else []
+        if guide:
+            lines += ["which file for which tool:"] + [f"  {line}" for line in guide]
     for label, saved in (("last checkpoint", state.last_checkpoint),
                          ("last preview", state.last_preview)):
         if saved:

@@ -189,7 +189,7 @@ def set_token(pipe, token: str, vector: torch.Tensor) -> None:
 
 
 def load_vector(path: Path) -> torch.Tensor:
-    from trainer.embeddings import load_embedding
+    from trainer.formats import load_embedding
 
     return load_embedding(path)[1][0]
 

@@ -29,7 +29,9 @@ PROPERTIES = ("object", "style")
 OPTIMIZERS = ("adamw", "sam")
 CLIP_MODES = ("none", "value", "norm")
 EARLY_STOPPING = ("dvar", "none")
-SAVE_AS = ("diffusers", "a1111")
+SAVE_AS = ("diffusers", "a1111", "diffusers_sdxl")
+"""Extra embedding formats beside the standard files (trainer/formats.py registers them);
+"diffusers", the default, adds none (its files are among the standard ones)."""
 TRIGGER_PATTERN = re.compile(r"^<?[A-Za-z0-9._-]+>?$")
 
 
@@ -193,7 +195,9 @@ class TrainConfig:
     initial_embedding: str | None = opt(None, "Start from this embedding file (.safetensors, "
                                         ".bin or A1111 .pt).", label="Initial embedding",
                                         group="output")
-    save_as: str = opt("diffusers", "a1111 also writes an A1111 <trigger>.pt.",
+    save_as: str = opt("diffusers", "diffusers: the standard files only; a1111: also "
+                       "A1111's own <trigger>.pt (SD 1.x/2.x); diffusers_sdxl: also, for SDXL, "
+                       "diffusers' two-file learned_embeds(_2).safetensors.",
                        label="Also save as", group="output", choices=SAVE_AS)
     only_save_embeds: bool = opt(True, "Accepted; ti-tui writes only the embedding unless "
                                  "--save_as_full_pipeline.", label="Only save embeds",
@@ -201,12 +205,13 @@ class TrainConfig:
     save_as_full_pipeline: bool = opt(False, "Also write a full diffusers pipeline holding "
                                       "the new token.", label="Save full pipeline",
                                       group="output")
-    no_safe_serialization: bool = opt(False, "Accepted for diffusers compatibility; both "
-                                      ".safetensors and .bin are always written.",
+    no_safe_serialization: bool = opt(False, "Accepted for diffusers compatibility; the "
+                                      ".safetensors files are always written.",
                                       label="No safetensors", group="output", accepted_only=True)
-    copy_to_embeddings: bool = opt(True, "Copy the final .bin to ROOT/embeddings/<trigger>/ "
-                                   "when the root exists.", label="Copy to embeddings",
-                                   group="output")
+    copy_to_embeddings: bool = opt(True, "Copy the final embedding to ROOT/embeddings/"
+                                   "<trigger>/ for an InvokeAI 2.3/3.x root (a 4.x+ root "
+                                   "installs it in its Model Manager instead).",
+                                   label="Copy to embeddings", group="output")
     validation_prompt: str | None = opt(None, "Prompt for preview images (default 'a photo "
                                         "of <trigger>').", label="Preview prompt",
                                         group="output")

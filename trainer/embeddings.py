@@ -1,29 +1,20 @@
-"""The new word: placeholder tokens, their starting vectors, and the embedding files.
+"""The new word: placeholder tokens, their starting vectors, and the spliced token table.
 
 Only the placeholder rows ever change. Rather than giving AdamW the whole 49408-row table and
 restoring the other rows after every step (diffusers' way), the text encoder's token table is
 wrapped in `SplicedEmbedding`: the frozen table plus a small trainable [n, dim] parameter that
 replaces the rows of the new tokens. Gradients, optimizer state and checkpoints then hold only
-those n rows.
+those n rows. The embedding files are trainer/formats.py.
 """
 
 from __future__ import annotations
 
-import io
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from trainer import fsutil
-from trainer.errors import ConfigError, ResumeError
-
-SAFETENSORS_NAME = "learned_embeds.safetensors"
-BIN_NAME = "learned_embeds.bin"
+from trainer.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -166,118 +157,3 @@ def unsplice(text_encoder, spliced: SplicedEmbedding) -> None:
         spliced.base.weight[spliced.first_id:spliced.first_id + rows.shape[0]] = rows.to(
             spliced.base.weight.dtype)
     text_encoder.set_input_embeddings(spliced.base)
-
-
-# --- files -------------------------------------------------------------------------------
-
-def save_embedding(folder: Path, trigger: str, vectors: torch.Tensor, *, step: int,
-                   model_name: str, stem: str = "learned_embeds", a1111: bool = False) -> list[Path]:
-    """Write the embedding in every format asked for; returns the paths written.
-
-    - `<stem>.safetensors`: diffusers layout {trigger: [n, dim]}.
-    - `<stem>.bin`: torch {trigger: tensor}; one vector is 1-D, as InvokeAI writes it.
-    - `<trigger>.pt` (a1111): A1111's dict with string_to_param, name, step, checkpoint name.
-    """
-    vectors = vectors.detach().to("cpu", torch.float32).contiguous()
-    if not torch.isfinite(vectors).all():
-        raise ValueError("refusing to save an embedding that holds NaN or inf")
-    folder.mkdir(parents=True, exist_ok=True)
-    # Serialised in memory (a few KB), then written by fsutil: a full disk is then an OSError
-    # with its errno, never a library's own exception type, and never a torn file.
-    written = []
-    target = folder / f"{stem}.safetensors"
-    fsutil.atomic_write_bytes(target, safetensors_bytes({trigger: vectors.clone()},
-                                                        metadata={"format": "pt"}))
-    written.append(target)
-    target = folder / f"{stem}.bin"
-    single = vectors[0].clone() if vectors.shape[0] == 1 else vectors.clone()
-    fsutil.atomic_write_bytes(target, torch_bytes({trigger: single}))
-    written.append(target)
-    if a1111:
-        name = trigger.strip("<>")
-        suffix = "" if stem == "learned_embeds" else stem.removeprefix("learned_embeds")
-        target = folder / f"{name}{suffix}.pt"
-        payload = {"string_to_token": {"*": 265}, "string_to_param": {"*": vectors.clone()},
-                   "name": name, "step": step, "sd_checkpoint": None,
-                   "sd_checkpoint_name": model_name}
-        fsutil.atomic_write_bytes(target, torch_bytes(payload))
-        written.append(target)
-    return written
-
-
-def torch_bytes(obj) -> bytes:
-    """`torch.save(obj)` into memory."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def load_embedding(path: str | os.PathLike[str]) -> tuple[str | None, torch.Tensor]:
-    """Read an embedding file of any common layout -> (name or None, tensor [n, dim]).
-
-    Only safetensors or `torch.load(weights_only=True)`: a pickle that would run code is
-    refused, never executed.
-    """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ResumeError(f"Initial embedding {path} is a folder; pass the embedding file "
-                          "inside it (.safetensors, .bin or .pt).", field="initial_embedding")
-    if not path.is_file():
-        raise ResumeError(f"Initial embedding {path} does not exist; pass a .safetensors, "
-                          ".bin or .pt embedding file.", field="initial_embedding")
-    try:
-        if path.suffix.lower() == ".safetensors":
-            data = load_file(str(path))
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same answer
-        raise ResumeError(f"Cannot load {path}: {unreadable_reason(exc)}.",
-                          field="initial_embedding") from None
-    name, tensor = _pick_tensor(data)
-    if (not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point()
-            or tensor.dim() not in (1, 2)):
-        raise ResumeError(f"{path} holds no embedding tensor this tool understands (diffusers, "
-                          "InvokeAI, A1111 or kohya layouts); pass a textual-inversion "
-                          "embedding file.", field="initial_embedding")
-    if not torch.isfinite(tensor).all():
-        raise ResumeError(f"{path} holds NaN or infinite values; pass an embedding saved "
-                          "before training went wrong.", field="initial_embedding")
-    tensor = tensor.detach().float()
-    return name, tensor.unsqueeze(0) if tensor.dim() == 1 else tensor
-
-
-def unreadable_reason(exc: BaseException) -> str:
-    """Why torch.load/safetensors refused a file, as a clause for one sentence."""
-    text = str(exc)
-    if "GLOBAL" in text or "Unsupported global" in text:
-        return ("it contains pickled code, which ti-tui never runs; use a .safetensors file or "
-                "one saved as plain tensors")
-    if "weights only" in text.lower() or "weights_only" in text.lower():
-        return ("it holds pickled objects other than plain tensors (or is damaged), and "
-                "ti-tui never unpickles those; use a .safetensors file")
-    first = text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
-    return f"it is not a readable embedding or is damaged ({first})"
-
-
-def _pick_tensor(data) -> tuple[str | None, torch.Tensor | None]:
-    if isinstance(data, torch.Tensor):
-        return None, data
-    if not isinstance(data, dict):
-        return None, None
-    if "string_to_param" in data:  # A1111
-        params = data["string_to_param"]
-        tensor = next(iter(params.values()), None) if isinstance(params, dict) else None
-        return data.get("name"), tensor
-    if "emb_params" in data:  # kohya
-        return None, data["emb_params"]
-    tensors = [(k, v) for k, v in data.items() if isinstance(v, torch.Tensor)]
-    return (tensors[0][0], tensors[0][1]) if len(tensors) == 1 else (None, None)
-
-
-def check_dimension(vectors: torch.Tensor, token_dim: int, source: str) -> None:
-    """Refuse an embedding from another model family, in InvokeAI's words."""
-    if vectors.shape[-1] != token_dim:
-        raise ResumeError(f"{source} was trained on a model with token dimension "
-                          f"{vectors.shape[-1]}, but the current model has token dimension "
-                          f"{token_dim}; pass an embedding made for this model family "
-                          "(768: SD 1.x, 1024: SD 2.x).", field="initial_embedding")

@@ -1,10 +1,11 @@
 """Everything the main process writes during and after a run, and the events that say so.
 
-Snapshots go to OUTPUT_DIR/embeddings/learned_embeds-steps-N.*, checkpoints to
-OUTPUT_DIR/checkpoint-N/, previews to OUTPUT_DIR/previews/step-N.png, and at the end the final
-embedding files, dvar_history.csv and a copy in ROOT/embeddings/<trigger>/. A write that fails
-(disk full, read-only folder) stops the run with one clear sentence; because every file is
-written to a temporary name first, the previous checkpoint and embedding stay intact.
+Snapshots go to OUTPUT_DIR/embeddings/<file>-steps-N.*, checkpoints to OUTPUT_DIR/checkpoint-N/,
+previews to OUTPUT_DIR/previews/step-N.png, and at the end the final embedding files (one per
+format trainer/formats.py picks for the family and --save_as), dvar_history.csv and, for an
+InvokeAI 2.3/3.x root, a copy in ROOT/embeddings/<trigger>/ (trainer/install_guide.py). A write
+that fails (disk full, read-only folder) stops the run with one clear sentence; because every
+file is written to a temporary name first, the previous checkpoint and embedding stay intact.
 """
 
 from __future__ import annotations
@@ -16,16 +17,12 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, embeddings, fsutil
+from trainer import checkpoint, formats, fsutil, install_guide
 from trainer.config import TrainConfig
-from trainer.errors import UserError
-from trainer.events import CheckpointSaved, EmbeddingSaved, Emit, PreviewSaved
-from trainer.fsutil import atomic_write_text
+from trainer.errors import OutputError, write_failed  # noqa: F401 (OutputError re-exported)
+from trainer.events import CheckpointSaved, EmbeddingSaved, Emit, PreviewSaved, Warning
+from trainer.fsutil import atomic_write_bytes, atomic_write_text
 from trainer.lock import LOCK_NAME
-
-
-class OutputError(UserError):
-    """A file could not be written (disk full, read-only folder...)."""
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -44,6 +41,9 @@ def remove_stale_temporaries(folder: Path) -> None:
 
 
 class Outputs:
+    """Writes snapshots, checkpoints, previews and the final files of one run (main process
+    only) and emits the event for each; every write failure becomes an OutputError."""
+
     def __init__(self, config: TrainConfig, session, emit: Emit):
         self.cfg = config
         self.session = session
@@ -54,18 +54,27 @@ class Outputs:
     def _guard(self, what: Path, action: Callable[[], object]):
         try:
             return action()
-        except OSError as exc:
-            raise OutputError(f"Could not write {what} ({exc.strerror or exc}); the previous "
-                              "checkpoint and embedding are intact, so free some space or fix "
-                              "the folder's permissions and resume with "
-                              "--resume_from_checkpoint latest.", field="output_dir") from None
+        except Exception as exc:
+            failure = fsutil.as_os_error(exc)  # libraries report a full disk as their own type
+            if failure is None:
+                raise
+            fsutil.release_reserve()  # room for the error and stopped events
+            raise write_failed(what, failure, self.out) from None
 
-    def _embedding(self, folder: Path, step: int, vectors: torch.Tensor, stem: str,
-                   final: bool) -> list[Path]:
-        paths = self._guard(folder, lambda: embeddings.save_embedding(
-            folder, self.session.placeholder.trigger, vectors, step=step,
-            model_name=self.cfg.model, stem=stem, a1111=self.cfg.save_as == "a1111"))
-        self.emit(EmbeddingSaved(step=step, paths=[str(p) for p in paths], final=final))
+    def _parts(self, vectors: torch.Tensor) -> tuple[dict[str, torch.Tensor], str]:
+        """The trained [n, width] rows as per-encoder parts, and the model family."""
+        conditioner = getattr(self.session, "conditioner", None)
+        if conditioner is None:  # a session from before the conditioner seam: SD 1.x/2.x only
+            return {"text_encoder": vectors.detach()}, self.session.preflight.facts.family
+        return conditioner.split(vectors.detach()), conditioner.family
+
+    def _embedding(self, folder: Path, step: int, vectors: torch.Tensor, suffix: str,
+                   final: bool) -> dict[str, Path]:
+        parts, family = self._parts(vectors)
+        paths = self._guard(folder, lambda: formats.save_embedding(
+            folder, self.session.placeholder.trigger, parts, family, step=step,
+            model_name=self.cfg.model, suffix=suffix, save_as=self.cfg.save_as))
+        self.emit(EmbeddingSaved(step=step, paths=[str(p) for p in paths.values()], final=final))
         return paths
 
     def checkpoint(self, step: int, vectors: torch.Tensor, state_fn) -> Path:
@@ -101,14 +110,17 @@ class Outputs:
         cfg = self.cfg
         if cfg.save_steps and step % cfg.save_steps == 0:
             self._embedding(self.out / "embeddings", step, vectors,
-                            f"learned_embeds-steps-{step}", final=False)
+                            formats.SNAPSHOT_SUFFIX.format(step=step), final=False)
         if (cfg.checkpointing_steps and step % cfg.checkpointing_steps == 0) or "save" in requests:
             self.checkpoint(step, vectors, state_fn)
         if (cfg.validation_steps and step % cfg.validation_steps == 0) or "preview" in requests:
             self.preview(step)
 
     def final(self, step: int, vectors: torch.Tensor, reason: str, state_fn) -> list[Path]:
-        files = self._embedding(self.out, step, vectors, "learned_embeds", final=True)
+        """Write the final embedding files, dvar_history.csv, a last checkpoint, the optional
+        pipeline and the InvokeAI 2.3/3.x copy; returns every path written."""
+        embedding_files = self._embedding(self.out, step, vectors, "", final=True)
+        files = list(embedding_files.values())
         tracker = state_fn()["tracker"]
         if tracker["rows"]:
             history = self.out / "dvar_history.csv"
@@ -120,20 +132,36 @@ class Outputs:
             files.append(self.checkpoint(step, vectors, state_fn))
         if self.cfg.save_as_full_pipeline:
             files.append(self._guard(self.out, lambda: self._full_pipeline()))
-        copy = self._copy_to_root(files[1])
+        if self.cfg.save_as == "a1111" and "a1111" not in embedding_files:
+            single = embedding_files.get("standalone")
+            self.emit(Warning(message="--save_as a1111 writes a .pt only for SD 1.x/2.x; for "
+                              f"this model AUTOMATIC1111 and Forge load {single} as it is."))
+        copy = self._copy_to_root()
         if copy is not None:
             files.append(copy)
         return files
 
-    def _copy_to_root(self, bin_file: Path) -> Path | None:
+    def _copy_to_root(self) -> Path | None:
+        """Copy the final embedding into an InvokeAI 2.3/3.x root's embeddings folder, as
+        invokeai-ti did; an InvokeAI 4+ root gets no copy (its model manager installs files,
+        and the run's end says how)."""
         root = Path(self.cfg.root).expanduser()
-        if not self.cfg.copy_to_embeddings or not root.is_dir():
+        if (not self.cfg.copy_to_embeddings or not root.is_dir()
+                or install_guide.is_invokeai4_root(root)):
             return None
-        target = root / "embeddings" / self.cfg.trigger_name / "learned_embeds.bin"
-        data = bin_file.read_bytes()
-        from trainer.fsutil import atomic_write_bytes
-
-        self._guard(target, lambda: atomic_write_bytes(target, data))
+        trigger = self.session.placeholder.trigger
+        source = install_guide.root_copy_source(self.out, trigger, self.cfg.num_vectors)
+        if source is None:
+            return None
+        target = install_guide.root_copy_target(root, trigger, source)
+        try:
+            atomic_write_bytes(target, source.read_bytes())
+        except OSError as exc:
+            # The run's own files are complete: a failed courtesy copy is no reason to fail it.
+            self.emit(Warning(message=f"Could not copy the embedding to {target} "
+                                      f"({exc.strerror or exc}); copy {source} there yourself.",
+                              file=str(target)))
+            return None
         return target
 
     def _full_pipeline(self) -> Path:

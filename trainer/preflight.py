@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import checkpoint, data, embeddings, lock, models
+from trainer import checkpoint, data, embeddings, formats, lock, models
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, DataError, ModelError, ResumeError
 
@@ -67,8 +67,8 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
     if resume_dir is not None:
         check_resume_matches(config, resume_dir, model_path, facts)
     if config.initial_embedding:
-        _, vectors = embeddings.load_embedding(config.initial_embedding)
-        embeddings.check_dimension(vectors, facts.token_dim, config.initial_embedding)
+        _, vectors = formats.load_embedding(config.initial_embedding)
+        formats.check_dimension(vectors, facts.token_dim, config.initial_embedding)
         if vectors.shape[0] != config.num_vectors:
             raise ResumeError(f"{config.initial_embedding} holds {vectors.shape[0]} vectors but "
                               f"--num_vectors is {config.num_vectors}; set --num_vectors "

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from trainer import checkpoint, data, embeddings, models, schedules
+from trainer import checkpoint, data, embeddings, formats, models, schedules
 from trainer.conditioner import Conditioner
 from trainer.config import TrainConfig, epoch_limit_steps
 from trainer.errors import ResumeError
@@ -225,8 +225,8 @@ def _start_vectors(config: TrainConfig, pf: Preflight, conditioner: Conditioner,
     if resumed is not None:
         return resumed.vectors.float()
     if config.initial_embedding:
-        _, vectors = embeddings.load_embedding(config.initial_embedding)
-        embeddings.check_dimension(vectors, pf.facts.token_dim, config.initial_embedding)
+        _, vectors = formats.load_embedding(config.initial_embedding)
+        formats.check_dimension(vectors, pf.facts.token_dim, config.initial_embedding)
         return vectors.float()
     return conditioner.initial_vectors(config.initializer_token, config.num_vectors, seed)
 

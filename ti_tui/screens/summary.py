@@ -4,6 +4,8 @@ The offers follow invokeai-ti's end of run, with the safer default for the destr
 the embedding goes into ROOT/embeddings/<trigger>/ (default yes; the trainer has usually
 copied it already, so unticking removes that copy), and the intermediate `checkpoint-*`
 folders can be deleted (default NO; invokeai-ti deleted the whole output folder by default).
+An InvokeAI 4+ root gets no copy: its Model Manager installs files, and the screen lists which
+file each tool takes (trainer/install_guide.py, the same lines `ti-tui train` prints).
 Everything is read from OUTPUT_DIR/events.jsonl and folded by the dashboard's own
 `ti_tui.state.fold`, so the screen works for a run this app started and for one it re-attached
 to, and says what the dashboard said.
@@ -27,7 +29,10 @@ from ti_tui.widgets.toggles import Tick
 from trainer.checkpoint_index import CHECKPOINT_PATTERN
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE, StopReason, load_events, stop_sentence
+from trainer.formats import FORMATS
 from trainer.fsutil import atomic_write_bytes
+from trainer.install_guide import (is_invokeai4_root, root_copy_source, root_copy_target,
+                                   tool_lines)
 
 
 @dataclass
@@ -85,14 +90,15 @@ def read_outcome(output_dir: Path) -> RunOutcome:
     return RunOutcome.from_state(fold_all(load_events(path), RunState(base_dir=str(path.parent))))
 
 
-def final_embedding(output_dir: Path) -> Path | None:
-    """The final InvokeAI-loadable embedding: learned_embeds.bin in the output folder."""
-    path = Path(output_dir) / "learned_embeds.bin"
-    return path if path.is_file() else None
+def final_embedding(config: TrainConfig) -> Path | None:
+    """The final file an InvokeAI 2.3/3.x root takes (install_guide.root_copy_source)."""
+    return root_copy_source(config.output_path, config.trigger, config.num_vectors)
 
 
 def embeddings_target(config: TrainConfig) -> Path:
-    return Path(config.root).expanduser() / "embeddings" / config.trigger_name / "learned_embeds.bin"
+    """Where that file's copy goes: ROOT/embeddings/<trigger>/<its name>."""
+    source = final_embedding(config) or Path(FORMATS["diffusers_bin"].file_name(config.trigger))
+    return root_copy_target(config.root, config.trigger, source)
 
 
 def checkpoint_folders(output_dir: Path) -> list[Path]:
@@ -103,9 +109,9 @@ def checkpoint_folders(output_dir: Path) -> list[Path]:
 
 
 def place_embedding(config: TrainConfig, keep: bool) -> Path | None:
-    """Make ROOT/embeddings/<trigger>/learned_embeds.bin hold the final embedding (keep) or
-    not be our copy (not keep). Returns the copy's path when it is there afterwards."""
-    source, target = final_embedding(config.output_path), embeddings_target(config)
+    """Make ROOT/embeddings/<trigger>/ hold the final embedding (keep) or not our copy (not
+    keep). Returns the copy's path when it is there afterwards."""
+    source, target = final_embedding(config), embeddings_target(config)
     if source is None:
         return None
     ours = target.is_file() and target.read_bytes() == source.read_bytes()
@@ -156,9 +162,10 @@ class SummaryScreen(Screen[SummaryResult]):
 
     def compose(self) -> ComposeResult:
         out = self.config.output_path
-        embedding = final_embedding(out)
+        embedding = final_embedding(self.config)
         checkpoints = checkpoint_folders(out)
         target = embeddings_target(self.config)
+        modern_root = is_invokeai4_root(self.config.root)
         with VerticalScroll():
             yield Static(f"Training {self.config.trigger} has ended", id="summary-title",
                          markup=False)
@@ -166,9 +173,17 @@ class SummaryScreen(Screen[SummaryResult]):
             files = self.outcome.files or ([str(embedding)] if embedding else [])
             yield Static("Files:\n" + "\n".join(files) if files else "No files were written.",
                          classes="summary-files", markup=False)
+            guide = tool_lines(out, self.config.trigger, self.config.root,
+                               self.config.num_vectors)
+            if guide:
+                yield Static("Which file for which tool:\n" + "\n".join(guide),
+                             classes="summary-files", id="summary-tools", markup=False)
             with Vertical():
-                yield Tick(f"Put the embedding in {target.parent}/", embedding is not None,
-                               disabled=embedding is None, id="summary-copy", compact=True)
+                copyable = embedding is not None and not modern_root
+                label = (f"Put the embedding in {target.parent}/" if not modern_root else
+                         "No copy into this InvokeAI 4+ root: add the file in its Model Manager")
+                yield Tick(label, copyable, disabled=not copyable, id="summary-copy",
+                           compact=True)
                 yield Tick(f"Delete the {len(checkpoints)} intermediate checkpoint "
                                "folder(s)", False, disabled=not checkpoints,
                                id="summary-delete", compact=True)

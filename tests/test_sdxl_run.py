@@ -1,0 +1,127 @@
+"""SDXL runs end to end on the tiny SDXL-shaped model: headless from the command line,
+in-process with accumulation, DVAR and a preview, exact resume, and the result loading into
+diffusers' StableDiffusionXLPipeline (each half into its own encoder) and generating."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainer import train
+from trainer.control import Control
+from trainer.events import read_events
+
+from .helpers import make_config
+
+COMMON = dict(num_vectors=2, initializer_token="star", max_train_steps=4, save_steps=0,
+              checkpointing_steps=0, gradient_accumulation_steps=2, dvar_window=3,
+              dvar_eval_batch_size=2)
+
+
+def stop_at(step: int, control: Control, sink: list):
+    def emit(event):
+        sink.append(event)
+        if event.type == "step" and event.step == step:
+            control.request_stop()
+    return emit
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_sdxl_dir, demo_images_dir, tmp_path_factory):
+    """A straight 4-update run (with a preview at the end), and one stopped at 2 and resumed."""
+    tmp = tmp_path_factory.mktemp("sdxl-runs")
+    straight_events: list = []
+    straight_config = make_config(tiny_sdxl_dir, demo_images_dir, tmp / "a", validation_steps=4,
+                                  **COMMON)
+    straight = train(straight_config, emit=straight_events.append)
+    config = make_config(tiny_sdxl_dir, demo_images_dir, tmp / "b", **COMMON)
+    control = Control()
+    first = train(config, emit=stop_at(2, control, []), control=control)
+    resumed_events: list = []
+    resumed = train(config.replace(resume_from_checkpoint="latest"), emit=resumed_events.append)
+    return {"straight": straight, "straight_events": straight_events,
+            "straight_config": straight_config, "first": first, "resumed": resumed,
+            "resumed_events": resumed_events}
+
+
+def test_an_sdxl_run_trains_both_halves_and_reports_the_family(runs):
+    events, result = runs["straight_events"], runs["straight"]
+    started = next(e for e in events if e.type == "run_started")
+    assert started.model["family"] == "sdxl"
+    assert started.model["parts"] == {"clip_l": 768, "clip_g": 1280}
+    steps = [e for e in events if e.type == "step"]
+    assert [s.step for s in steps] == [1, 2, 3, 4] and steps[-1].micro_batches == 8
+    assert all(s.l_det is not None and torch.isfinite(torch.tensor(s.loss)) for s in steps)
+    assert result.reason == "max_steps" and result.vectors.shape == (2, 2048)
+    assert any(e.type == "preview" and e.step == 4 for e in events)
+    preview = runs["straight_config"].output_path / "previews" / "step-4.png"
+    assert preview.is_file() and preview.stat().st_size > 0
+
+
+def test_an_sdxl_run_resumes_exactly(runs):
+    assert runs["first"].step == 2 and runs["first"].reason == "user"
+    straight, resumed = runs["straight"], runs["resumed"]
+    assert resumed.step == straight.step == 4
+    assert torch.equal(resumed.vectors, straight.vectors)
+    tail = [(e.step, e.loss, e.l_det) for e in runs["resumed_events"] if e.type == "step"]
+    full = [(e.step, e.loss, e.l_det) for e in runs["straight_events"]
+            if e.type == "step" and e.step > 2]
+    assert tail == full
+
+
+def _sdxl_file(events) -> dict[str, torch.Tensor]:
+    """The final embedding file that holds both halves (clip_l + clip_g)."""
+    saved = [e for e in events if e.type == "embedding_saved" and e.final][-1]
+    for path in saved.paths:
+        if path.endswith(".safetensors"):
+            tensors = load_file(path)
+            if set(tensors) >= {"clip_l", "clip_g"}:
+                return tensors
+    raise AssertionError(f"no clip_l + clip_g file among {saved.paths}")
+
+
+def test_the_result_loads_into_the_sdxl_pipeline_and_generates(runs, tiny_sdxl_dir):
+    from diffusers import StableDiffusionXLPipeline
+
+    vectors = runs["straight"].vectors
+    halves = _sdxl_file(runs["straight_events"])
+    assert halves["clip_l"].shape == (2, 768) and halves["clip_g"].shape == (2, 1280)
+    assert torch.equal(torch.cat([halves["clip_l"], halves["clip_g"]], dim=1), vectors)
+    pipe = StableDiffusionXLPipeline.from_pretrained(str(tiny_sdxl_dir), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_textual_inversion(halves["clip_l"], token="<star>", text_encoder=pipe.text_encoder,
+                                tokenizer=pipe.tokenizer)
+    pipe.load_textual_inversion(halves["clip_g"], token="<star>",
+                                text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2)
+    for tokenizer, encoder, half in ((pipe.tokenizer, pipe.text_encoder, "clip_l"),
+                                     (pipe.tokenizer_2, pipe.text_encoder_2, "clip_g")):
+        ids = tokenizer.convert_tokens_to_ids(["<star>", "<star>_1"])
+        rows = encoder.get_input_embeddings().weight[ids]
+        assert torch.equal(rows, halves[half])
+    image = pipe("a photo of <star>", height=64, width=64, num_inference_steps=2,
+                 generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.size == (64, 64)
+
+
+def test_sdxl_trains_headless_from_the_command_line(tiny_sdxl_dir, demo_images_dir, tmp_path):
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "ti_tui.cli", "train", "--model", str(tiny_sdxl_dir),
+            "--root", str(tmp_path / "root"), "--placeholder_token", "star",
+            "--initializer_token", "star", "--train_data_dir", str(demo_images_dir),
+            "--output_dir", str(out), "--train_batch_size", "2", "--max_train_steps", "2",
+            "--learning_rate", "5e-3", "--early_stopping", "none", "--dvar_window", "2",
+            "--save_steps", "0", "--checkpointing_steps", "0", "--seed", "0",
+            "--device", "cpu"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = list(read_events(out / "events.jsonl"))
+    started = next(e for e in events if e["type"] == "run_started")
+    assert started["model"]["family"] == "sdxl"
+    assert started["model"]["parts"] == {"clip_l": 768, "clip_g": 1280}
+    assert [e["step"] for e in events if e["type"] == "step"] == [1, 2]
+    assert events[-1]["type"] == "stopped" and events[-1]["reason"] == "max_steps"

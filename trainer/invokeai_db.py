@@ -10,7 +10,8 @@ generated columns such as `base`, `type`, `name`, `path` from that JSON, which i
 `variant` ("normal", "inpaint", "depth") and `prediction_type` ("epsilon", "v_prediction").
 
 The database belongs to InvokeAI and is in WAL mode while InvokeAI runs: it is opened with a
-`file:...?mode=ro` URI, never written, never locked for writing. `db_dir` and `models_dir`
+`file:...?mode=ro` URI (plus `immutable=1` when no -wal file shows a writer), never written,
+never locked for writing, and no -wal/-shm file is left behind by ti-tui. `db_dir` and `models_dir`
 come from ROOT/invokeai.yaml when it sets them (4.x flat keys; 3.x's nested
 `InvokeAI: Paths:` form is read too), else `databases` and `models` under the root.
 """
@@ -98,7 +99,12 @@ def read_main_models(root: Path) -> list[DbModel]:
     db = database_path(root)
     if not db.is_file():
         return []
-    uri = "file:" + urllib.parse.quote(str(db.resolve())) + "?mode=ro"
+    # mode=ro never writes the database, but a reader of a WAL database creates its -wal and
+    # -shm files when they are missing. With no -wal file no InvokeAI is writing, so the file
+    # is opened as immutable, which creates nothing; otherwise those files exist already.
+    wal = db.with_name(db.name + "-wal")
+    query = "?mode=ro" if wal.exists() else "?mode=ro&immutable=1"
+    uri = "file:" + urllib.parse.quote(str(db.resolve())) + query
     try:
         connection = sqlite3.connect(uri, uri=True, timeout=5)
         try:

@@ -3,7 +3,7 @@
 InvokeAI 2.3 loaded every file under ROOT/embeddings/ at start-up, and invokeai-ti (2.3 and
 3.x) copied its `learned_embeds.bin` to ROOT/embeddings/<trigger>/; ti-tui keeps that copy for
 those roots. InvokeAI 4.0 and later install embeddings only through the model manager, which
-records them in ROOT/databases/invokeai.db, so for such a root the run's end says how to add
+records them in ROOT/databases/invokeai.db (or invokeai.yaml's db_dir), so for such a root the run's end says how to add
 the file there instead of copying it anywhere (ti-tui never writes another program's database).
 The run summary (ti_tui/screens/summary.py) and the headless end lines (ti_tui/headless.py)
 both read `tool_lines` so they say the same thing.
@@ -13,27 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from trainer.formats import FORMATS, standalone_stem
-
-DATABASE = Path("databases") / "invokeai.db"
-"""InvokeAI 4+'s model records, relative to the root unless invokeai.yaml moves `db_dir`."""
+from trainer.invokeai_db import database_path
 
 
 def is_invokeai4_root(root: str | Path) -> bool:
     """True when `root` is an InvokeAI 4.x-6.x root: it has the model database
-    (ROOT/<db_dir>/invokeai.db, db_dir from ROOT/invokeai.yaml, default `databases`)."""
-    root = Path(root).expanduser()
-    db_dir = Path("databases")
-    try:
-        settings = yaml.safe_load((root / "invokeai.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        settings = None
-    if isinstance(settings, dict) and isinstance(settings.get("db_dir"), str):
-        db_dir = Path(settings["db_dir"]).expanduser()
-    folder = db_dir if db_dir.is_absolute() else root / db_dir
-    return (folder / "invokeai.db").is_file()
+    (trainer/invokeai_db.py finds it, honouring invokeai.yaml's db_dir)."""
+    return database_path(Path(root).expanduser()).is_file()
 
 
 def root_copy_source(output_dir: str | Path, trigger: str, num_vectors: int) -> Path | None:

@@ -1,0 +1,96 @@
+"""A real (tiny) run's embedding files, snapshots and end-of-run words, per kind of root."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from safetensors.torch import load_file
+
+from trainer import train
+from trainer.formats import load_embedding
+from trainer.install_guide import tool_lines
+from ti_tui.headless import run_watch
+
+from .helpers import make_config
+from .tool_rules import a1111_safe_unpickle
+
+
+def invokeai4_root(folder):
+    """A root as InvokeAI 4+ leaves it: the model database (empty here) under databases/."""
+    (folder / "databases").mkdir(parents=True)
+    with sqlite3.connect(folder / "databases" / "invokeai.db") as db:
+        db.execute("CREATE TABLE models (id TEXT PRIMARY KEY, config TEXT)")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def modern_run(tiny_model_dir, demo_images_dir, tmp_path_factory):
+    """Two vectors, --save_as a1111, snapshots at steps 2 and 4, an InvokeAI 4+ root; run
+    through `python -m trainer`'s entry so events.jsonl is written for `ti-tui watch`."""
+    from trainer.__main__ import run
+
+    tmp = tmp_path_factory.mktemp("modern")
+    root = invokeai4_root(tmp / "root")
+    config = make_config(tiny_model_dir, demo_images_dir, tmp, root=str(root), num_vectors=2,
+                         max_train_steps=4, save_steps=2, checkpointing_steps=4,
+                         dvar_eval_every=0, save_as="a1111")
+    assert run(config) == 0
+    return config
+
+
+def test_every_torch_file_for_another_program_passes_a1111s_check(modern_run):
+    out = modern_run.output_path
+    shared = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                    if p.suffix in (".bin", ".pt") and not p.relative_to(out).as_posix()
+                    .startswith("checkpoint-"))
+    assert shared == ["embeddings/learned_embeds-steps-2.bin",
+                      "embeddings/learned_embeds-steps-4.bin", "embeddings/star-steps-2.pt",
+                      "embeddings/star-steps-4.pt", "learned_embeds.bin", "star.pt"]
+    for name in shared:
+        a1111_safe_unpickle(out / name)
+
+
+def test_snapshots_have_the_final_files_layouts(modern_run):
+    """Each snapshot is the same set of files as the end (the layouts the tool rules pass at
+    real widths, tests/test_tool_rules.py), named <file>-steps-N."""
+    out = modern_run.output_path
+    final = load_file(str(out / "star.safetensors"))
+    snapshot = load_file(str(out / "embeddings" / "star-steps-4.safetensors"))
+    assert set(final) == set(snapshot) == {"emb_params"}
+    assert final["emb_params"].equal(snapshot["emb_params"])  # step 4 is the last step
+    assert final["emb_params"].shape[0] == 2
+    _, bin_rows = load_embedding(out / "learned_embeds.bin")
+    assert bin_rows.equal(final["emb_params"])
+
+
+def test_an_invokeai_4_root_gets_no_copy_and_the_end_says_how_to_add_it(modern_run):
+    root, out = modern_run.root, modern_run.output_path
+    assert not (Path(root) / "embeddings").exists()
+    console = Console(file=io.StringIO(), width=400, force_terminal=False, color_system=None)
+    assert run_watch(out, console=console) == 0
+    text = console.file.getvalue()
+    assert "which file for which tool:" in text
+    assert f"A1111/Forge: {out / 'star.safetensors'}" in text
+    assert "ComfyUI: " in text and "embedding:star" in text
+    assert (f"open the Model Manager, press Add Models, choose URL or Local Path, paste "
+            f"{out / 'star.safetensors'} and press Install; then type <star> in a prompt") in text
+    assert f"diffusers: {out / 'learned_embeds.safetensors'}" in text
+    assert "copied to" not in text
+
+
+def test_an_older_root_gets_the_file_invokeai_2_3_reads(tiny_model_dir, demo_images_dir,
+                                                         tmp_path):
+    """One vector: learned_embeds.bin, as invokeai-ti copied it; and the end names the copy."""
+    (tmp_path / "root" / "configs").mkdir(parents=True)
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=2,
+                         save_steps=0, checkpointing_steps=0, dvar_eval_every=0)
+    train(config)
+    copy = tmp_path / "root" / "embeddings" / "star" / "learned_embeds.bin"
+    assert copy.read_bytes() == (config.output_path / "learned_embeds.bin").read_bytes()
+    lines = tool_lines(config.output_path, config.trigger, config.root, 1)
+    assert f"InvokeAI 2.3/3.x: copied to {copy}" in lines
+    assert not any("Model Manager, press" in line for line in lines)

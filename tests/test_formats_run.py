@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 from safetensors.torch import load_file
 
@@ -94,3 +95,27 @@ def test_an_older_root_gets_the_file_invokeai_2_3_reads(tiny_model_dir, demo_ima
     lines = tool_lines(config.output_path, config.trigger, config.root, 1)
     assert f"InvokeAI 2.3/3.x: copied to {copy}" in lines
     assert not any("Model Manager, press" in line for line in lines)
+
+
+def test_an_sdxl_run_writes_one_file_every_tool_installs(tiny_sdxl_dir, demo_images_dir,
+                                                         tmp_path):
+    """At the real widths (768 + 1280): InvokeAI 4+, A1111/Forge and ComfyUI take the one
+    file; --save_as a1111 has no .pt for SDXL and says so."""
+    from .tool_rules import COMFY_ENCODERS, a1111_load, comfyui_load_embed, invokeai4_install
+
+    config = make_config(tiny_sdxl_dir, demo_images_dir, tmp_path, num_vectors=2,
+                         max_train_steps=2, save_steps=0, checkpointing_steps=0,
+                         dvar_eval_every=0, save_as="a1111", resolution=64)
+    events: list = []
+    result = train(config, emit=events.append)
+    out = config.output_path
+    final = next(e for e in events if e.type == "embedding_saved" and e.final)
+    assert final.paths == [str(out / "star.safetensors")]
+    assert any(e.type == "warning" and "--save_as a1111" in e.message for e in events)
+    base, clip_g, clip_l = invokeai4_install(out / "star.safetensors")
+    assert base == "sdxl" and clip_l.shape == (2, 768) and clip_g.shape == (2, 1280)
+    assert a1111_load(out / "star.safetensors", 2048) == ("star", 2, 2048)
+    halves = [comfyui_load_embed(out / "star.safetensors", width, key)
+              for width, key in COMFY_ENCODERS["sdxl"]]
+    assert torch.cat(halves, dim=1).equal(result.vectors)
+    assert load_embedding(out / "star.safetensors")[1].equal(result.vectors)

@@ -62,10 +62,9 @@ class Outputs:
             raise write_failed(what, failure, self.out) from None
 
     def _parts(self, vectors: torch.Tensor) -> tuple[dict[str, torch.Tensor], str]:
-        """The trained [n, width] rows as per-encoder parts, and the model family."""
-        conditioner = getattr(self.session, "conditioner", None)
-        if conditioner is None:  # a session from before the conditioner seam: SD 1.x/2.x only
-            return {"text_encoder": vectors.detach()}, self.session.preflight.facts.family
+        """The trained [n, width] rows as per-encoder parts (the contract formats' writers
+        take: {"text_encoder": ...} or {"clip_l": ..., "clip_g": ...}), and the model family."""
+        conditioner = self.session.conditioner
         return conditioner.split(vectors.detach()), conditioner.family
 
     def _embedding(self, folder: Path, step: int, vectors: torch.Tensor, suffix: str,

@@ -3,13 +3,14 @@
 Every run writes, for any number of vectors, a file that each common tool installs unchanged
 (the loading rules are restated, with their sources, in tests/tool_rules.py):
 
-| format (name)   | file                          | families      | read by |
-|-----------------|-------------------------------|---------------|---------|
-| `standalone`    | `<name>.safetensors`          | SD1, SD2, SDXL| InvokeAI 4+, A1111/Forge, ComfyUI, kohya; InvokeAI 2.3/3.x; diffusers with `token=` |
-| `diffusers`     | `learned_embeds.safetensors`  | SD1, SD2 (SDXL: clip_l half, on request) | diffusers `load_textual_inversion` |
-| `diffusers_bin` | `learned_embeds.bin`          | SD1, SD2      | diffusers; InvokeAI 2.3 (one vector) and 3.x |
-| `diffusers_2`   | `learned_embeds_2.safetensors`| SDXL, on request | diffusers' SDXL script layout (clip_g half) |
-| `a1111`         | `<name>.pt`                   | SD1, SD2, on request | AUTOMATIC1111's own `.pt` layout |
+- `standalone`, `<name>.safetensors` (SD1, SD2, SDXL): InvokeAI 4+, A1111/Forge, ComfyUI,
+  kohya; InvokeAI 2.3/3.x; diffusers with `token=`.
+- `diffusers`, `learned_embeds.safetensors` (SD1, SD2; the SDXL clip_l half on request):
+  diffusers' `load_textual_inversion` default.
+- `diffusers_bin`, `learned_embeds.bin` (SD1, SD2): diffusers; InvokeAI 2.3 (one vector), 3.x.
+- `diffusers_2`, `learned_embeds_2.safetensors` (SDXL, on request): the clip_g half, as
+  diffusers' SDXL script writes it.
+- `a1111`, `<name>.pt` (SD1, SD2, on request): AUTOMATIC1111's own `.pt` layout.
 
 "On request" means `--save_as a1111` or `--save_as diffusers_sdxl` (TrainConfig.save_as).
 `<name>` is the trigger without `<>`: A1111, Forge, ComfyUI and InvokeAI 4+ name an embedding

@@ -3,8 +3,9 @@
 InvokeAI 2.3 loaded every file under ROOT/embeddings/ at start-up, and invokeai-ti (2.3 and
 3.x) copied its `learned_embeds.bin` to ROOT/embeddings/<trigger>/; ti-tui keeps that copy for
 those roots. InvokeAI 4.0 and later install embeddings only through the model manager, which
-records them in ROOT/databases/invokeai.db (or invokeai.yaml's db_dir), so for such a root the run's end says how to add
-the file there instead of copying it anywhere (ti-tui never writes another program's database).
+records them in ROOT/databases/invokeai.db (or invokeai.yaml's db_dir), so for such a root
+the run's end says how to add the file there instead of copying it anywhere (ti-tui never
+writes another program's database).
 The run summary (ti_tui/screens/summary.py) and the headless end lines (ti_tui/headless.py)
 both read `tool_lines` so they say the same thing.
 """

@@ -86,7 +86,11 @@ def a1111_safe_unpickle(path: Path) -> None:
 
 def a1111_load(path: Path, model_width: int) -> tuple[str, int, int]:
     """EmbeddingDatabase.load_from_file, modules/textual_inversion/textual_inversion.py at
-    22ecb78b51f7e6f0234cbc0efbde4ee9a2dc466f -> (prompt word, vectors, width).
+    22ecb78b51f7e6f0234cbc0efbde4ee9a2dc466f -> (prompt word, vectors, width). Forge
+    (lllyasviel/stable-diffusion-webui-forge) has the same rule, split into
+    `create_embedding_from_data` (textual_inversion.py at 77a4980f08538522b1437c7490ede817c1ea0973),
+    and stubs safe.py out (2129c64aede6818bb7df8221af4acf05c8df3322): a file A1111 takes, Forge
+    takes.
 
     .pt/.bin go through safe-unpickle then torch.load (weights_only is the default from torch
     2.6); .safetensors through safetensors; other suffixes are ignored. The prompt word is the

@@ -69,7 +69,10 @@ def torch_bytes(obj) -> bytes:
     the members `<dir>/data.pkl`, `<dir>/data/<n>` and `<dir>/version` that A1111's
     safe-unpickle allows (tests/tool_rules.py). torch.load, with or without weights_only,
     reads it: the dropped members are optional (a missing `byteorder` means little-endian,
-    which every platform these tools run on is).
+    which every platform these tools run on is). torch's own legacy layout
+    (`_use_new_zipfile_serialization=False`) would pass A1111's check too, but it cannot be
+    memory-mapped by torch.load and some webui forks' checks open every .pt as a zip, so the
+    zip is kept and only its extra members are dropped.
     """
     import torch
 

@@ -121,11 +121,24 @@ def _packed(pairs: list[tuple[str, str]], width: int) -> list[Text]:
     return [_kv(*row, sep="  ") for row in rows]
 
 
+FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+
+
+def family_words(family: str | None, parts: dict[str, int] | None) -> str:
+    """"SDXL, 768 + 1280-wide tokens": the model family (trainer/conditioner.py) and the width of
+    the trained rows in each of its text encoders, for the form and the dashboard."""
+    words = [FAMILY_LABELS.get(family or "", family or "")]
+    if parts:
+        words.append(" + ".join(str(w) for w in parts.values()) + "-wide tokens")
+    return ", ".join(w for w in words if w)
+
+
 # --- panels ---------------------------------------------------------------------------------
 def header_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
     """Trigger, model, device and precision, processes, output dir."""
     model = state.model.get("path") or state.config.get("model") or "-"
-    facts = [state.model.get("prediction_type"), state.model.get("native_resolution")]
+    facts = [family_words(state.model.get("family"), state.model.get("parts")),
+             state.model.get("prediction_type"), state.model.get("native_resolution")]
     if any(facts):
         model += f" ({', '.join(str(f) for f in facts if f)})"
     procs = f"{state.num_processes} process" + ("es" if state.num_processes != 1 else "")

@@ -79,8 +79,10 @@ def model_note(model: str, facts: Any, problem: str | None) -> Note | None:
         return error(problem)
     if facts is None:
         return None
-    family = {"sd1": "SD 1.x", "sd2": "SD 2.x"}.get(facts.family, facts.family)
-    return Note("info", f"{family}, {facts.token_dim}-wide tokens, native "
+    from ti_tui.panels import family_words
+
+    parts = getattr(facts, "parts", None) or {"text_encoder": facts.token_dim}
+    return Note("info", f"{family_words(facts.family, parts)}, native "
                         f"{facts.native_resolution} px, {facts.prediction_type}.")
 
 

@@ -138,3 +138,25 @@ def test_dvar_batch_carries_the_time_ids(session):
     assert batch.input_ids.shape == (3, 2, 77)
     assert batch.time_ids.tolist() == [[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]] * 3
     assert session.time_ids(2).shape == (2, 6)
+
+
+def test_an_sdxl_embedding_file_starts_each_half_in_its_own_encoder(
+        tiny_sdxl_dir, demo_images_dir, tmp_path):
+    """--initial_embedding with a clip_l + clip_g file (A1111/ComfyUI/InvokeAI 4+ layout):
+    clip_l's rows go to CLIP-L's columns, clip_g's to bigG's, whatever the file's key order."""
+    from safetensors.torch import save_file
+
+    halves = {"clip_g": torch.full((2, 1280), 0.25), "clip_l": torch.full((2, 768), -0.5)}
+    path = tmp_path / "start.safetensors"
+    save_file(halves, str(path))
+    config = make_config(tiny_sdxl_dir, demo_images_dir, tmp_path, num_vectors=2,
+                         initial_embedding=str(path), dvar_eval_every=0)
+    s = prepare(config, preflight(config), device=torch.device("cpu"), num_processes=1, seed=1,
+                emit=lambda event: None)
+    split = s.conditioner.split(s.vectors.detach())
+    assert torch.equal(split["clip_l"], halves["clip_l"])
+    assert torch.equal(split["clip_g"], halves["clip_g"])
+    ids = s.conditioner.tokenize(["<star>"])
+    rows = [enc.get_input_embeddings()(ids[:, i])[0, 1] for i, enc in
+            enumerate(s.conditioner.encoders)]
+    assert torch.equal(rows[0], halves["clip_l"][0]) and torch.equal(rows[1], halves["clip_g"][0])

@@ -125,3 +125,14 @@ def test_sdxl_trains_headless_from_the_command_line(tiny_sdxl_dir, demo_images_d
     assert started["model"]["parts"] == {"clip_l": 768, "clip_g": 1280}
     assert [e["step"] for e in events if e["type"] == "step"] == [1, 2]
     assert events[-1]["type"] == "stopped" and events[-1]["reason"] == "max_steps"
+
+
+def test_the_real_size_bench_runs_in_smoke_mode(tiny_sdxl_dir, tmp_path):
+    """bench/sdxl_real_size.py's code path on the tiny model (the full size needs a GPU)."""
+    from bench.sdxl_real_size import main
+
+    result = main(["--smoke", "--model", str(tiny_sdxl_dir), "--work", str(tmp_path),
+                   "--steps", "3", "--warmup", "0", "--images", "2", "--no_preview"])
+    assert result["stopped"] == "max_steps" and result["resolution"] == 64
+    assert result["losses_finite"] and result["l_det_finite"]
+    assert result["updates_measured"] == 2 and result["median_s_per_update"] > 0

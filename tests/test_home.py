@@ -258,3 +258,19 @@ async def test_the_summary_shows_the_preview_grid(runs, root):
                     "the summary's grid")
         steps = [tile.step for tile in app.screen.query(PreviewTile)]
         assert steps == [0, 20, 40]
+
+
+def test_the_command_line_picks_home_or_form(tmp_path, monkeypatch):
+    """`ti-tui` opens home (with --runs folders), `ti-tui --gui` the form; the root comes
+    from --root, then $INVOKEAI_ROOT."""
+    from ti_tui.cli import _parse_gui
+
+    monkeypatch.setenv("INVOKEAI_ROOT", str(tmp_path / "env-root"))
+    plain = _parse_gui([])
+    assert (plain.gui, plain.runs, plain.root) == (False, [], tmp_path / "env-root")
+    extra = _parse_gui(["--runs", str(tmp_path / "a"), "--runs", str(tmp_path / "b"),
+                        "--root", str(tmp_path / "r"), "--preview", "half-blocks"])
+    assert extra.runs == [tmp_path / "a", tmp_path / "b"] and extra.root == tmp_path / "r"
+    assert extra.preview == "half-blocks" and not extra.gui
+    assert _parse_gui(["--gui"]).gui
+    assert _parse_gui(["--model", "x"]) is None  # training flags: headless training

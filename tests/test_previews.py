@@ -71,7 +71,8 @@ def run_in_pty(choice: str, env: dict[str, str], answer: bytes | None = None,
                size: tuple[int, int] = (24, 80), limit: float = 60.0) -> tuple[str, bytes]:
     """Run choose_protocol(choice) in a child on a pseudo-terminal of `size` (rows, columns;
     (0, 0) as some serial consoles report); reply `answer` to the first query it writes
-    (None: never answer, like a terminal that ignores queries).
+    (None: never answer, like a terminal that ignores queries); the answer is queued in the
+    terminal's input before the child starts.
     Returns (the CHOSEN line, every byte the child wrote)."""
     pid, fd = pty.fork()
     if pid == 0:  # the child
@@ -80,6 +81,11 @@ def run_in_pty(choice: str, env: dict[str, str], answer: bytes | None = None,
                   {**env, "PYTHONPATH": str(Path.cwd()), "PATH": os.environ["PATH"]})
     written = b""
     answered = False
+    if answer is not None:
+        # Typed ahead: the answer waits in the terminal's input before the child asks, so
+        # the library's 0.1 s wait for it never depends on how busy this machine is.
+        os.write(fd, answer)
+        answered = True
     deadline = time.monotonic() + limit  # a hang detector only: a hang fails the test
     try:
         while b"CHOSEN" not in written or not written.endswith(b"\n"):

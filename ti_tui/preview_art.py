@@ -97,9 +97,11 @@ PREVIEW_CHOICES = ("auto", HALF_BLOCKS, KITTY, SIXEL, "iterm")
 """--preview / $TI_TUI_PREVIEW values. "iterm" is Sixel: iTerm2 (3.3 and later) shows Sixel
 images, and the library used here (textual-image) draws Kitty graphics and Sixel."""
 PREVIEW_ENV = "TI_TUI_PREVIEW"
-DETECT_LIMIT_S = 1.0
-"""The most the terminal query may take before the half-block drawing is used: a terminal
-that never answers (some SSH clients, serial consoles) must not hang the start."""
+DETECT_LIMIT_S = 2.0
+"""The most the terminal queries may take before the half-block drawing is used: a terminal
+that never answers (some SSH clients, serial consoles) must not hang the start. The
+library's modules are imported before the clock starts, so a busy machine's slow import is
+not taken for a silent terminal."""
 
 protocol = HALF_BLOCKS
 """What preview images are drawn with in this process: set once by `choose_protocol`, before
@@ -166,6 +168,15 @@ def _load_library() -> str | None:
     size) or the time ran out: then only the half-block drawing is safe.
     """
     import signal
+
+    try:
+        # Everything but the two modules whose import asks the terminal, outside the clock.
+        import textual.widget  # noqa: F401
+        import textual_image._pixeldata  # noqa: F401
+        import textual_image._sixel  # noqa: F401
+        import textual_image._terminal  # noqa: F401
+    except Exception:  # noqa: BLE001 - not installed or broken: no graphics
+        return None
 
     def too_slow(signum, frame):
         raise TimeoutError

@@ -35,7 +35,7 @@ from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Label, Static
 
-from ti_tui.panels import duration, num
+from ti_tui.panels import duration, short_float
 from ti_tui.runs_index import (DAMAGED, NOT_A_RUN, RunEntry, default_runs_folder,
                                index_runs)
 
@@ -179,6 +179,8 @@ class HomeScreen(Screen[HomeChoice]):
         Binding("x,delete", "delete", "Delete", key_display="x"),
         Binding("m", "choose('models')", "Models"),
         Binding("q,escape", "choose('quit')", "Quit", key_display="q"),
+        # The form's key page means nothing here, and the footer already shows every key.
+        Binding("f1", "keys", "Keys", show=False),
     ]
 
     def __init__(self, *, root: Path, runs: list[Path] | None = None,
@@ -231,7 +233,8 @@ class HomeScreen(Screen[HomeChoice]):
                 _styled(state_cell(entry), STATE_STYLE.get(entry.state, "")),
                 f"{entry.step}/{entry.max_steps}" if entry.max_steps else
                 (str(entry.step) if entry.is_run else "-"),
-                num(entry.l_det, 4), num(entry.dvar_ratio, 3), age_words(entry.age(now)), best,
+                short_float(entry.l_det, 4), short_float(entry.dvar_ratio, 3),
+                age_words(entry.age(now)), best,
                 key=str(entry.folder))
         if keep is not None:
             for row, entry in enumerate(entries):
@@ -258,8 +261,8 @@ class HomeScreen(Screen[HomeChoice]):
             return
         lines = [f"{entry.folder}", entry.words]
         if entry.is_run:
-            lines.append(f"model {entry.model or '-'}   L_det {num(entry.l_det, 5)}   "
-                         f"DVAR ratio {num(entry.dvar_ratio, 3)}   last event "
+            lines.append(f"model {entry.model or '-'}   L_det {short_float(entry.l_det, 5)}   "
+                         f"DVAR ratio {short_float(entry.dvar_ratio, 3)}   last event "
                          f"{age_words(entry.age())} ago")
             lines.append(f"use: {entry.best_file}" if entry.best_file else
                          "no embedding written yet")
@@ -270,6 +273,11 @@ class HomeScreen(Screen[HomeChoice]):
         self.action_choose("open")
 
     # --- keys ----------------------------------------------------------------------------
+    def action_keys(self) -> None:
+        self.notify("↑ ↓ choose a run · Enter open (watch a running run, the summary of an "
+                    "ended one) · n new run · r resume · s stop · p previews · x delete · "
+                    "m models · q quit (running trainers go on)", timeout=10)
+
     def action_choose(self, action: str) -> None:
         entry = self.selected
         if action in ("new", "models", "quit"):

@@ -50,6 +50,9 @@ class RunCurves(Horizontal):
     def __init__(self, folder: Path) -> None:
         super().__init__()
         self.state = folded_run(folder)
+        # Inline, so a host screen's `Horizontal { height: auto }` cannot fold it to nothing.
+        self.styles.height = CURVES_HEIGHT
+        self.styles.padding = 0
 
     def compose(self) -> ComposeResult:
         yield _Chart(self.state, panels.loss_panel)

@@ -15,7 +15,8 @@ next (what `ti-tui train`'s events measure); the first `--warmup` steps are left
 median and p90. `first_step_s` runs from the process's start (its kernel start time) to the end
 of the first step. The options (--channels_last, --compile, --gradient_checkpointing,
 --attention, --threads) exist to measure what each would change in the trainer. On a machine
-with CUDA it runs there, with the trainer's device and precision handling.
+with CUDA it runs there (`--device` chooses, as in the trainer), with the trainer's device and
+precision handling.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no",
                    help="as the trainer does it: on CUDA the UNet's weights in that dtype, "
                         "the forward under autocast (no loss scaling: timing only)")
+    p.add_argument("--device", default=None,
+                   help="auto, cpu, cuda or cuda:N, as ti-tui's --device (default: auto, or "
+                        "$TI_TUI_DEVICE)")
     p.add_argument("--per_step", action="store_true", help="include every step time")
     return p.parse_args(argv)
 
@@ -124,7 +128,9 @@ def main(argv: list[str] | None = None) -> dict:
     res = preset.resolution
     folder = str(preset.model_dir)
     # The device and precision handling of trainer/setup.py, so the floor is comparable on a GPU.
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from trainer.devices import default_device, resolve_device
+
+    device = resolve_device(args.device or default_device())
     amp_dtype = {"no": None, "fp16": torch.float16, "bf16": torch.bfloat16}[args.mixed_precision]
     unet_dtype = amp_dtype if amp_dtype is not None and device.type == "cuda" else torch.float32
     autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
@@ -178,6 +184,11 @@ def main(argv: list[str] | None = None) -> dict:
     scale = vae.config.scaling_factor
     cache_s = time.time() - t0
     rss_after_cache = rss_peak_mb()
+    cache_peak_gpu = None
+    if device.type == "cuda":
+        # Peak GPU memory of start-up (the VAE encoding the images), then of the steps alone.
+        cache_peak_gpu = torch.cuda.max_memory_allocated(device) / 2**20
+        torch.cuda.reset_peak_memory_stats(device)
 
     # --- speed options ---------------------------------------------------------------------
     if args.attention == "classic":
@@ -229,12 +240,17 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"runner": "bare_loop", "preset": preset.name, "resolution": res, "batch": batch,
               "steps": steps, **summarize(step_times, args.warmup),
               "first_step_s": first_step_end - PROCESS_START,
+              # the first step alone (with --compile: compiling, plus one step)
+              "first_step_seconds": step_times[0],
               "import_s": imported - PROCESS_START, "load_s": load_s, "cache_latents_s": cache_s,
               "peak_rss_mb": rss_peak_mb(), "rss_after_load_mb": rss_after_load,
               "rss_after_cache_mb": rss_after_cache,
               "device": str(device), "mixed_precision": args.mixed_precision,
-              "peak_gpu_mb": (torch.cuda.max_memory_allocated() / 2**20
+              "peak_gpu_mb": (max(cache_peak_gpu, torch.cuda.max_memory_allocated(device) / 2**20)
                               if device.type == "cuda" else None),
+              "cache_peak_gpu_mb": cache_peak_gpu,
+              "step_peak_gpu_mb": (torch.cuda.max_memory_allocated(device) / 2**20
+                                   if device.type == "cuda" else None),
               "threads": torch.get_num_threads(), "attention_processors": processors,
               "options": {k: getattr(args, k) for k in ("channels_last", "compile",
                                                         "gradient_checkpointing", "attention",

@@ -30,7 +30,10 @@ sys.path.insert(0, str(ROOT))
 from bench.bare_loop import percentile  # noqa: E402
 from bench.presets import Preset  # noqa: E402
 
-TI_TUI = str(Path(sys.executable).with_name("ti-tui"))
+_ENTRY = Path(sys.executable).with_name("ti-tui")
+TI_TUI = [str(_ENTRY)] if _ENTRY.is_file() else [sys.executable, "-m", "ti_tui.cli"]
+"""The `ti-tui` command as a user runs it: the venv's entry point, else the module (e.g. on a
+machine where the wheels were unpacked onto PYTHONPATH, as bench/gpu_check.sh does)."""
 TRIGGER = "<bench-token>"
 
 
@@ -95,6 +98,10 @@ def step_stats(events: list[dict], warmup: int, launched: float) -> dict:
     first_event = events[0]["time"] if events else None
     inner = [s["step_seconds"] for s in steps[warmup:] or steps]
     evaluated = [s for s in steps if s.get("l_det") is not None]
+    # The trainer's own time per update, split by whether L_det was evaluated after it: their
+    # difference is one evaluation's cost, free of whatever happens between updates.
+    with_eval = [s["step_seconds"] for s in steps[warmup:] if s.get("l_det") is not None]
+    without_eval = [s["step_seconds"] for s in steps[warmup:] if s.get("l_det") is None]
 
     return {
         "median_s": statistics.median(kept), "p90_s": percentile(kept, 0.9),
@@ -102,6 +109,9 @@ def step_stats(events: list[dict], warmup: int, launched: float) -> dict:
         "steps_per_s": 1 / statistics.fmean(kept),
         "trainer_step_seconds_median": statistics.median(inner),
         "evaluations": len(evaluated),
+        "step_seconds_with_eval_mean": statistics.fmean(with_eval) if with_eval else None,
+        "step_seconds_without_eval_mean": (statistics.fmean(without_eval) if without_eval
+                                           else None),
         "first_step_s": steps[0]["time"] - launched,
         "startup": {
             "to_first_event_s": (first_event - launched) if first_event else None,
@@ -112,6 +122,9 @@ def step_stats(events: list[dict], warmup: int, launched: float) -> dict:
         },
         "trainer_pid": started.get("pid"),
         "max_step_memory_mb": max((s.get("memory_mb") or 0) for s in steps),
+        # on CUDA: the peak while caching latents (the steps' peak is then max_step_memory_mb)
+        "latent_cache_memory_mb": started.get("latent_cache_memory_mb"),
+        "cpu_threads": started.get("cpu_threads"),
         "step_times_s": kept,
     }
 
@@ -188,14 +201,16 @@ class PtyDrain:
 
 
 def run_process(command: list[str], out: Path, *, tty: tuple[int, int] | None = None,
-                timeout: float = 3600) -> dict:
+                timeout: float = 3600, env: dict[str, str] | None = None,
+                cwd: Path = ROOT) -> dict:
     """Run `command` (which starts a trainer writing out/events.jsonl) to its end.
 
     Returns the launch time, the exit code, the peak RSS of the process and everything it
     waited for (os.wait4), the trainer's own peak RSS (VmHWM polled from /proc while it ran)
-    and, for a pty, the bytes drawn to the terminal.
+    and, for a pty, the bytes drawn to the terminal. `env` defaults to `bench_env()`. Safe to
+    call from several threads at once (each waits for its own process).
     """
-    env = bench_env()
+    env = dict(bench_env() if env is None else env)
     drain = None
     if tty is not None:
         columns, lines = tty
@@ -207,7 +222,7 @@ def run_process(command: list[str], out: Path, *, tty: tuple[int, int] | None = 
         log = open(out.parent / f"{out.name}.stdout.log", "wb")  # noqa: SIM115
         io = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
     launched = time.time()
-    proc = subprocess.Popen(command, env=env, cwd=str(ROOT), **io)
+    proc = subprocess.Popen(command, env=env, cwd=str(cwd), **io)
     trainer_pid, trainer_hwm, trainer_created, ui_hwm, ui_cpu = None, None, None, None, None
     ui_samples: list[tuple[float, float]] = []
     deadline = launched + timeout
@@ -254,7 +269,7 @@ def run_titui(preset: Preset, steps: int, batch: int, extra: list[str] | tuple[s
     if mode == "textual":
         command = [sys.executable, str(BENCH / "textual_live.py"), *flags]
     else:
-        command = [TI_TUI, "train", *flags]
+        command = [*TI_TUI, "train", *flags]
     try:
         proc = run_process(command, out, tty=None if mode == "plain" else size)
         if proc["exit_code"] != 0:
@@ -273,8 +288,8 @@ def run_titui(preset: Preset, steps: int, batch: int, extra: list[str] | tuple[s
         if not per_step:
             stats.pop("step_times_s")
         events = read_events(out / "events.jsonl")
-        steps = [e["time"] for e in events if e.get("type") == "step"]
-        stats["span"] = (steps[min(warmup, len(steps) - 1)], steps[-1])
+        times = [e["time"] for e in events if e.get("type") == "step"]
+        stats["span"] = (times[min(warmup, len(times) - 1)], times[-1])
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -18,11 +18,29 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # trainer subprocesses then never fight over the two cores (2 threads each ran ~5x slower).
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# Every run of the suite trains on the CPU, on a machine with a GPU too: the product's own
+# default of --device (trainer/devices.py), so subprocesses, the form and the CLI follow it.
+# The tests helpers' configs also say device="cpu"; tests marked `gpu` ask for "cuda".
+os.environ["TI_TUI_DEVICE"] = "cpu"
 _SESSION_CACHE = tempfile.mkdtemp(prefix="ti-tui-test-cache-")
 os.environ["TI_TUI_CACHE_DIR"] = _SESSION_CACHE
 atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
 import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` exercise CUDA: skipped, with the reason, on a machine without it."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (a `gpu` test); this machine has none")
+    for item in gpu_tests:
+        item.add_marker(skip)
 
 # --- tiny models and demo images (trainer/demo.py) -------------------------------------------
 # Built once per session (the first ~2.5 s with imports, then ~0.1 s). Tests that need to

@@ -399,16 +399,43 @@ def test_initial_embedding_that_is_not_an_embedding(cfg, tmp_path):
 # --- device -----------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_fp16_without_a_gpu(cfg):
+def test_fp16_on_the_cpu(cfg):
+    """Refused on any machine: the tests' configs pin --device cpu, GPU or not."""
     refused(cfg(mixed_precision="fp16"), ConfigError, "mixed_precision", "fp16 needs a CUDA GPU",
-            "--mixed_precision no")
+            "--device cpu was chosen", "--mixed_precision no")
+
+
+def test_fp16_on_auto_without_a_gpu(cfg, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    refused(cfg(mixed_precision="fp16", device="auto"), ConfigError, "mixed_precision",
+            "fp16 needs a CUDA GPU", "no CUDA GPU was found")
+
+
+def test_cuda_asked_on_a_machine_without_it(cfg, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    refused(cfg(device="cuda"), ConfigError, "device", "--device", "needs a CUDA GPU",
+            "--device cpu")
+
+
+def test_a_gpu_number_the_machine_does_not_have(cfg, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    refused(cfg(device="cuda:2"), ConfigError, "device", "cuda:2 does not exist",
+            "2 CUDA GPUs", "cuda:0 to cuda:1")
+
+
+def test_more_gpu_processes_than_gpus(cfg, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    refused(cfg(device="cuda", num_processes=2), ConfigError, "num_processes",
+            "--num_processes", "torch sees 1")
 
 
 def test_bf16_on_a_gpu_without_bf16(cfg, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    refused(cfg(mixed_precision="bf16"), ConfigError, "mixed_precision",
+    refused(cfg(mixed_precision="bf16", device="cuda"), ConfigError, "mixed_precision",
             "bf16 is not supported by this GPU", "--mixed_precision fp16")
 
 

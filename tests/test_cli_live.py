@@ -23,7 +23,7 @@ def train_args(model, images, out: Path) -> list[str]:
             "--placeholder_token", "star", "--train_data_dir", str(images),
             "--output_dir", str(out), "--train_batch_size", "1", "--max_train_steps", "100000",
             "--learning_rate", "1e-3", "--early_stopping", "none", "--dvar_window", "50",
-            "--save_steps", "0", "--checkpointing_steps", "0", "--seed", "0"]
+            "--save_steps", "0", "--checkpointing_steps", "0", "--seed", "0", "--device", "cpu"]
 
 
 def wait_for(predicate, timeout: float, what: str):

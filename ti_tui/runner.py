@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from trainer import control
+from trainer import control, devices, threads
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE
 from trainer.fsutil import atomic_write_text
@@ -126,19 +126,27 @@ def prepare_output(config: TrainConfig) -> TrainConfig:
 
 
 def trainer_command(config: TrainConfig, run_file: Path) -> tuple[list[str], dict[str, str]]:
+    """The command that starts the trainer for `config`, and its environment.
+
+    The environment carries the CPU thread plan (trainer/threads.py): libgomp reads
+    OMP_WAIT_POLICY and OMP_NUM_THREADS only when torch loads, so they must be there before the
+    child starts. `accelerate launch` sets OMP_NUM_THREADS in each process from
+    --num_cpu_threads_per_process, which is therefore given the same number.
+    """
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # The child must import this very copy of `trainer`, wherever it is started from.
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    plan = threads.plan_threads(config.cpu_threads, config.num_processes)
+    env.update(plan.env())
     if config.num_processes == 1:
         return [sys.executable, "-m", "trainer", str(run_file)], env
-    import torch
-
-    if not torch.cuda.is_available():
+    if devices.device_type(config.device) == "cpu":
         # `--cpu` alone silently runs one process; this gives real gloo data parallelism.
         env["ACCELERATE_USE_CPU"] = "true"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                "--num_processes", str(config.num_processes), "--num_machines", "1",
+               "--num_cpu_threads_per_process", str(plan.threads),
                "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(free_port()), "-m", "trainer", str(run_file)]
     return command, env

@@ -37,7 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"ti-tui: {exc}", file=sys.stderr)
         return 2
+    _plan_threads_before_torch(config)
     return run(config)
+
+
+def _plan_threads_before_torch(config) -> None:
+    """Put the CPU thread plan into this process's environment while torch is not loaded yet.
+
+    The runner already did this for the processes it starts; this covers `python -m trainer
+    run.toml` started by hand (and every process of a hand-made `accelerate launch`). libgomp
+    reads these variables only when `import torch` loads it, so nothing above imports torch.
+    """
+    from trainer import threads
+
+    if "torch" in sys.modules:
+        return  # too late for the environment; trainer.loop.train still sets the count
+    threads.set_before_torch(threads.plan_threads(config.cpu_threads,
+                                                  threads.local_processes()))
 
 
 def run(config) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 
 from trainer import schedules
+from trainer.devices import check_device_text, default_device
 from trainer.errors import ConfigError
 from trainer.fields import coerce, opt
 
@@ -159,8 +160,14 @@ class TrainConfig:
     compile: bool = opt(False, "torch.compile the UNet's training forward (about a minute "
                         "to compile; for long GPU runs, slower on CPU).",
                         label="Compile", group="speed")
+    device: str = opt(None, "auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or "
+                      "cuda:N (default: auto, or $TI_TUI_DEVICE when set).", label="Device",
+                      group="speed", factory=default_device)
     num_processes: int = opt(1, "Processes/GPUs; more than 1 runs `accelerate launch`.",
                              label="Processes", group="speed", minimum=1, maximum=64)
+    cpu_threads: int = opt(0, "CPU threads per trainer process (0: the cores it may use, "
+                           "shared among --num_processes; OMP_NUM_THREADS when set).",
+                           label="CPU threads", group="speed", minimum=0, maximum=1024)
     local_rank: int = opt(-1, "Accepted for compatibility; accelerate sets the rank.",
                           label="Local rank", group="speed", accepted_only=True)
 
@@ -332,6 +339,10 @@ class TrainConfig:
             raise ConfigError(f"DVAR threshold (--dvar_threshold) must lie strictly between 0 "
                               f"and 1 (the paper uses 0.39); got {self.dvar_threshold}.",
                               field="dvar_threshold")
+        self.device = self.device.strip().lower() or default_device()
+        problem = check_device_text(self.device, self.num_processes)
+        if problem:
+            raise ConfigError(problem, field="device")
         if self.push_to_hub:
             raise ConfigError("--push_to_hub is not supported: ti-tui never uploads. Drop the "
                               "flag and upload the embedding yourself.", field="push_to_hub")

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import checkpoint, data, embeddings, formats, lock, models
+from trainer import checkpoint, data, devices, embeddings, formats, lock, models
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, DataError, ModelError, ResumeError
 
@@ -74,7 +74,8 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
                               f"--num_vectors is {config.num_vectors}; set --num_vectors "
                               f"{vectors.shape[0]}.", field="initial_embedding")
     if check_device:
-        check_precision(config.mixed_precision)
+        devices.check_device(config.device, config.num_processes)
+        check_precision(config.mixed_precision, config.device)
     resolution = config.resolution or facts.native_resolution
     return Preflight(model_path, facts, images, resolution, resume_dir, tokenizer)
 
@@ -175,15 +176,17 @@ def find_resume(config: TrainConfig) -> Path | None:
     return path
 
 
-def check_precision(precision: str) -> None:
-    """Refuse a precision this machine's device cannot run."""
+def check_precision(precision: str, device: str = "auto") -> None:
+    """Refuse a precision the run's device (--device, auto resolved here) cannot run."""
     import torch
 
     if precision == "no":
         return
-    if not torch.cuda.is_available():
+    if devices.device_type(device) == "cpu":
         if precision == "fp16":
-            raise ConfigError("Mixed precision fp16 needs a CUDA GPU and none was found; use "
+            where = ("--device cpu was chosen" if device == "cpu"
+                     else "no CUDA GPU was found")
+            raise ConfigError(f"Mixed precision fp16 needs a CUDA GPU and {where}; use "
                               "--mixed_precision no (or bf16, slow on most CPUs).",
                               field="mixed_precision")
         return

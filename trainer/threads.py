@@ -1,0 +1,209 @@
+"""How many CPU threads a trainer process uses, and how they wait: polite on a shared machine.
+
+torch runs its CPU kernels on an OpenMP pool (GNU libgomp in the Linux wheels). By default an
+idle libgomp thread spins for a while before it sleeps, so two busy torch processes on the same
+cores steal each other's time slices while spinning: on a 2-core machine two tiny runs at once
+took 7.4 s/step each against 0.17 s alone (issue 20). With `OMP_WAIT_POLICY=PASSIVE` the waiting
+threads sleep at once, and the same pair ran at 0.24 s/step.
+
+libgomp reads OMP_WAIT_POLICY (and OMP_NUM_THREADS) once, when the library is loaded by
+`import torch`: setting it later changes nothing (checked with torch 2.13: a process that set it
+after the import still burned a core while idle between parallel regions). So the plan is put in
+the environment of a trainer process before it starts (ti_tui/runner.py) or before its first
+torch import (trainer/__main__.py); in a process that already imported torch only the thread
+count can still change (torch.set_num_threads).
+
+The rule (`plan_threads`):
+- `--cpu_threads N` (N > 0): N threads, the user's choice;
+- else OMP_NUM_THREADS from the environment, when it holds a positive integer (the user's
+  choice, made outside ti-tui);
+- else the cores this process may use, divided among the processes of the run: the CPU affinity
+  (os.sched_getaffinity), capped by a cgroup CPU quota when one is set (cgroup v2 `cpu.max`,
+  v1 `cpu.cfs_quota_us / cpu.cfs_period_us`), floor(cores / processes), at least 1.
+- The wait policy is PASSIVE unless OMP_WAIT_POLICY is already set.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+WAIT_POLICY = "PASSIVE"
+"""The default: waiting threads sleep instead of spinning (GNU libgomp and LLVM libomp)."""
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""The thread-count variables of torch's two CPU pools (OpenMP and MKL's BLAS)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+SOURCE_VARIABLE = "TI_TUI_THREADS_SOURCE"
+"""Set beside OMP_NUM_THREADS by whoever planned it (the runner), so that the trainer process,
+which then finds the count in its environment, still reports why it has that value."""
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """What one trainer process uses: `threads` intra-op threads waiting per `wait_policy`.
+
+    `cores` is what the run may use in all (affinity capped by quota; a float, since a quota can
+    be fractional), `processes` how many trainer processes share it, `source` why `threads` has
+    its value: "cpu_threads" (the flag), "environment" (OMP_NUM_THREADS) or "cores".
+    """
+
+    threads: int
+    wait_policy: str
+    cores: float
+    processes: int
+    source: str
+
+    def env(self) -> dict[str, str]:
+        """The environment variables that carry this plan into a process before torch loads."""
+        values = {name: str(self.threads) for name in THREAD_VARIABLES}
+        values["OMP_WAIT_POLICY"] = self.wait_policy
+        values[SOURCE_VARIABLE] = self.source
+        return values
+
+    def describe(self) -> str:
+        """One line for a run's header and log.
+
+        E.g. '2 threads, passive wait (2 cores / 1 process)'.
+        """
+        why = {"cpu_threads": "--cpu_threads", "environment": "OMP_NUM_THREADS"}.get(
+            self.source, f"{_fmt_cores(self.cores)} / {self.processes} process"
+            + ("es" if self.processes != 1 else ""))
+        noun = "thread" if self.threads == 1 else "threads"
+        return f"{self.threads} {noun}, {self.wait_policy.lower()} wait ({why})"
+
+    def as_dict(self) -> dict:
+        """The plan as the `run_started` event carries it (`cpu_threads`)."""
+        return asdict(self) | {"summary": self.describe()}
+
+
+def plan_threads(requested: int = 0, processes: int = 1, *, cores: float | None = None,
+                 environ: Mapping[str, str] | None = None) -> ThreadPlan:
+    """The thread plan of one trainer process of a run (the rule in the module docstring).
+
+    `requested` is TrainConfig.cpu_threads (0: automatic); `processes` the run's trainer
+    processes on this machine; `cores` overrides what `available_cores()` finds; `environ`
+    (default os.environ) is read for OMP_NUM_THREADS and OMP_WAIT_POLICY. Pure apart from those
+    reads. Raises ValueError for a negative `requested` or a `processes` below 1.
+    """
+    if requested < 0:
+        raise ValueError(f"cpu_threads must be 0 (automatic) or more, got {requested}")
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
+    env = os.environ if environ is None else environ
+    cores = available_cores() if cores is None else cores
+    policy = env.get("OMP_WAIT_POLICY", "").strip().upper() or WAIT_POLICY
+    if requested > 0:
+        return ThreadPlan(requested, policy, cores, processes, "cpu_threads")
+    given = _positive_int(env.get("OMP_NUM_THREADS"))
+    if given is not None:
+        source = env.get(SOURCE_VARIABLE, "environment")
+        return ThreadPlan(given, policy, cores, processes,
+                          source if source in SOURCES else "environment")
+    threads = max(1, math.floor(cores / processes))
+    return ThreadPlan(threads, policy, cores, processes, "cores")
+
+
+def available_cores(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> float:
+    """The CPUs this process may run on (its affinity), capped by a cgroup CPU quota if any."""
+    try:
+        cores: float = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
+    if quota is not None:
+        cores = min(cores, quota)
+    return cores
+
+
+def cgroup_cpu_quota(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> float | None:
+    """The CPU quota of this process's cgroup in cores (e.g. 1.5), or None when unlimited.
+
+    `proc_cgroup` is the text of /proc/self/cgroup (read when None). cgroup v2 keeps
+    "QUOTA PERIOD" (or "max PERIOD") in cpu.max; v1 keeps cpu.cfs_quota_us (-1: none) and
+    cpu.cfs_period_us in the cpu controller's folder. Inside a container the process's own
+    cgroup is usually the mount's root, so the root's files are read when the path has none.
+    """
+    if proc_cgroup is None:
+        try:
+            proc_cgroup = Path("/proc/self/cgroup").read_text()
+        except OSError:
+            proc_cgroup = ""
+    for line in proc_cgroup.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        rel = path.lstrip("/")
+        if hierarchy == "0" and controllers == "":
+            for folder in (root / rel, root):
+                found = _read_v2(folder / "cpu.max")
+                if found is not _MISSING:
+                    return found
+        elif "cpu" in controllers.split(","):
+            for base in (root / "cpu", root / "cpu,cpuacct", root / "cpuacct,cpu"):
+                for folder in (base / rel, base):
+                    found = _read_v1(folder)
+                    if found is not _MISSING:
+                        return found
+    return None
+
+
+_MISSING = object()
+SOURCES = ("cpu_threads", "environment", "cores")
+
+
+def _read_v2(path: Path):
+    try:
+        quota, period = path.read_text().split()[:2]
+    except (OSError, ValueError):
+        return _MISSING
+    if quota == "max":
+        return None
+    return _ratio(quota, period)
+
+
+def _read_v1(folder: Path):
+    try:
+        quota = (folder / "cpu.cfs_quota_us").read_text().strip()
+        period = (folder / "cpu.cfs_period_us").read_text().strip()
+    except OSError:
+        return _MISSING
+    if quota.startswith("-"):
+        return None
+    return _ratio(quota, period)
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
+
+
+def _positive_int(text: str | None) -> int | None:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def _fmt_cores(cores: float) -> str:
+    whole = float(cores).is_integer()
+    text = str(int(cores)) if whole else f"{cores:.2f}".rstrip("0")
+    return f"{text} core" + ("" if text == "1" else "s")
+
+
+def local_processes(environ: Mapping[str, str] | None = None) -> int:
+    """How many trainer processes share this machine: LOCAL_WORLD_SIZE under `accelerate
+    launch` / torchrun (which set it in every process), else 1."""
+    env = os.environ if environ is None else environ
+    return _positive_int(env.get("LOCAL_WORLD_SIZE")) or 1
+
+
+def set_before_torch(plan: ThreadPlan, environ: dict[str, str] | None = None) -> None:
+    """Put `plan` into this process's environment; only effective before torch is imported."""
+    env = os.environ if environ is None else environ
+    env.update(plan.env())

@@ -191,6 +191,13 @@ class SummaryScreen(Screen[SummaryResult]):
                 yield Button("Done", id="summary-done", variant="primary", compact=True)
             yield Static("Space ticks or unticks; Enter on Done or Ctrl-S applies the choices; "
                          "Esc leaves everything as it is.", id="summary-keys")
+            # The run's curves and its previews over steps (scroll down to them).
+            from ti_tui.screens.preview_grid import PreviewGrid
+            from ti_tui.screens.run_curves import RunCurves
+
+            yield RunCurves(out)
+            yield Static("Previews, step 0 to the end:", id="summary-previews-title")
+            yield PreviewGrid(out, id="summary-previews")
         yield Footer()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -58,9 +58,12 @@ class TiTuiApp(App[str]):
 
     def __init__(self, *, root: Path, defaults: TrainConfig, runner: Runner,
                  train_screen: TrainScreenFactory, demo: bool = False,
-                 notes: list[str] | None = None) -> None:
+                 notes: list[str] | None = None, home: list[Path] | None = None) -> None:
         super().__init__()
         self.root = root
+        self.home = home
+        """None: the form opens first (`ti-tui --gui`). A list: the home screen of runs opens
+        first (`ti-tui`), listing ROOT/text-inversion-output and these folders (--runs)."""
         self.defaults = defaults
         """The config the form opens with."""
         self.runner = runner
@@ -82,7 +85,22 @@ class TiTuiApp(App[str]):
 
     @work(exclusive=True, group="flow")
     async def run_flow(self) -> None:
-        defaults, problem = self.defaults, None
+        if self.home is not None:
+            from ti_tui.screens.home import home_flow
+
+            await home_flow(self)  # the home screen's loop; it ends the app itself
+            return
+        outcome = await self.train_flow(self.defaults)
+        if outcome == "detached":
+            self.exit("detached", message=self.watch_hint())
+            return
+        self.exit(outcome or "finished", return_code=1 if outcome == "error" else 0)
+
+    async def train_flow(self, defaults: TrainConfig) -> str | None:
+        """Form -> trainer -> live screen -> summary. Returns "detached", "finished",
+        "stopped" or "error"; None when the form was left without starting (it is left so
+        only when the home screen opened it; otherwise Esc quits the app)."""
+        problem = None
         while True:
             form = TrainingForm(root=self.root, defaults=defaults, problem=problem)
             if self.notes:
@@ -90,6 +108,8 @@ class TiTuiApp(App[str]):
                     self.notify(note, severity="warning", timeout=8)
                 self.notes = []
             config = await self._show(form)
+            if config is None:
+                return None
             if not self.demo:
                 self._save_preferences(config)
             self.notify("Checking everything and starting the trainer...", timeout=4)
@@ -106,12 +126,10 @@ class TiTuiApp(App[str]):
         self.config = config
         outcome = await self._show(self.train_screen(self.handle))
         if outcome == "detached":
-            self.exit("detached", message=self.watch_hint())
-            return
+            return "detached"
         result = read_outcome(config.output_path)
         await self._show(SummaryScreen(config, result))
-        self.exit("error" if result.failed else (outcome or "finished"),
-                  return_code=1 if result.failed else 0)
+        return "error" if result.failed else (outcome or "finished")
 
     def watch_hint(self) -> str:
         """How to come back to the run this app leaves running (runner.watch_hint's words)."""
@@ -171,8 +189,11 @@ class TiTuiApp(App[str]):
 
 def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner | None = None,
              demo: bool = False, train_screen: TrainScreenFactory | None = None,
-             restore: bool = True) -> TiTuiApp:
+             restore: bool = True, home: list[Path] | None = None) -> TiTuiApp:
     """The app for `ti-tui` / `ti-tui --gui` (and `ti-tui demo` with demo=True).
+
+    `home`: open the home screen of runs first (`ti-tui` with no arguments), listing
+    ROOT/text-inversion-output and these extra folders; None opens the form first.
 
     `defaults`: the config the form opens with (else TrainConfig defaults, or the demo's);
     saved preferences are laid over it unless `restore` is False or this is the demo.
@@ -193,4 +214,5 @@ def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner 
             config, notes = restore_preferences(root, config)
     config = config.replace(root=str(root))
     return TiTuiApp(root=root, defaults=config, runner=runner or _default_runner,
-                    train_screen=train_screen or _default_train_screen, demo=demo, notes=notes)
+                    train_screen=train_screen or _default_train_screen, demo=demo, notes=notes,
+                    home=home)

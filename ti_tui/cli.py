@@ -1,11 +1,18 @@
 """The `ti-tui` command.
 
-    ti-tui [--gui] [--root R]      the setup form, then the live dashboard
+    ti-tui [--root R] [--runs DIR]  the home screen: the runs, and a new run, resume, watch,
+                                   summary, previews, stop, delete, models from there
+    ti-tui --gui [--root R]        the setup form first, then the live dashboard
     ti-tui demo                    the form pre-filled with the built-in demo model and images
     ti-tui train FLAGS...          headless training with invokeai-ti's flags
     ti-tui FLAGS...                the same (invokeai-ti trains when given flags without --gui)
     ti-tui models [--root R]       the models found under the root
     ti-tui watch OUTPUT_DIR        re-attach to a run, or summarise a finished one
+
+The root is --root, else $INVOKEAI_ROOT, else ~/invokeai. --runs DIR (repeatable) lists the
+runs in DIR too. --preview auto|kitty|sixel|iterm|half-blocks (or $TI_TUI_PREVIEW) picks how
+preview images are drawn: real pixels with Kitty graphics or Sixel where the terminal has
+them, coloured half-blocks elsewhere (tmux, screen, NO_COLOR, unknown terminals).
 
 Exit codes: 0 done (early or user stop included), 2 a user error (one line, no traceback),
 1 an internal failure.
@@ -46,16 +53,26 @@ def _dispatch(argv: list[str]) -> int:
         return 0
     gui = _parse_gui(argv)
     if gui is not None:
-        return run_form(gui.root)
+        return run_form(gui.root, home=None if gui.gui else gui.runs, preview=gui.preview)
     return cmd_train(argv)
 
 
 def _parse_gui(argv: list[str]) -> argparse.Namespace | None:
-    """`ti-tui`, `ti-tui --gui`, `ti-tui --root R`: the form. Anything else is training."""
+    """`ti-tui [--root R] [--runs DIR] [--preview P]`: the home screen; with `--gui`: the
+    form. Anything else is training."""
     rest = [a for a in argv if a not in ("--gui", "--front_end")]
     parser = argparse.ArgumentParser(prog="ti-tui", add_help=False)
     parser.add_argument("--root", "--root_dir", dest="root", default=None)
+    parser.add_argument("--runs", action="append", default=[], type=Path, metavar="DIR")
+    parser.add_argument("--preview", default=None)
     known, unknown = parser.parse_known_args(rest)
+    known.gui = "--gui" in argv or "--front_end" in argv
+    if known.preview is not None:
+        from ti_tui.preview_art import PREVIEW_CHOICES
+
+        if known.preview.lower() not in PREVIEW_CHOICES:
+            raise UserError(f"--preview must be one of {', '.join(PREVIEW_CHOICES)}, not "
+                            f"{known.preview!r}.", field="preview")
     if unknown and "--gui" not in argv and "--front_end" not in argv:
         return None
     from trainer.config import default_root
@@ -68,14 +85,24 @@ def _tty() -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
-def run_form(root: Path, *, defaults=None, demo: bool = False) -> int:
+def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] | None = None,
+             preview: str | None = None) -> int:
+    """The Textual app: the home screen first when `home` is a list (extra run folders),
+    else the form. `preview`: the --preview choice (preview_art.choose_protocol)."""
     if not _tty():
         print("ti-tui: the form needs a terminal; use `ti-tui train --help` for headless "
               "training.", file=sys.stderr)
         return 2
+    from ti_tui import preview_art
     from ti_tui.app import make_app
 
-    app = make_app(root=root, defaults=defaults, demo=demo)
+    try:
+        # Before the app starts: asking the terminal must not race Textual's input thread.
+        preview_art.choose_protocol(preview)
+    except ValueError as exc:
+        raise UserError(f"{exc}.", field="preview") from None
+    app = make_app(root=root, defaults=defaults, demo=demo,
+                   home=[p.expanduser() for p in home] if home is not None else None)
     app.run()
     return app.return_code or 0
 

@@ -27,6 +27,10 @@ _early_signal = False
 
 def main(argv: list[str] | None = None) -> int:
     _install_early_handlers()
+    from trainer.fsutil import TolerantStream
+
+    # stdout/stderr are OUTPUT_DIR/trainer.log: a full disk there must not crash the run.
+    sys.stdout, sys.stderr = TolerantStream(sys.stdout), TolerantStream(sys.stderr)
     from trainer.flags import parse_config
 
     argv = sys.argv[1:] if argv is None else argv
@@ -75,14 +79,21 @@ def run(config) -> int:
             print(f"ti-tui: {exc}", file=sys.stderr)
             return 2
     log = None
+    log_unwritable = False
     user_error = False
 
     def emit(event) -> None:
-        nonlocal log, user_error
+        nonlocal log, log_unwritable, user_error
         if getattr(event, "type", None) == "error" and getattr(event, "user_error", False):
             user_error = True
         if log is None:
-            log = EventLog(config.output_path / EVENTS_FILE)
+            if log_unwritable:
+                return  # already reported as the run's error: reporting must not fail again
+            try:
+                log = EventLog(config.output_path / EVENTS_FILE)
+            except UserError:
+                log_unwritable = True
+                raise
         log(event)
 
     try:

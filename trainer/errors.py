@@ -39,3 +39,36 @@ class ModelError(UserError):
 
 class ResumeError(UserError):
     """A checkpoint or initial embedding cannot be resumed from."""
+
+
+class OutputError(UserError):
+    """A file could not be written (disk full, read-only folder, quota...)."""
+
+
+def write_failed(path, exc: OSError, output_dir=None) -> OutputError:
+    """The one sentence for a write that failed with `exc` (ENOSPC, EROFS, EACCES, EDQUOT...).
+
+    The advice depends on what is on disk: with a complete checkpoint in `output_dir`, resume
+    from it; without one (a fresh run that failed before its first checkpoint, or a write
+    before the run started), `--resume_from_checkpoint latest` would only fail, so the advice
+    is to start again.
+    """
+    from pathlib import Path
+
+    from trainer.checkpoint_index import latest_checkpoint
+
+    reason = exc.strerror or str(exc)
+    latest = None
+    if output_dir is not None:
+        try:
+            latest = latest_checkpoint(Path(output_dir))
+        except OSError:
+            latest = None
+    if latest is not None:
+        return OutputError(f"Could not write {path} ({reason}); the previous checkpoint and "
+                           "embedding are intact, so free some space or fix the folder's "
+                           "permissions and resume with --resume_from_checkpoint latest.",
+                           field="output_dir")
+    return OutputError(f"Could not write {path} ({reason}); no checkpoint was saved yet, so "
+                       "free some space or fix the folder's permissions (or pick another "
+                       "--output_dir) and start the run again.", field="output_dir")

@@ -14,16 +14,21 @@ with its words for people in one place.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
+
+from trainer import fsutil
+from trainer.errors import write_failed
 
 SCHEMA_VERSION = 1
 """The `version` every written line carries; readers accept any version (newer fields are
@@ -31,13 +36,14 @@ ignored), so it only tells a person which trainer wrote a file."""
 EVENTS_FILE = "events.jsonl"
 
 
-class StopReason(str, Enum):
+class StopReason(StrEnum):
     """Why a run ended: the `reason` of its `Stopped` event, and the limit that sets a run's end.
 
-    A str Enum, so it is written to JSON as its plain value. `words` is the short phrase the
-    dashboard and the plain lines show, `sentence` the clause the summary screen completes
-    ("Stopped at step 120: <sentence>."). A reason a newer trainer invents is kept as a plain
-    string by `parse_event`; `stop_words` and `stop_sentence` fall back to it readably.
+    A StrEnum, so it is written to JSON and formatted as its plain value. `words` is the
+    short phrase the dashboard and the plain lines show, `sentence` the clause the summary
+    screen completes ("Stopped at step 120: <sentence>."). A reason a newer trainer invents
+    is kept as a plain string by `parse_event`; `stop_words` and `stop_sentence` fall back to
+    it readably.
     """
 
     MAX_STEPS = "max_steps"
@@ -302,27 +308,58 @@ def _jsonable(value: Any) -> Any:
 
 
 class EventLog:
-    """Appends events to events.jsonl, one line each, flushed per event.
+    """Appends events to events.jsonl, one line each, written through at once.
 
-    A line is written with a single write() call on a file opened in append mode, so a reader
-    tailing the file sees whole lines, or at worst a partial last line it must skip.
+    A line is appended with os.write on an O_APPEND descriptor, so a reader tailing the file
+    sees whole lines, or at worst a partial last line it must skip.
+
+    A full or read-only disk: the first failed append releases the run's reserved space
+    (trainer.fsutil.reserve_space), writes the event again, and raises OutputError (one
+    sentence, exit code 2) so the run stops; later events (the error and stopped events)
+    are still attempted but never raise, so reporting the problem cannot fail in turn.
+    Raises OutputError from the constructor when the file cannot be opened.
     """
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        torn = _ends_mid_line(self.path)
-        self._fh = open(self.path, "a", encoding="utf-8", buffering=1)
-        if torn:
+        self.failed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # A run killed mid-line left a fragment; start our first event on a new line.
-            self._fh.write("\n")
+            self._torn = _ends_mid_line(self.path)
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                                           0o666)
+        except OSError as exc:
+            raise write_failed(self.path, exc, self.path.parent) from None
 
     def __call__(self, event: Event) -> None:
-        self._fh.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
-        self._fh.flush()
+        line = (json.dumps(event.to_dict(), separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            self._append(line)
+        except OSError as exc:
+            if self.failed:
+                return  # already reported: the events that report it must not fail too
+            self.failed = True
+            if fsutil.release_reserve():
+                with contextlib.suppress(OSError):
+                    self._append(line)
+            raise write_failed(self.path, exc, self.path.parent) from None
+
+    def _append(self, line: bytes) -> None:
+        if self._fd is None:
+            raise OSError(errno.EBADF, "the event log is closed")
+        data = (b"\n" if self._torn else b"") + line
+        while data:
+            written = os.write(self._fd, data)
+            self._torn = True  # until the whole line is in
+            data = data[written:]
+        self._torn = False
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 def _ends_mid_line(path: Path) -> bool:

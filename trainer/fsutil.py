@@ -19,7 +19,9 @@ letting a library write the file and report the failure as its own exception typ
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -187,3 +189,98 @@ def restore_moved_aside(folder: Path) -> list[Path]:
                 os.replace(old, target)
                 restored.append(target)
     return restored
+
+
+# --- room to say why a run stopped -----------------------------------------------------------
+
+RESERVE_NAME = ".ti-tui.reserve"
+RESERVE_BYTES = 64 * 1024
+"""Enough for the error and stopped events and a log line, many times over."""
+
+_reserve: Path | None = None
+
+
+def reserve_space(folder: str | os.PathLike[str], size: int = RESERVE_BYTES) -> Path | None:
+    """Hold up to `size` bytes in `folder` (hidden file `.ti-tui.reserve`) for later.
+
+    When the disk fills mid-run, the write that failed releases this file
+    (`release_reserve`), so the run can still append its error and stopped events to
+    events.jsonl and the UI can say what happened. The bytes are random so that a compressing
+    file system really allocates them. Falls back to smaller sizes on a nearly full disk, and
+    to nothing when even 4 KiB do not fit. Returns the file, or None.
+    """
+    global _reserve
+    path = Path(folder) / RESERVE_NAME
+    for n in (size, size // 4, size // 16):
+        try:
+            write_file_synced(path, os.urandom(n))
+            _reserve = path
+            return path
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    return None
+
+
+def release_reserve() -> bool:
+    """Delete the reserve file, if any; True when it freed space."""
+    global _reserve
+    path, _reserve = _reserve, None
+    if path is None:
+        return False
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
+
+
+class TolerantStream:
+    """A text stream whose writes never raise OSError (a full disk under trainer.log).
+
+    The trainer's stdout and stderr are OUTPUT_DIR/trainer.log. When that disk fills, a
+    library's progress line or the error handler's own message would raise from wherever it
+    is printed and turn a clear "disk full" stop into a crash; a lost log line is the lesser
+    harm, since the events say what happened.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def as_os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`, or None when it is not a file-system failure.
+
+    Libraries that write files themselves report a full disk as their own type: safetensors
+    raises SafetensorError("... I/O error: No space left on device (os error 28) ..."), which
+    carries the errno only in its text (safetensors' Rust std::io::Error display).
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, OSError):
+            return current
+        match = re.search(r"\(os error (\d+)\)", str(current))
+        if match:
+            code = int(match.group(1))
+            return OSError(code, os.strerror(code))
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+"""Write failures that come from the disk, not from ti-tui: full, over quota, read-only."""

@@ -18,7 +18,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.errors import UserError
+from trainer.errors import UserError, write_failed
 
 LOCK_NAME = ".ti-tui.lock"
 
@@ -94,7 +94,11 @@ class RunLock:
     def acquire(cls, output_dir: Path) -> RunLock:
         path = output_dir / LOCK_NAME
         for _ in range(3):
-            if _create_with_content(path, _me().text()):
+            try:
+                created = _create_with_content(path, _me().text())
+            except OSError as exc:  # a full or read-only disk: one sentence, not a traceback
+                raise write_failed(path, exc, output_dir) from None
+            if created:
                 return cls(path)
             seen = _read_raw(path)
             owner = read_lock(path)

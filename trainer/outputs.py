@@ -110,7 +110,9 @@ class Outputs:
         if cfg.save_steps and step % cfg.save_steps == 0:
             self._embedding(self.out / "embeddings", step, vectors,
                             formats.SNAPSHOT_SUFFIX.format(step=step), final=False)
-        if (cfg.checkpointing_steps and step % cfg.checkpointing_steps == 0) or "save" in requests:
+        at_end = step >= self.session.end_step  # final() writes that checkpoint, last
+        if ((cfg.checkpointing_steps and step % cfg.checkpointing_steps == 0)
+                or "save" in requests) and not at_end:
             self.checkpoint(step, vectors, state_fn)
         if (cfg.validation_steps and step % cfg.validation_steps == 0) or "preview" in requests:
             self.preview(step)
@@ -125,12 +127,15 @@ class Outputs:
             history = self.out / "dvar_history.csv"
             self._guard(history, lambda: atomic_write_text(history, _csv(tracker["rows"])))
             files.append(history)
+        if self.cfg.save_as_full_pipeline:
+            files.append(self._guard(self.out, lambda: self._full_pipeline()))
         if self.last_checkpoint_step != step and step > 0:
             # Always end with a checkpoint: it is a few KB (only the new rows and their
             # optimizer state), and it lets `--resume_from_checkpoint latest` extend any run.
+            # Written after every other final file: if one of those fails (a full disk), the
+            # newest checkpoint is still an earlier one, and resuming from it redoes the last
+            # updates bit for bit and writes everything.
             files.append(self.checkpoint(step, vectors, state_fn))
-        if self.cfg.save_as_full_pipeline:
-            files.append(self._guard(self.out, lambda: self._full_pipeline()))
         if self.cfg.save_as == "a1111" and "a1111" not in embedding_files:
             single = embedding_files.get("standalone")
             self.emit(Warning(message="--save_as a1111 writes a .pt only for SD 1.x/2.x; for "

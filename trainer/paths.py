@@ -1,0 +1,133 @@
+"""Paths the user typed: what the operating system says about them, in one sentence.
+
+Every path a user gives (`--train_data_dir`, `--output_dir`, `--model`, `--model_config`,
+`--models_dir`, `--tokenizer_name`, `--initial_embedding`, `--resume_from_checkpoint`,
+`--root`, `--config`, `ti-tui watch DIR`, ...) can be refused by the OS before ti-tui gets to
+ask whether it holds the right things: a name over the file system's limit (ENAMETOOLONG), a
+symbolic-link loop (ELOOP), a folder on the way that is not searchable (EACCES) or is a file
+(ENOTDIR), or a pseudo file system such as /proc that accepts no new files (ENOENT/EPERM on
+mkdir). pathlib's `exists()` and `is_dir()` raise on several of these, so without this module
+they surfaced as tracebacks. `check_path` is run on each of them by preflight, first;
+`check_creatable` proves an output folder can really be made.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from trainer.errors import ConfigError
+
+_WHY = {
+    errno.ENAMETOOLONG: "a name in it is longer than the file system allows (255 bytes per "
+                        "name, 4096 for the whole path); use a shorter path",
+    errno.ELOOP: "it goes through a loop of symbolic links; fix or remove the link",
+    errno.EACCES: "a folder on the way cannot be entered (permission denied); fix its "
+                  "permissions or use a path you own",
+    errno.EPERM: "the operating system does not permit it; use a path you own",
+    errno.ENOTDIR: "a part of it that should be a folder is a file; fix the path",
+    errno.EINVAL: "the operating system calls it invalid; use an ordinary path",
+    errno.EROFS: "it is on a read-only file system; use a folder on a writable disk",
+    errno.ENOSPC: "the disk is full; free some space or use another disk",
+    errno.EDQUOT: "your disk quota is exhausted; free some space or use another disk",
+    errno.ENOENT: "a folder on the way does not exist and cannot be created there",
+}
+
+
+def why(exc: OSError) -> str:
+    """A clause saying what the OS refused and what to do, for any OSError."""
+    reason = _WHY.get(exc.errno)
+    if reason is None:
+        reason = f"the operating system refused it ({exc.strerror or exc}); use another path"
+    return reason
+
+
+def _label(field: str) -> str:
+    """"Output directory (--output_dir)" for a TrainConfig field; other names as given."""
+    from trainer.config import field_info
+
+    try:
+        label = field_info(field).metadata.get("label", field)
+    except KeyError:
+        # Not a TrainConfig field: --config, or a command's argument ("ti-tui watch DIR").
+        return _OTHER_LABELS.get(field, field)
+    return f"{label} (--{field})"
+
+
+_OTHER_LABELS = {"config": "Config file (--config)"}
+
+
+def refusal(field: str, path: str | os.PathLike[str], exc: OSError) -> ConfigError:
+    """The one sentence for a user path the OS refused."""
+    shown = str(path)
+    if len(shown) > 120:
+        shown = f"{shown[:60]}...{shown[-40:]} ({len(shown)} characters)"
+    return ConfigError(f"{_label(field)} {shown} cannot be used: {why(exc)}.", field=field)
+
+
+def check_path(field: str, value: str | os.PathLike[str] | None) -> None:
+    """Raise ConfigError naming `field` if the OS refuses to even look at `value`.
+
+    A path that simply does not exist passes: the checks that need it say so in their own
+    words ("does not exist; create it ..."). `~` is expanded as everywhere else.
+    """
+    if value is None or str(value) == "":
+        return
+    text = str(value)
+    if "\0" in text:
+        raise ConfigError(f"{_label(field)} holds a NUL character; type the path again.",
+                          field=field)
+    path = Path(text).expanduser()
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise refusal(field, path, exc) from None
+
+
+def check_creatable(field: str, path: Path) -> None:
+    """Raise ConfigError unless `path` is a folder, or a folder can be made there.
+
+    Creates and removes a hidden probe folder in the nearest existing ancestor, because
+    os.access says yes for /proc and for read-only bind mounts seen as root, where mkdir then
+    fails. Nothing is left behind.
+    """
+    check_path(field, path)
+    probe = path
+    while True:
+        try:
+            if probe.exists() or probe == probe.parent:
+                break
+        except OSError as exc:
+            raise refusal(field, path, exc) from None
+        probe = probe.parent
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{_label(field)} {path} is a file; pass a folder path.", field=field)
+    if not probe.is_dir():
+        raise ConfigError(f"{_label(field)} {path} cannot be created because {probe} is a "
+                          "file; pass a folder path.", field=field)
+    try:
+        made = tempfile.mkdtemp(prefix=".ti-tui-probe-", dir=probe)
+    except OSError as exc:
+        raise ConfigError(f"{_label(field)} {path} cannot be created: {probe} refuses new "
+                          f"folders ({exc.strerror or exc}); pick a folder on an ordinary "
+                          "disk that you own.", field=field) from None
+    os.rmdir(made)
+    if probe != path:
+        # The whole missing part must fit too: each name under NAME_MAX, all under PATH_MAX.
+        try:
+            limit = os.pathconf(probe, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        rest = path.relative_to(probe).parts
+        if any(len(os.fsencode(part)) > limit for part in rest):
+            raise refusal(field, path, OSError(errno.ENAMETOOLONG, "File name too long"))
+
+
+def is_user_path_error(exc: OSError) -> bool:
+    """Whether `exc` is the OS refusing a path (not a bug): it names a file and its errno is
+    one of those `why` explains."""
+    return bool(exc.filename) and exc.errno in _WHY

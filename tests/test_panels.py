@@ -167,11 +167,11 @@ def test_live_frames_reuse_charts_for_a_second_but_not_the_progress():
     clock = [100.0]
     slow = panels.SlowPanels(every=1.0, clock=lambda: clock[0])
     first = text(panels.render_dashboard(state, 100, 30, slow=slow), 100)
-    loss_at_120 = f"loss {panels.num(state.loss)}"
+    loss_at_120 = f"loss {panels.short_float(state.loss)}"
     assert "120 / 1,000" in first and loss_at_120 in first
 
     fold_all([e for e in EVENTS if isinstance(e, Step) and 120 < e.step <= 200], state)
-    loss_at_200 = f"loss {panels.num(state.loss)}"
+    loss_at_200 = f"loss {panels.short_float(state.loss)}"
     assert loss_at_200 != loss_at_120
     clock[0] += 0.5
     second = text(panels.render_dashboard(state, 100, 30, slow=slow), 100)
@@ -187,7 +187,7 @@ def test_live_frames_draw_a_finished_run_afresh(final):
     early = state_at(120)
     text(panels.render_dashboard(early, 100, 30, slow=slow), 100)
     out = text(panels.render_dashboard(final, 100, 30, slow=slow), 100)
-    assert "converged at step 437" in out and f"loss {panels.num(final.loss)}" in out
+    assert "converged at step 437" in out and f"loss {panels.short_float(final.loss)}" in out
 
 
 def test_layout_modes():
@@ -211,8 +211,8 @@ def test_downsample_keeps_the_newest_point():
 
 def test_formatting_helpers():
     assert panels.duration(3725) == "1:02:05" and panels.duration(65) == "1:05"
-    assert panels.num(0.002) == "2.00e-03" and panels.num(0.21337) == "0.2134"
-    assert panels.num(None) == "-"
+    assert panels.short_float(0.002) == "2.00e-03" and panels.short_float(0.21337) == "0.2134"
+    assert panels.short_float(None) == "-"
 
 
 @pytest.mark.parametrize("reason", list(StopReason))

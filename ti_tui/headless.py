@@ -20,8 +20,8 @@ from trainer.events import (EVENTS_FILE, CheckpointSaved, EmbeddingSaved, Error,
                             PreviewSaved, RunStarted, Step, Stopped, Warning, load_events,
                             stop_words)
 from trainer.install_guide import tool_lines
-from ti_tui.panels import (TEXT_REFRESH_S, SlowPanels, duration, num, render_dashboard,
-                           short_path)
+from ti_tui.panels import (TEXT_REFRESH_S, SlowPanels, duration, render_dashboard,
+                           short_float, short_path)
 from ti_tui.runner import RunHandle, run_alive, watch_hint
 from ti_tui.state import RunState, fold, fold_all
 from ti_tui.tail import EventTail
@@ -43,14 +43,15 @@ def event_line(event: Event, state: RunState, log_every: int) -> str | None:
             return None
         rate = state.steps_per_s
         total = f"/{state.max_steps}" if state.max_steps else ""
-        parts = [f"step {state.step}{total}", f"loss {num(state.loss)}",
-                 f"smoothed {num(state.loss_smooth)}"]
+        parts = [f"step {state.step}{total}", f"loss {short_float(state.loss)}",
+                 f"smoothed {short_float(state.loss_smooth)}"]
         if state.l_det is not None:
-            parts.append(f"L_det {num(state.l_det, 5)}")
+            parts.append(f"L_det {short_float(state.l_det, 5)}")
         if state.dvar_on and state.ldet_on and state.window:
-            parts.append(f"ratio {num(state.dvar_ratio, 3)}" if state.ldet_count > state.window
+            parts.append(f"ratio {short_float(state.dvar_ratio, 3)}"
+                         if state.ldet_count > state.window
                          else f"window {state.ldet_count}/{state.window}")
-        parts += [f"lr {num(state.lr)}", f"{rate:.2f} steps/s" if rate else "- steps/s",
+        parts += [f"lr {short_float(state.lr)}", f"{rate:.2f} steps/s" if rate else "- steps/s",
                   f"ETA {duration(state.eta())}"]
         return "  ".join(parts)
     if isinstance(event, Phase):
@@ -86,15 +87,16 @@ def summary_lines(state: RunState, exit_note: str = "") -> list[str]:
     """A finished (or abandoned) run in a few plain lines: why it stopped and its files."""
     lines = [f"run {state.trigger or '?'} in {state.output_dir or state.base_dir}",
              f"step {state.step}/{state.max_steps} after {duration(state.elapsed())}; "
-             f"loss {num(state.loss)} (smoothed {num(state.loss_smooth)}), "
-             f"L_det {num(state.l_det, 5)}"]
+             f"loss {short_float(state.loss)} (smoothed {short_float(state.loss_smooth)}), "
+             f"L_det {short_float(state.l_det, 5)}"]
     if state.stopped:
         lines.append(f"stopped: {_reason(state.stopped)}")
     elif exit_note:
         lines.append(exit_note)
     if state.converged_step is not None:
         lines.append(f"DVAR converged at step {state.converged_step} (ratio "
-                     f"{num(state.converged_ratio, 3)} < {num(state.threshold, 3)}, "
+                     f"{short_float(state.converged_ratio, 3)} < "
+                     f"{short_float(state.threshold, 3)}, "
                      f"window {state.window})")
     if state.error:
         lines.append(f"error: {state.error.message}"

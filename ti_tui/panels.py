@@ -52,7 +52,7 @@ def duration(seconds: float | None) -> str:
     return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
 
 
-def num(value: float | None, digits: int = 4) -> str:
+def short_float(value: float | None, digits: int = 4) -> str:
     """A float in few characters: 0.2134, 2.00e-03; '-' when unknown."""
     if value is None:
         return "-"
@@ -189,9 +189,9 @@ def progress_panel(state: RunState, width: int, height: int, now: float | None =
 
 def loss_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
     """Training loss (raw, faint) with its smoothed line, and L_det on the right axis."""
-    entries = [("⠂", "bright_black", f"loss {num(state.loss)}"),
-               ("━", "cyan", f"smoothed {num(state.loss_smooth)}"),
-               ("━", "magenta", f"L_det {num(state.l_det, 5)} (right)") if state.ldet_on
+    entries = [("⠂", "bright_black", f"loss {short_float(state.loss)}"),
+               ("━", "cyan", f"smoothed {short_float(state.loss_smooth)}"),
+               ("━", "magenta", f"L_det {short_float(state.l_det, 5)} (right)") if state.ldet_on
                else ("", "dim", "L_det off")]
     legend = _legend(entries, width - 4)
     lines = []
@@ -247,9 +247,10 @@ def dvar_panel(state: RunState, width: int, height: int, now: float | None = Non
     lines: list[RenderableType] = [Text(words, style, no_wrap=True, overflow="ellipsis")]
     ema = f"{state.ema_pct * 100:+.2f}%" if state.ema_pct is not None else "-"
     trend = f"{state.trend:+.1e}" if state.trend is not None else "-"
-    lines += _packed([("ratio", num(ratio, 3)), ("threshold", num(threshold, 3)),
+    lines += _packed([("ratio", short_float(ratio, 3)), ("threshold", short_float(threshold, 3)),
                       ("window", f"{min(state.ldet_count, window)}/{window}"),
-                      ("ema_pct", ema), ("hall", num(state.hall, 3)), ("trend", trend)], inner)
+                      ("ema_pct", ema), ("hall", short_float(state.hall, 3)),
+                      ("trend", trend)], inner)
     chart_rows = height - 2 - len(lines)
     if len(state.ratio_hist) and chart_rows >= 4:
         top = max(1.0, max(state.ratio_hist.ys))
@@ -269,30 +270,26 @@ def schedule_panel(state: RunState, width: int, height: int, now: float | None =
     """Current LR and the next change of a piecewise schedule, clip value, grad norm, skips."""
     text = str(state.config.get("learning_rate", ""))
     mode = state.config.get("clip_grad_mode", "none")
-    clip = "off" if mode in ("none", None) else f"{mode} {num(state.clip_value, 3)}"
-    lines = _packed([("lr", num(state.lr if state.lr is not None else state.base_lr)),
-                     ("schedule", text or "-"), ("next", _next_change(state, text)),
-                     ("clip", clip), ("grad norm", num(state.grad_norm, 3)),
+    clip = "off" if mode in ("none", None) else f"{mode} {short_float(state.clip_value, 3)}"
+    lines = _packed([("lr", short_float(state.lr if state.lr is not None else state.base_lr)),
+                     ("schedule", text or "-"), ("next", _next_change(state)),
+                     ("clip", clip), ("grad norm", short_float(state.grad_norm, 3)),
                      ("skipped fp16 updates", str(state.skipped_total))], width - 4)
     return _panel(_lines(lines, height), "Schedule", width, height)
 
 
-def _next_change(state: RunState, text: str) -> str:
-    """'1.00e-03 at step 600' from trainer.schedules, or a plain fallback if it is missing."""
+def _next_change(state: RunState) -> str:
+    """'1.00e-03 at step 600' from the run's schedule (read once, at run_started)."""
     scheduler = state.config.get("lr_scheduler", "constant")
-    try:
-        from trainer import schedules
-
-        if not schedules.is_piecewise(text):
-            return "constant" if scheduler == "constant" else f"{scheduler} shape"
-        change = schedules.next_change(text, state.max_steps, state.step,
-                                       cur_step=state.start_step)
-    except Exception:  # noqa: BLE001 - an old trainer or an odd string must not break the view
+    if state.lr_schedule is None:
         return "-"
+    if not state.lr_piecewise:
+        return "constant" if scheduler == "constant" else f"{scheduler} shape"
+    change = state.lr_schedule.next_change(state.step)
     if change is None:
         return "none until the end"
     rate, at = change
-    return f"{num(rate * state.lr_scale)} at step {at:,}"
+    return f"{short_float(rate)} at step {at:,}"
 
 
 def files_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:

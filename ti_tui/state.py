@@ -1,8 +1,10 @@
 """RunState: everything the dashboard shows, folded from the events of events.jsonl.
 
 `fold(state, event)` applies one typed event (trainer/events.py: what `parse_event`,
-`load_events` and `ti_tui.tail.EventTail` give) and `fold_all(events)` folds a whole list. No I/O happens here: the hosts (the Textual screen,
-the headless view, `ti-tui watch`) read the file and own the clock.
+`load_events` and `ti_tui.tail.EventTail` give) and `fold_all(events)` folds a whole list.
+No I/O happens here: the hosts (the Textual screen, the headless view, `ti-tui watch`) read
+the file and own the clock. The state keeps the typed events it shows (the newest step, the
+last checkpoint, the stopped event) rather than copies of their fields.
 
 Cost: a run can last 100,000 steps and the UI folds every one of them, so `fold` is O(1) per
 event. It updates the state in place and returns it (copying the histories per event would
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer import plan, schedules
 from trainer.events import (CheckpointSaved, EmbeddingSaved, Error, Event, Phase, PreviewSaved,
                             RunStarted, Step, Stopped, StopReason, Warning, parse_event)
 
@@ -105,6 +108,13 @@ class RunState:
     trigger: str = ""
     output_dir: str = ""
     pid: int | None = None
+    end_reason: StopReason | str = StopReason.MAX_STEPS
+    """Which limit sets max_steps (run_started's end_reason)."""
+    lr_schedule: schedules.RateSchedule | None = None
+    """The run's learning-rate schedule, read once from run_started's config (None when the
+    config's strings cannot be read by this version): the rate of any step, the next change."""
+    lr_piecewise: bool = False
+    """True for an A1111 schedule string (its changes are worth showing), False for a rate."""
 
     # --- the latest step ------------------------------------------------------------------
     latest: Step | None = None
@@ -196,10 +206,12 @@ class RunState:
 
     @property
     def earliest_stop(self) -> int | None:
-        """The first step DVAR can stop at: the ratio needs window + 1 values (spec A5)."""
-        if not self.window:
+        """The first step DVAR can stop at (trainer/plan.py: (window + 1) x dvar_eval_every,
+        spec A4/A5); None when L_det is off or the window unknown."""
+        every = self.config.get("dvar_eval_every", 1)
+        if not isinstance(self.window, int) or not isinstance(every, int):
             return None
-        return (self.window + 1) * max(1, int(self.config.get("dvar_eval_every", 1) or 1))
+        return plan.earliest_dvar_stop(self.window, every, self.start_step)
 
     @property
     def fraction(self) -> float:
@@ -281,11 +293,32 @@ def _run_started(state: RunState, event: RunStarted) -> None:
     state.base_lr, state.lr_scale = _finite(event.learning_rate), _finite(event.lr_scale) or 1.0
     state.trigger = event.trigger or str(state.config.get("placeholder_token", ""))
     state.output_dir, state.pid = event.output_dir, event.pid
+    state.end_reason = event.end_reason
+    state.lr_schedule, state.lr_piecewise = _lr_schedule(state)
     # A resumed run appends to the same file: its end and its DVAR window start afresh.
     state.stopped = state.error = state.converged_step = state.converged_ratio = None
     state.latest = None
     state.ldet_count = 0
     state.recent.clear()
+
+
+def _lr_schedule(state: RunState) -> tuple[schedules.RateSchedule | None, bool]:
+    """The run's learning-rate schedule from its config (parsed once per run, never per
+    redraw), and whether it is a piecewise string; (None, False) when it cannot be read."""
+    config = state.config
+    text = config.get("learning_rate")
+    if not isinstance(text, str) or state.max_steps <= state.start_step:
+        return None, False
+    try:
+        rates = schedules.learning_rate_schedule(
+            text, scheduler=str(config.get("lr_scheduler", "constant")),
+            warmup_steps=int(config.get("lr_warmup_steps") or 0), max_steps=state.max_steps,
+            num_cycles=float(config.get("lr_num_cycles") or 1.0),
+            power=float(config.get("lr_power") or 1.0), cur_step=state.start_step,
+            strict=bool(config.get("strict_schedule")), scale=state.lr_scale)
+    except (schedules.ScheduleError, TypeError, ValueError):
+        return None, False  # a newer trainer's string: the panel shows "-"
+    return rates, schedules.is_piecewise(text)
 
 
 def _step(state: RunState, event: Step) -> None:

@@ -10,7 +10,6 @@ model. The config round-trips through OUTPUT_DIR/run.toml.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 import tomllib
@@ -273,10 +272,11 @@ class TrainConfig:
 
     @property
     def effective_lr_scale(self) -> float:
-        """Diffusers' --scale_lr rule: batch x accumulation x processes."""
-        if not self.scale_lr:
-            return 1.0
-        return float(self.train_batch_size * self.gradient_accumulation_steps * self.num_processes)
+        """Diffusers' --scale_lr rule: batch x accumulation x processes (trainer/plan.py)."""
+        from trainer import plan
+
+        return plan.lr_scale(self.scale_lr, plan.images_per_update(
+            self.train_batch_size, self.gradient_accumulation_steps, self.num_processes))
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -349,8 +349,10 @@ class TrainConfig:
         self._check_schedules()
 
     def _check_schedules(self) -> None:
+        # Segments, never a list per step: validating a 10-million-step run costs what a
+        # 10-step one does (the form validates on every keystroke).
         try:
-            rates = schedules.learning_rates(
+            rates = schedules.learning_rate_schedule(
                 self.learning_rate, scheduler=self.lr_scheduler,
                 warmup_steps=self.lr_warmup_steps, max_steps=self.max_train_steps,
                 num_cycles=self.lr_num_cycles, power=self.lr_power,
@@ -358,7 +360,7 @@ class TrainConfig:
         except schedules.ScheduleError as exc:
             raise ConfigError(f"Learning rate (--learning_rate): {exc}",
                               field="learning_rate") from None
-        bad = next((r for r in rates if not math.isfinite(r) or r < 0), None)
+        bad = rates.first_unusable_rate()
         if bad is not None:
             # A1111 would train with these; a negative or NaN rate is never what anyone means.
             raise ConfigError(f"Learning rate (--learning_rate) {self.learning_rate!r} gives the "
@@ -366,20 +368,11 @@ class TrainConfig:
                               field="learning_rate")
         if self.clip_grad_mode != "none":
             try:
-                schedules.clip_values(self.clip_grad_value, self.max_train_steps,
-                                      strict=self.strict_schedule)
+                schedules.clip_schedule(self.clip_grad_value, self.max_train_steps,
+                                        strict=self.strict_schedule)
             except schedules.ScheduleError as exc:
                 raise ConfigError(f"Clip value (--clip_grad_value): {exc}",
                                   field="clip_grad_value") from None
-
-
-def epoch_limit_steps(num_train_epochs: int, repeats: int, n_images: int,
-                      images_per_update: int) -> int:
-    """Updates until --num_train_epochs ends a run: an invokeai-ti epoch is `repeats` passes.
-
-    Shared by the trainer and the form's derived-facts line, so both say the same number.
-    """
-    return math.ceil(num_train_epochs * repeats * n_images / images_per_update)
 
 
 def wrap_trigger(token: str) -> str:

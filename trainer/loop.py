@@ -23,6 +23,7 @@ from trainer.control import CONTROL_DIR, Control
 from trainer.errors import UserError
 from trainer.evaluation import deterministic_loss
 from trainer.events import Emit, Error, RunStarted, Step, Stopped, Warning
+from trainer.optim import make_optimizer
 from trainer.lock import RunLock
 from trainer.objective import diffusion_loss
 from trainer.preflight import preflight
@@ -110,9 +111,9 @@ class _Loop:
         self.main = accelerator.is_main_process
         self.world = accelerator.num_processes
         self.vectors = session.vectors
-        self.optimizer = torch.optim.AdamW(
-            [self.vectors], lr=session.rates[0], betas=(self.cfg.adam_beta1, self.cfg.adam_beta2),
-            eps=self.cfg.adam_epsilon, weight_decay=self.cfg.adam_weight_decay)
+        # AdamW, or SAM around it (trainer/optim.py); either runs its own gradient passes.
+        self.optimizer = make_optimizer(self.cfg, [self.vectors],
+                                        session.plan.rate_at(session.start_step))
         self.scaler = (torch.amp.GradScaler(session.device.type)
                        if self.cfg.mixed_precision == "fp16" else None)
         self.sampler = BatchSampler(session.cache.num_images, len(session.caption_ids),
@@ -187,39 +188,26 @@ class _Loop:
         if self.world > 1:
             self.vectors.grad = self.acc.reduce(self.vectors.grad, reduction="mean")
 
-    def _sam_perturbation(self, batches) -> torch.Tensor | None:
-        """SAM's first pass: the step of size rho up the gradient (its scale cancels out)."""
-        self._accumulate(batches)
+    def _backward(self, batches) -> torch.Tensor:
+        """One gradient pass over the update's micro-batches, averaged over processes."""
+        loss = self._accumulate(batches)
         self._sync_grad()
-        grad = self.vectors.grad
-        norm = grad.norm()
-        self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(norm) or norm == 0:
-            return None
-        e = grad * (self.cfg.sam_rho / (norm + 1e-12))
-        with torch.no_grad():
-            self.vectors.add_(e)
-        return e
+        return loss
 
     def update(self) -> tuple[float, float, bool]:
         """One optimizer update; returns (loss, pre-clip grad norm, skipped)."""
-        index = self.step - self.s.start_step
+        plan = self.s.plan
         for group in self.optimizer.param_groups:
-            group["lr"] = self.s.rates[index]
+            group["lr"] = plan.rate_at(self.step)
         batches = [self._inputs() for _ in range(self.cfg.gradient_accumulation_steps)]
-        e = self._sam_perturbation(batches) if self.cfg.optimizer == "sam" else None
-        loss = self._accumulate(batches)
-        if e is not None:
-            with torch.no_grad():
-                self.vectors.sub_(e)
-        self._sync_grad()
+        loss = self.optimizer.gradients(lambda: self._backward(batches))
         if self.world > 1:
             loss = self.acc.reduce(loss, reduction="mean")
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clip true gradients, never scaled ones
         grad_norm = float(self.vectors.grad.norm())
-        if self.s.clips is not None:
-            value = self.s.clips[index]
+        value = plan.clip_at(self.step)
+        if value is not None:
             if self.cfg.clip_grad_mode == "norm":
                 torch.nn.utils.clip_grad_norm_([self.vectors], value)
             else:
@@ -242,7 +230,7 @@ class _Loop:
     # --- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
         self._announce()
-        reason = self.s.limit_reason
+        reason = self.s.plan.limit
         if self._stop_requested():  # asked to stop while the model was loading
             return self._finish("user")
         if self.main and self.cfg.validation_steps and self.step == 0:
@@ -274,13 +262,14 @@ class _Loop:
             self.last_good_optimizer = copy.deepcopy(self.optimizer.state_dict())
         metrics = self.tracker.evaluate(self.step, self._l_det) if self.s.eval_batch else {}
         seconds = time.perf_counter() - started
-        images = self.s.images_per_update(self.world)
-        index = self.step - 1 - self.s.start_step
-        self.emit(Step(step=self.step, loss=loss, lr=self.s.rates[index],
+        plan = self.s.plan
+        images = plan.images_per_update
+        done = self.step - 1  # the update just made
+        self.emit(Step(step=self.step, loss=loss, lr=plan.rate_at(done),
                        images_seen=self.sampler.items_drawn,
                        epoch=self.sampler.items_drawn / self.s.cache.num_images,
                        micro_batches=self.micro_batches * self.world, grad_norm=grad_norm,
-                       clip_value=self.s.clips[index] if self.s.clips else None,
+                       clip_value=plan.clip_at(done),
                        skipped=skipped, skipped_total=self.skipped_total,
                        images_per_s=images / seconds if seconds > 0 else None,
                        step_seconds=seconds, memory_mb=_memory_mb(self.s.device), **metrics))
@@ -291,7 +280,7 @@ class _Loop:
             self.emit(Error(message=f"The trained vectors diverged at step {self.step}: they "
                                     f"{diverged}; stopped and kept the embedding of step "
                                     f"{self.last_good_step}.",
-                            hint=divergence.advice(self.s.rates[index], self.s.lr_scale),
+                            hint=divergence.advice(plan.rate_at(done), plan.lr_scale),
                             user_error=True))
             return "error"
         if self.nonfinite_streak >= MAX_NONFINITE_IN_A_ROW:
@@ -354,12 +343,13 @@ class _Loop:
                 "native_resolution": facts.native_resolution,
                 # The family and the width of each encoder's rows come from the conditioner.
                 "family": s.conditioner.family, "parts": dict(s.conditioner.parts)},
-            dataset=describe_dataset(s, self.world), device=str(s.device),
+            dataset=describe_dataset(s), device=str(s.device),
             precision=self.cfg.mixed_precision, num_processes=self.world,
-            start_step=s.start_step, max_steps=s.end_step, learning_rate=s.rates[0],
-            lr_scale=s.lr_scale, trigger=s.placeholder.trigger, tokens=s.placeholder.tokens,
+            start_step=s.start_step, max_steps=s.end_step,
+            learning_rate=s.plan.rate_at(s.start_step), lr_scale=s.plan.lr_scale,
+            end_reason=s.plan.limit, trigger=s.placeholder.trigger, tokens=s.placeholder.tokens,
             output_dir=str(self.cfg.output_path)))
-        per_update = s.images_per_update(self.world)
+        per_update = s.plan.images_per_update
         if per_update > s.cache.num_images:
             self.emit(Warning(message=f"Batch x accumulation x processes = {per_update} is more "
                                       f"than the {s.cache.num_images} images, so each update "

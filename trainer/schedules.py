@@ -9,9 +9,12 @@ Two kinds of schedule meet here:
 * **HF learning-rate shapes** (``--lr_scheduler``): `hf_lr_factor` reproduces the multipliers of
   ``diffusers.optimization.get_scheduler`` when ``scheduler.step()`` runs once per update.
 
-`learning_rates` combines the two into the one list the training loop uses: the rate of every
-update this run does, from ``cur_step`` on. The loop writes ``rates[s - cur_step]`` into the
-optimizer before update ``s``, so a resumed run needs no scheduler state.
+`learning_rate_schedule` combines the two into the `RateSchedule` the training loop uses: the
+rate of every update this run does, from ``cur_step`` on, held as a few *segments* (runs of
+one piece rate) and a pure per-step factor, never as a list per step, so a 10-million-step
+run costs what a 10-step run costs. The loop writes ``schedule.rate_at(s)`` into the optimizer
+before update ``s``, so a resumed run needs no scheduler state. `learning_rates` and
+`clip_values` still expand a schedule into its per-update list, for tests and small runs.
 
 Combination rule of `learning_rates` (``lr_text`` × ``--lr_scheduler``):
 
@@ -35,16 +38,21 @@ already completed, ``max_steps`` the total.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+from dataclasses import dataclass
 
 __all__ = [
     "HF_SCHEDULERS",
+    "RateSchedule",
     "ScheduleError",
+    "clip_schedule",
     "clip_values",
     "hf_lr_factor",
     "hf_rates",
     "is_piecewise",
+    "learning_rate_schedule",
     "learning_rates",
     "lr_rates",
     "lr_segments",
@@ -233,10 +241,10 @@ def lr_rates(text: str, max_steps: int, cur_step: int = 0, strict: bool = False)
 def clip_values(text: str, max_steps: int, cur_step: int = 0, strict: bool = False) -> list[float]:
     """The clip value of each update from ``cur_step`` on; always ``max_steps - cur_step`` long.
 
-    Same parsing and stepping as `lr_rates`, but the last value is held when the pairs run
-    out, since A1111 ignores the clip schedule's finished flag (spec B4).
+    `clip_schedule` expanded: same parsing and stepping as `lr_rates`, but the last value is
+    held when the pairs run out, since A1111 ignores the clip schedule's finished flag (B4).
     """
-    return _expand(lr_segments(text, max_steps, cur_step, strict, hold_last=True))
+    return clip_schedule(text, max_steps, cur_step, strict).values()
 
 
 def schedule_end(text: str, max_steps: int, cur_step: int = 0, strict: bool = False) -> int:
@@ -332,32 +340,124 @@ def _unknown_scheduler(name: str) -> ScheduleError:
                          f"{', '.join(HF_SCHEDULERS)}.")
 
 
-def learning_rates(lr_text: str, *, scheduler: str, warmup_steps: int, max_steps: int,
-                   num_cycles: float = 1.0, power: float = 1.0, cur_step: int = 0,
-                   strict: bool = False, scale: float = 1.0) -> list[float]:
-    """The rate of each update this run does, from ``cur_step`` on (see the module table).
+@dataclass(frozen=True)
+class RateSchedule:
+    """The rate of every update of a run, from a few segments: O(pieces) memory, O(log pieces)
+    per look-up, whatever the run's length.
+
+    ``segments`` are ``(piece_rate, first_update, stop_update)`` as `lr_segments` gives them
+    (contiguous, from ``start``). The rate of update ``s`` is ``piece(s) × scale`` for the
+    ``constant`` shape, else ``piece(s) × scale × hf_lr_factor(shape, s, ...)`` with the scaled
+    piece as the polynomial's base rate, the same operations in the same order as diffusers,
+    so each float equals the old per-update list's bit for bit.
+    """
+
+    segments: tuple[tuple[float, int, int], ...]
+    start: int
+    """The first update this run does (``cur_step``)."""
+    shape: str = "constant"
+    """The HF shape (`HF_SCHEDULERS`) applied on top of the pieces."""
+    scale: float = 1.0
+    """--scale_lr's multiplier."""
+    warmup_steps: int = 0
+    total_steps: int = 0
+    """The step count the HF shape spans (the run's end by its step and epoch limits)."""
+    num_cycles: float = 1.0
+    power: float = 1.0
+
+    @property
+    def end(self) -> int:
+        """One past the last update with a rate: where this schedule ends training."""
+        return self.segments[-1][2] if self.segments else self.start
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def _piece(self, step: int) -> float:
+        if not self.start <= step < self.end:
+            raise IndexError(f"update {step} is outside this schedule ({self.start} to "
+                             f"{self.end - 1})")
+        index = bisect.bisect_right([first for _, first, _ in self.segments], step) - 1
+        return self.segments[index][0]
+
+    def rate_at(self, step: int) -> float:
+        """The rate of update ``step`` (0-based). Raises IndexError outside start..end - 1,
+        and ScheduleError for a polynomial shape on a rate of 1e-7 or less."""
+        scaled = self._piece(step) * self.scale
+        if self.shape == "constant":
+            return scaled
+        return scaled * hf_lr_factor(self.shape, step, warmup_steps=self.warmup_steps,
+                                     total_steps=self.total_steps, num_cycles=self.num_cycles,
+                                     power=self.power, base_lr=scaled)
+
+    def values(self) -> list[float]:
+        """Every rate, update ``start`` first (a list per update: for tests and short runs)."""
+        return [self.rate_at(s) for s in range(self.start, self.end)]
+
+    def next_change(self, step: int) -> tuple[float, int] | None:
+        """``(rate, at)``: the first later update where the piece rate changes, with the rate
+        it runs at; None when the piece holds until the end or ``step`` is outside the run.
+        (An HF shape's own per-update decay is not a "change" here: the dashboard names it.)"""
+        current = None
+        for rate, first, stop in self.segments:
+            if current is None:
+                if first <= step < stop:
+                    current = rate
+            elif rate != current:
+                return self.rate_at(first), first
+        return None
+
+    def first_unusable_rate(self) -> float | None:
+        """A piece rate that is negative or not finite, scaled; None when all are usable.
+
+        The shapes' factors lie in [0, 1], so checking the pieces checks every update."""
+        for rate, _, _ in self.segments:
+            scaled = rate * self.scale
+            if not math.isfinite(scaled) or scaled < 0:
+                return scaled
+        return None
+
+
+def learning_rate_schedule(lr_text: str, *, scheduler: str, warmup_steps: int, max_steps: int,
+                           num_cycles: float = 1.0, power: float = 1.0, cur_step: int = 0,
+                           strict: bool = False, scale: float = 1.0) -> RateSchedule:
+    """The learning rate of each update this run does, from ``cur_step`` on (module table).
 
     ``scale`` multiplies every rate (``--scale_lr``); like diffusers, the HF shape is applied
-    to the scaled rate. The list ends early when a piecewise string ends early (spec B2).
+    to the scaled rate. The schedule ends early when a piecewise string ends early (spec B2).
+    Raises ScheduleError for a malformed string, an unknown scheduler, a negative warmup, a
+    piecewise string with a decaying shape, or a polynomial shape on a rate of 1e-7 or less.
     """
     if scheduler not in HF_SCHEDULERS:
         raise _unknown_scheduler(scheduler)
     if warmup_steps < 0:
         raise ScheduleError(f"Warmup steps must be 0 or more; got {warmup_steps}.")
-    rates = lr_rates(lr_text, max_steps, cur_step, strict)
-    if scheduler == "constant":
-        return [rate * scale for rate in rates]
-    if is_piecewise(lr_text):
-        if scheduler != "constant_with_warmup":
-            raise ScheduleError(
-                f"A learning-rate schedule string cannot be combined with --lr_scheduler "
-                f"{scheduler}; use a plain number with {scheduler} (like \"5e-4\"), or "
-                f"--lr_scheduler constant with the string.")
-        return [rate * scale * hf_lr_factor(scheduler, s, warmup_steps=warmup_steps,
-                                            total_steps=max_steps)
-                for s, rate in enumerate(rates, start=cur_step)]
-    if not rates:
-        return []
-    return hf_rates(rates[0] * scale, scheduler, warmup_steps=warmup_steps,
-                    total_steps=max_steps, num_cycles=num_cycles, power=power,
-                    start=cur_step, stop=cur_step + len(rates))
+    segments = lr_segments(lr_text, max_steps, cur_step, strict)
+    if scheduler not in PIECEWISE_SCHEDULERS and is_piecewise(lr_text):
+        raise ScheduleError(
+            f"A learning-rate schedule string cannot be combined with --lr_scheduler "
+            f"{scheduler}; use a plain number with {scheduler} (like \"5e-4\"), or "
+            f"--lr_scheduler constant with the string.")
+    schedule = RateSchedule(tuple(segments), cur_step, shape=scheduler, scale=scale,
+                            warmup_steps=warmup_steps, total_steps=max_steps,
+                            num_cycles=num_cycles, power=power)
+    if scheduler == "polynomial" and max(cur_step, warmup_steps) < schedule.end:
+        schedule.rate_at(max(cur_step, warmup_steps))  # the base-rate check of hf_lr_factor
+    return schedule
+
+
+def clip_schedule(text: str, max_steps: int, cur_step: int = 0,
+                  strict: bool = False) -> RateSchedule:
+    """The clip value of each update from ``cur_step`` to ``max_steps``: the last value holds
+    when the pairs run out, since A1111 ignores the clip schedule's finished flag (spec B4)."""
+    return RateSchedule(tuple(lr_segments(text, max_steps, cur_step, strict, hold_last=True)),
+                        cur_step)
+
+
+def learning_rates(lr_text: str, *, scheduler: str, warmup_steps: int, max_steps: int,
+                   num_cycles: float = 1.0, power: float = 1.0, cur_step: int = 0,
+                   strict: bool = False, scale: float = 1.0) -> list[float]:
+    """`learning_rate_schedule` expanded: the rate of each update from ``cur_step`` on."""
+    return learning_rate_schedule(lr_text, scheduler=scheduler, warmup_steps=warmup_steps,
+                                  max_steps=max_steps, num_cycles=num_cycles, power=power,
+                                  cur_step=cur_step, strict=strict, scale=scale).values()

@@ -3,8 +3,8 @@
 `prepare(config, accelerator, emit)` returns a `Session` holding the frozen models, the
 trainable vectors spliced into the text encoder(s) by the model's conditioner
 (trainer/conditioner.py), the cached latents, the tokenized captions,
-the per-update learning rates and clip values, and the DVAR evaluation batch. trainer/loop.py
-then only runs updates.
+the run's plan (trainer/plan.py: its end, the rate and clip value of every update), and the
+DVAR evaluation batch. trainer/loop.py then only runs updates.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from typing import Any
 
 import torch
 
-from trainer import checkpoint, data, embeddings, formats, models, schedules
+from trainer import checkpoint, data, embeddings, formats, models
 from trainer.conditioner import Conditioner
-from trainer.config import TrainConfig, epoch_limit_steps
+from trainer.config import TrainConfig
 from trainer.errors import ResumeError
 from trainer.evaluation import EvalBatch, build_eval_batch
-from trainer.events import Emit, Phase, Warning
+from trainer.events import Emit, Phase, StopReason, Warning
 from trainer.latents import LatentCache
+from trainer.plan import RunPlan, make_plan
 from trainer.preflight import Preflight
 
 PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -32,6 +33,9 @@ PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bf
 
 @dataclass
 class Session:
+    """Everything `prepare` made ready for the loop: the models on their device, the trained
+    rows, the cached latents and captions, the plan and the DVAR evaluation batch."""
+
     config: TrainConfig
     preflight: Preflight
     components: models.Components
@@ -46,16 +50,11 @@ class Session:
     device: torch.device
     unet_dtype: torch.dtype
     seed: int
-    start_step: int
-    end_step: int
-    """Where the run ends by max steps, epochs or the end of the LR schedule."""
-    limit_reason: str
-    """Which limit sets end_step: max_steps, epochs or schedule_end."""
-    rates: list[float]
-    clips: list[float] | None
+    plan: RunPlan
+    """Images per update, the end step and the limit that sets it, the rate and clip value of
+    every update (trainer/plan.py)."""
     eval_batch: EvalBatch | None
     resumed: checkpoint.Checkpoint | None
-    lr_scale: float
     train_unet: Any
     """What the training forward calls: the UNet, or its torch.compile wrapper with --compile.
     L_det and previews call the plain UNet: under inference_mode and at their own batch sizes a
@@ -77,9 +76,15 @@ class Session:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=PRECISION_DTYPES[self.config.mixed_precision])
 
-    def images_per_update(self, num_processes: int) -> int:
-        return (self.config.train_batch_size * self.config.gradient_accumulation_steps
-                * num_processes)
+    @property
+    def start_step(self) -> int:
+        """Updates already done when this run starts (a resumed checkpoint's step, or 0)."""
+        return self.plan.start_step
+
+    @property
+    def end_step(self) -> int:
+        """Where the run ends by max steps, epochs or the end of the LR schedule."""
+        return self.plan.end_step
 
 
 def resolve_seed(config: TrainConfig, pf: Preflight) -> int:
@@ -97,19 +102,6 @@ def resolve_seed(config: TrainConfig, pf: Preflight) -> int:
 def eval_seed(config: TrainConfig, seed: int) -> int:
     """The DVAR batch's own seed (spec A2): --dvar_eval_seed, else the training seed."""
     return config.dvar_eval_seed if config.dvar_eval_seed is not None else seed
-
-
-def run_length(config: TrainConfig, n_images: int, num_processes: int) -> tuple[int, str]:
-    """The step the run ends at by its limits: max steps, or epochs if that comes first.
-
-    An invokeai-ti epoch is `repeats` passes over the images, so --num_train_epochs E means
-    E x repeats passes.
-    """
-    per_update = config.train_batch_size * config.gradient_accumulation_steps * num_processes
-    epoch_steps = epoch_limit_steps(config.num_train_epochs, config.repeats, n_images, per_update)
-    if epoch_steps < config.max_train_steps:
-        return epoch_steps, "epochs"
-    return config.max_train_steps, "max_steps"
 
 
 def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_processes: int,
@@ -158,24 +150,15 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     caption_ids = conditioner.tokenize(captions).to(device)
 
     start_step = resumed.step if resumed else 0
-    end_step, reason = run_length(config, len(loaded.images), num_processes)
-    if start_step >= end_step:
+    plan = make_plan(config, n_images=len(loaded.images), num_processes=num_processes,
+                     start_step=start_step)
+    if start_step >= plan.limit_end:
         raise ResumeError(f"The checkpoint is already at step {start_step}, at or past the "
-                          f"run's end ({end_step}); raise --max_train_steps to train further.",
-                          field="max_train_steps")
-    lr_scale = config.effective_lr_scale
-    rates = schedules.learning_rates(
-        config.learning_rate, scheduler=config.lr_scheduler, warmup_steps=config.lr_warmup_steps,
-        max_steps=end_step, num_cycles=config.lr_num_cycles, power=config.lr_power,
-        cur_step=start_step, strict=config.strict_schedule, scale=lr_scale)
-    if start_step + len(rates) < end_step:
-        end_step, reason = start_step + len(rates), "schedule_end"
-        emit(Warning(message=f"The learning-rate schedule ends at step {end_step}, before the "
-                             "step limit; training stops there."))
-    clips = None
-    if config.clip_grad_mode != "none":
-        clips = schedules.clip_values(config.clip_grad_value, end_step, start_step,
-                                      strict=config.strict_schedule)
+                          f"run's end ({plan.limit_end}); raise --max_train_steps to train "
+                          "further.", field="max_train_steps")
+    if plan.limit == StopReason.SCHEDULE_END:
+        emit(Warning(message=f"The learning-rate schedule ends at step {plan.end_step}, before "
+                             "the step limit; training stops there."))
 
     eval_batch = None
     if config.dvar_eval_every > 0:
@@ -187,9 +170,7 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     return Session(config=config, preflight=pf, components=components, placeholder=placeholder,
                    vectors=vectors, cache=cache, caption_ids=caption_ids,
                    image_paths=loaded.paths, device=device, unet_dtype=unet_dtype, seed=seed,
-                   start_step=start_step, end_step=end_step, limit_reason=reason, rates=rates,
-                   clips=clips, eval_batch=eval_batch, resumed=resumed, lr_scale=lr_scale,
-                   train_unet=train_unet)
+                   plan=plan, eval_batch=eval_batch, resumed=resumed, train_unet=train_unet)
 
 
 def _load_resume(config: TrainConfig, pf: Preflight, placeholder: embeddings.Placeholder,
@@ -231,14 +212,13 @@ def _start_vectors(config: TrainConfig, pf: Preflight, conditioner: Conditioner,
     return conditioner.initial_vectors(config.initializer_token, config.num_vectors, seed)
 
 
-def describe_dataset(session: Session, num_processes: int) -> dict[str, Any]:
-    """The civitai seed's arithmetic done right: one step is one optimizer update."""
-    n = session.cache.num_images
-    per_update = session.images_per_update(num_processes)
-    return {"n_images": n, "images": [str(p) for p in session.image_paths],
+def describe_dataset(session: Session) -> dict[str, Any]:
+    """The civitai seed's arithmetic done right (one step is one optimizer update), from the
+    run's plan: the `dataset` facts of the run_started event."""
+    plan = session.plan
+    return {"n_images": plan.n_images, "images": [str(p) for p in session.image_paths],
             "resolution": session.preflight.resolution,
-            "images_per_update": per_update, "updates_per_epoch": n / per_update,
-            "epochs_total": (session.end_step * per_update) / n,
-            "full_cycle": n == session.config.train_batch_size
-            * session.config.gradient_accumulation_steps * num_processes,
-            "templates": len(session.caption_ids), "end_reason": session.limit_reason}
+            "images_per_update": plan.images_per_update,
+            "updates_per_epoch": plan.updates_per_epoch, "epochs_total": plan.epochs_total,
+            "full_cycle": plan.full_cycle, "templates": len(session.caption_ids),
+            "end_reason": plan.limit.value}

@@ -374,7 +374,8 @@ class TrainingForm(Screen[TrainConfig]):
         problems.update("\n".join(f"✗ {note.text}" for _n, note in others))
         problems.display = bool(others)
         errors += others
-        self.derived_line.show(values, self.n_images)
+        # Every setting, not only the form's: the run's plan reads repeats, dvar_eval_every...
+        self.derived_line.show(self.config_values(), self.n_images)
         return errors
 
     # --- actions ---------------------------------------------------------------------------------

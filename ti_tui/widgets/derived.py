@@ -2,8 +2,10 @@
 
 `derive_facts` is a pure function of the form's raw values (strings while the user types) and
 the number of images found; it never raises, so a half-typed number just shows as "?".
-`DerivedLine` renders it. One step is one optimizer update (DESIGN.md), so "images per update"
-is batch x accumulation x processes, and epochs are a float.
+`DerivedLine` renders it. Every number comes from the fact functions of trainer/plan.py, the
+ones the trainer plans its run with, so the form says what the run will do: images per update
+(batch x accumulation x processes: one step is one optimizer update, DESIGN.md), the
+--scale_lr multiplier, the end step and the limit that sets it, and DVAR's earliest stop.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from typing import Any
 
 from textual.widgets import Static
 
-from trainer import schedules
-from trainer.config import epoch_limit_steps
+from trainer import plan, schedules
+from trainer.events import StopReason
+
+LIMIT_LABELS = {StopReason.MAX_STEPS: "max steps", StopReason.SCHEDULE_END: "schedule",
+                StopReason.EPOCHS: "epochs"}
+"""The form field each run limit comes from, as the derived line names it."""
 
 
 def _int(value: Any) -> int | None:
+    """A positive whole number typed in the form, else None (empty, half-typed, 0)."""
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
@@ -27,7 +34,10 @@ def _int(value: Any) -> int | None:
 
 
 def _bool(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+    """A checkbox value, or its text ("true", "yes", "on", "1")."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def format_rate(rate: float) -> str:
@@ -47,21 +57,22 @@ class DerivedFacts:
     batch: int | None
     accumulation: int | None
     processes: int | None
+    images_per_update: int | None
+    """batch x accumulation x processes (trainer/plan.py)."""
     base_lr: float | None
     """The first rate of the learning-rate text, before scaling."""
     lr_scale: float | None
     steps: int | None
     """The step the run ends at: max steps, or sooner when the schedule or epochs end it."""
-    limited_by: str
-    """"max steps", "schedule" or "epochs": what sets `steps`."""
-    dvar_window: int | None
-    """None when DVAR early stopping is off."""
+    limit: StopReason
+    """Which limit sets `steps`."""
+    earliest_stop: int | None
+    """The first step DVAR can stop at; None when DVAR (or L_det) is off."""
 
     @property
-    def images_per_update(self) -> int | None:
-        if None in (self.batch, self.accumulation, self.processes):
-            return None
-        return self.batch * self.accumulation * self.processes
+    def limited_by(self) -> str:
+        """"max steps", "schedule" or "epochs": the field whose limit sets `steps`."""
+        return LIMIT_LABELS.get(self.limit, str(self.limit))
 
     @property
     def effective_lr(self) -> float | None:
@@ -81,10 +92,13 @@ class DerivedFacts:
         """Every update sees each image exactly once."""
         return bool(self.n_images) and self.n_images == self.images_per_update
 
-    @property
-    def earliest_stop(self) -> int | None:
-        """DVAR needs a full window of L_det values before it can compare: window + 1."""
-        return None if self.dvar_window is None else self.dvar_window + 1
+
+def _eval_every(value: Any) -> int:
+    """--dvar_eval_every as typed: 0 turns L_det off; anything unreadable counts as 1."""
+    try:
+        return max(0, int(str(value).strip()))
+    except (TypeError, ValueError):
+        return 1
 
 
 def derive_facts(values: Mapping[str, Any], n_images: int | None) -> DerivedFacts:
@@ -93,33 +107,33 @@ def derive_facts(values: Mapping[str, Any], n_images: int | None) -> DerivedFact
     accumulation = _int(values.get("gradient_accumulation_steps"))
     processes = _int(values.get("num_processes"))
     max_steps = _int(values.get("max_train_steps"))
+    per_update = (plan.images_per_update(batch, accumulation, processes)
+                  if None not in (batch, accumulation, processes) else None)
+    steps, limit = max_steps, StopReason.MAX_STEPS
+    if max_steps and per_update:
+        steps, limit = plan.run_limit(max_steps, _int(values.get("num_train_epochs")),
+                                      _int(values.get("repeats", 100)), n_images, per_update)
     lr_text = str(values.get("learning_rate", "")).strip()
     base_lr = None
-    steps, limited_by = max_steps, "max steps"
-    if lr_text and max_steps:
+    if lr_text and steps:
         try:
-            base_lr = schedules.parse_schedule(lr_text, max_steps)[0][0]
-            end = schedules.schedule_end(lr_text, max_steps)
-            if end < max_steps:
-                steps, limited_by = end, "schedule"
+            # The pieces only (no HF shape): the line shows the rate as typed, then scaled.
+            rates = schedules.learning_rate_schedule(lr_text, scheduler="constant",
+                                                     warmup_steps=0, max_steps=steps)
         except schedules.ScheduleError:
-            base_lr = None
-    ipu = batch * accumulation * processes if None not in (batch, accumulation, processes) else None
-    epochs, repeats = _int(values.get("num_train_epochs")), _int(values.get("repeats", 100))
-    if steps and n_images and ipu and epochs and repeats:
-        # invokeai-ti's epoch is `repeats` passes over the images; --num_train_epochs caps it.
-        cap = epoch_limit_steps(epochs, repeats, n_images, ipu)
-        if cap < steps:
-            steps, limited_by = cap, "epochs"
-    if _bool(values.get("scale_lr", True)):
-        lr_scale = float(ipu) if ipu is not None else None
-    else:
-        lr_scale = 1.0
-    dvar = str(values.get("early_stopping", "dvar")) == "dvar"
+            rates = None
+        if rates is not None and rates.segments:
+            base_lr = rates.segments[0][0]
+            steps, limit = plan.schedule_limit(steps, limit, rates)
+    scale_lr = _bool(values.get("scale_lr", True))
+    lr_scale = plan.lr_scale(scale_lr, per_update) if per_update or not scale_lr else None
+    earliest = None
+    if str(values.get("early_stopping", "dvar")) == "dvar":
+        window = _int(values.get("dvar_window"))
+        earliest = plan.earliest_dvar_stop(window, _eval_every(values.get("dvar_eval_every", 1)))
     return DerivedFacts(n_images=n_images, batch=batch, accumulation=accumulation,
-                        processes=processes, base_lr=base_lr, lr_scale=lr_scale, steps=steps,
-                        limited_by=limited_by,
-                        dvar_window=_int(values.get("dvar_window")) if dvar else None)
+                        processes=processes, images_per_update=per_update, base_lr=base_lr,
+                        lr_scale=lr_scale, steps=steps, limit=limit, earliest_stop=earliest)
 
 
 def _q(value: Any) -> str:

@@ -13,6 +13,7 @@ still going; neither needs the other's module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ from typing import Protocol
 from trainer import control, devices, threads
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE
+from trainer.errors import write_failed
 from trainer.fsutil import atomic_write_text
 from trainer.lock import LOCK_NAME, read_lock
 
@@ -116,12 +118,20 @@ def prepare_output(config: TrainConfig) -> TrainConfig:
     if config.seed is None:
         config = config.replace(seed=int.from_bytes(os.urandom(4), "little") % 2**31)
     out = config.output_path
-    out.mkdir(parents=True, exist_ok=True)
-    events = out / EVENTS_FILE
-    if events.exists():
-        # A new run starts a new event log; the old one is kept beside it.
-        events.rename(out / f"events-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-    atomic_write_text(out / RUN_FILE, config.to_toml())
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        events = out / EVENTS_FILE
+        if events.exists():
+            # A new run starts a new event log; the old one is kept beside it.
+            events.rename(out / f"events-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+        atomic_write_text(out / RUN_FILE, config.to_toml())
+    except OSError as exc:
+        # A full or read-only disk: one sentence, and no empty folders left behind.
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise write_failed(exc.filename or out, exc, out) from None
     return config
 
 
@@ -163,7 +173,11 @@ def start_run(config: TrainConfig) -> TrainerProcess:
     config = prepare_output(config)
     out = config.output_path
     command, env = trainer_command(config, out / RUN_FILE)
-    with open(out / LOG_FILE, "ab") as log:
+    try:
+        log = open(out / LOG_FILE, "ab")
+    except OSError as exc:
+        raise write_failed(out / LOG_FILE, exc, out) from None
+    with log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, env=env, cwd=out,
                                    start_new_session=True)

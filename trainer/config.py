@@ -302,6 +302,13 @@ class TrainConfig:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"Config file {path} is not valid TOML ({exc}); fix or delete "
                               "it.", field="config") from None
+        except IsADirectoryError:
+            raise ConfigError(f"Config file {path} is a folder; pass the run.toml inside it.",
+                              field="config") from None
+        except OSError as exc:  # too long, a link loop, no permission: the OS's reason
+            from trainer.paths import refusal
+
+            raise refusal("config", path, exc) from None
         flat: dict[str, Any] = {}
         for key, value in data.items():
             if isinstance(value, dict):

@@ -26,8 +26,11 @@ _VAE_ATTN = (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v")
              ("to_out.0", "proj_out"))
 
 
-def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    state: dict[str, torch.Tensor] = {}
+def _weights(folder: Path, state: dict | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a component folder, or `state` when given (meta tensors in tests)."""
+    if state is not None:
+        return dict(state)
+    state = {}
     for file in sorted(folder.glob("*.safetensors")):
         state.update(load_file(str(file)))
     return state
@@ -45,7 +48,7 @@ def _rename(key: str, prefixes: list[tuple[str, str]], inner=()) -> str:
     return key
 
 
-def unet_to_ldm(folder: Path) -> dict[str, torch.Tensor]:
+def unet_to_ldm(folder: Path, state: dict | None = None) -> dict[str, torch.Tensor]:
     """The UNet of a diffusers folder under `model.diffusion_model.` in LDM names."""
     config = json.loads((folder / "config.json").read_text())
     per, levels = config["layers_per_block"], len(config["block_out_channels"])
@@ -71,7 +74,7 @@ def unet_to_ldm(folder: Path) -> dict[str, torch.Tensor]:
             others.append((f"up_blocks.{i}.upsamplers.0",
                            f"output_blocks.{(per + 1) * i + per}.{2 if attn_up[i] else 1}"))
     out = {}
-    for key, value in _weights(folder).items():
+    for key, value in _weights(folder, state).items():
         new = _rename(key, resnets, _RESNET)
         if new == key:
             new = _rename(key, others)
@@ -79,7 +82,7 @@ def unet_to_ldm(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def vae_to_ldm(folder: Path) -> dict[str, torch.Tensor]:
+def vae_to_ldm(folder: Path, state: dict | None = None) -> dict[str, torch.Tensor]:
     """The VAE of a diffusers folder under `first_stage_model.` in LDM names."""
     levels = len(json.loads((folder / "config.json").read_text())["block_out_channels"])
     names = []
@@ -96,7 +99,7 @@ def vae_to_ldm(folder: Path) -> dict[str, torch.Tensor]:
                   for j in range(4)]
         names.append((f"decoder.up_blocks.{i}.upsamplers.0", f"decoder.up.{up}.upsample"))
     out = {}
-    for key, value in _weights(folder).items():
+    for key, value in _weights(folder, state).items():
         new = _rename(key, names, (("conv_shortcut", "nin_shortcut"), *_VAE_ATTN))
         if ".mid.attn_1." in new and value.dim() == 2:
             value = value[:, :, None, None]  # LDM keeps the attention as 1x1 convolutions
@@ -104,15 +107,16 @@ def vae_to_ldm(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def clip_to_ldm(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
+def clip_to_ldm(folder: Path, prefix: str, state: dict | None = None) -> dict[str, torch.Tensor]:
     """A CLIP-L text encoder under `prefix` + `text_model.` (SD 1.x, SDXL's first)."""
     return {prefix + ("" if k.startswith("text_model.") else "text_model.") + k: v
-            for k, v in _weights(folder).items() if not k.startswith("text_projection")}
+            for k, v in _weights(folder, state).items() if not k.startswith("text_projection")}
 
 
-def open_clip_to_ldm(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
+def open_clip_to_ldm(folder: Path, prefix: str,
+                     state: dict | None = None) -> dict[str, torch.Tensor]:
     """An OpenCLIP text encoder (SD 2.x, SDXL's bigG) under `prefix` in open_clip names."""
-    state = {k.removeprefix("text_model."): v for k, v in _weights(folder).items()}
+    state = {k.removeprefix("text_model."): v for k, v in _weights(folder, state).items()}
     out = {prefix + "token_embedding.weight": state.pop("embeddings.token_embedding.weight"),
            prefix + "positional_embedding": state.pop("embeddings.position_embedding.weight"),
            prefix + "ln_final.weight": state.pop("final_layer_norm.weight"),

@@ -223,7 +223,7 @@ def _broken(kind: str, tmp_path: Path, src: Path) -> Path:
     [
         ("missing", "does not exist"),
         ("file", "is a file, not a diffusers folder"),
-        ("ckpt", "is a single-file checkpoint; convert it to a diffusers folder first"),
+        ("ckpt", "is a single-file checkpoint; pass --model the file itself"),
         ("not-diffusers", "no model_index.json"),
         ("no-unet", "has no unet/ folder"),
         ("no-weights", "has no vae weights"),

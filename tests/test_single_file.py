@@ -220,3 +220,38 @@ def test_sdxl_single_file_trains_headless(sdxl_file, sdxl_dir, demo_images_dir, 
     assert run.returncode == 0, run.stdout + run.stderr
     shapes = final_tensors(tmp_path / "out")
     assert shapes["clip_l"] == (1, 768) and shapes["clip_g"] == (1, 1280)
+
+
+@pytest.mark.parametrize("name, family", [("sd1", "sd1"), ("sd2", "sd2"), ("sd2-v", "sd2"),
+                                          ("sdxl", "sdxl")])
+def test_shipped_configs_fit_real_shaped_checkpoints(name, family):
+    """A full-size checkpoint header (meta tensors in the original layout, built from the
+    shipped config) is detected as its family by diffusers' real keys and fits every tensor."""
+    from trainer.assets import asset_path
+
+    from .ldm_layout import clip_to_ldm, open_clip_to_ldm, unet_to_ldm, vae_to_ldm
+
+    config = asset_path("model-configs", name)
+    state = {}
+    for component in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        if (config / component).is_dir():
+            _, _, shapes = weights_check._model_shapes(component, config)
+            meta = {k: torch.empty(v, device="meta") for k, v in shapes.items()}
+            folder = config / component
+            state.update({
+                "unet": lambda: unet_to_ldm(folder, meta),
+                "vae": lambda: vae_to_ldm(folder, meta),
+                "text_encoder": lambda: (
+                    open_clip_to_ldm(folder, "cond_stage_model.model.", meta) if family == "sd2"
+                    else clip_to_ldm(folder, "conditioner.embedders.0.transformer." if
+                                     family == "sdxl" else "cond_stage_model.transformer.", meta)),
+                "text_encoder_2": lambda: open_clip_to_ldm(folder, "conditioner.embedders.1.model.",
+                                                           meta),
+            }[component]())
+    header = {k: TensorInfo("F16", tuple(v.shape)) for k, v in state.items()}
+    detected = single_file.detect(header)
+    assert detected.family == family
+    assert detected.kind == {"sd1": "v1", "sd2": "v2", "sdxl": "xl_base"}[family]
+    weights_check.check_single_file_shapes(Path("x.safetensors"), header, config, family)
+    assert single_file.shipped_config(family, "v_prediction" if name == "sd2-v"
+                                      else "epsilon") == config

@@ -81,6 +81,18 @@ def disk_size(path: Path) -> int | None:
         return None
 
 
+def size_text(size: int | None) -> str:
+    """Bytes on disk for people: "812.0 KB", "6.5 GB", "?" when unknown."""
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return "?"
+
+
 def describe(entry: ModelEntry) -> ModelEntry:
     """`entry` with its family, format, size and problem filled in from its configs/header."""
     from dataclasses import replace
@@ -351,24 +363,17 @@ def resolve_model(model: str, root: Path, *, models_dirs: list[Path] | tuple = (
         raise ModelError(
             f'Model "{model}" matches several models ({_name_list([e.name for e in matches])}); '
             "pass --model the full name or a path.", field="model")
-    looked = _where_looked(root, models_dirs)
+    folders = checkpoint_folders(root, models_dirs)
+    also = f" or in {_name_list([str(f) for f in folders], limit=4)}" if folders else ""
     if not names:
         raise ModelError(
-            f'Model "{model}" was not found: found no models in {looked}, so pass --model a '
-            "diffusers folder or a checkpoint file (or --models_dir the folder holding it).",
+            f'Model "{model}" was not found: found no models under {root / "models"}, '
+            f'{root / "configs" / "models.yaml"} or InvokeAI\'s database{also}, so pass --model '
+            "a diffusers folder or a checkpoint file (or --models_dir the folder holding it).",
             field="model")
     raise ModelError(
-        f'Model "{model}" was not found in {looked} (found: {_name_list(names)}); pass --model '
-        "one of those names, a diffusers folder or a checkpoint file.", field="model")
-
-
-def _where_looked(root: Path, models_dirs: list[Path] | tuple) -> str:
-    from trainer import invokeai_db
-
-    places = [str(invokeai_db.database_path(root)), str(root / "models"),
-              str(root / "configs" / "models.yaml")]
-    places += [str(p) for p in checkpoint_folders(root, models_dirs)]
-    return _name_list(places, limit=6)
+        f'Model "{model}" was not found under {root}{also} (found: {_name_list(names)}); pass '
+        "--model one of those names, a diffusers folder or a checkpoint file.", field="model")
 
 
 def entry_summary(entry: ModelEntry) -> dict[str, Any]:

@@ -275,6 +275,7 @@ def check_single_file(path: Path, *, model_config: str | Path | None = None,
     if vae_in is not None:
         _fits(path, config_dir, "the VAE's first channel count", vae_in.shape[0],
               (vae.get("block_out_channels") or [None])[0])
+    weights_check.check_single_file_shapes(path, shapes, config_dir, family)
     try:
         sample = unet["sample_size"]
         sample = int(sample[0] if isinstance(sample, (list, tuple)) else sample)

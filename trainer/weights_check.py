@@ -224,3 +224,77 @@ def check_model_weights(facts) -> None:
     for component in ENCODERS_AND_MODELS:
         if (path / component).is_dir():
             check_component(path, component)
+
+
+# --- single files: every tensor against the config folder ---------------------------------------
+
+
+def _model_shapes(component: str, config_dir: Path):
+    """(meta model, its state-dict shapes) for one component of a diffusers config folder."""
+    import torch
+
+    folder = config_dir / component
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    with torch.device("meta"):
+        if component.startswith("text_encoder"):
+            import transformers
+
+            arch = (config.get("architectures") or ["CLIPTextModel"])[0]
+            cls = getattr(transformers, arch)
+            model = cls(cls.config_class.from_dict(config))
+        else:
+            import diffusers
+
+            model = getattr(diffusers, str(config["_class_name"])).from_config(config)
+    return model, config, {k.removeprefix("text_model."): tuple(v.shape)
+                           for k, v in model.state_dict().items()}
+
+
+def check_single_file_shapes(path: Path, shapes: dict[str, TensorInfo], config_dir: Path,
+                             family: str) -> None:
+    """Every tensor of a single file, converted to diffusers names, against the config folder.
+
+    The conversion is diffusers' own (single_file_utils: convert_ldm_unet_checkpoint,
+    convert_ldm_vae_checkpoint, convert_ldm_clip_checkpoint, convert_open_clip_checkpoint),
+    run on meta tensors, so it costs no memory and reads no weights (about 0.5 s for SDXL).
+    Raises ModelError naming the first tensor that is missing or has another shape.
+    """
+    import torch
+    from diffusers.loaders.single_file_utils import (convert_ldm_clip_checkpoint,
+                                                     convert_ldm_unet_checkpoint,
+                                                     convert_ldm_vae_checkpoint,
+                                                     convert_open_clip_checkpoint)
+
+    meta = {k: torch.empty(v.shape, device="meta") for k, v in shapes.items()}
+    encoders = {"sd1": [("text_encoder", None)],
+                "sd2": [("text_encoder", "cond_stage_model.model.")],
+                "sdxl": [("text_encoder", None),
+                         ("text_encoder_2", "conditioner.embedders.1.model.")]}[family]
+    for component in ("unet", "vae", *(name for name, _ in encoders)):
+        model, config, expected = _model_shapes(component, config_dir)
+        try:
+            if component == "unet":
+                converted = convert_ldm_unet_checkpoint(dict(meta), config)
+            elif component == "vae":
+                converted = convert_ldm_vae_checkpoint(dict(meta), config)
+            else:
+                prefix = dict(encoders)[component]
+                converted = (convert_ldm_clip_checkpoint(dict(meta)) if prefix is None
+                             else convert_open_clip_checkpoint(model, dict(meta), prefix=prefix))
+        except (KeyError, IndexError, RuntimeError, ValueError) as exc:
+            raise ModelError(f"Model {path} does not fit the config folder {config_dir}: its "
+                             f"{component} tensors do not match that layout ({exc}); pass "
+                             "--model_config a diffusers folder made for this model.",
+                             field="model_config") from None
+        found = {k.removeprefix("text_model."): tuple(v.shape) for k, v in converted.items()}
+        for name, want in expected.items():
+            if name.endswith("position_ids"):
+                continue  # a buffer transformers makes itself; old files carry it, new do not
+            got = found.get(name)
+            if got is None or got != want:
+                what = "has no" if got is None else f"has a {list(got)}"
+                raise ModelError(
+                    f"Model {path} does not fit the config folder {config_dir}: it {what} "
+                    f"{component} tensor {name} where the config needs {list(want)}; pass "
+                    "--model_config a diffusers folder made for this model, or re-download "
+                    "the file if it should be a standard one.", field="model_config")

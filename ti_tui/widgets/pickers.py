@@ -1,5 +1,8 @@
 """Two composite form controls: the model picker and the resolution picker.
 
+The model picker lists every model trainer.discovery finds (InvokeAI roots of every layout,
+A1111/Forge and ComfyUI checkpoint folders) with family, format, size and source.
+
 Each is a small container of stock widgets that posts one `Changed` message carrying its
 value, so the form treats it like any other control.
 """
@@ -41,10 +44,14 @@ class ModelPicker(Vertical):
         def control(self) -> ModelPicker:
             return self.picker
 
-    def __init__(self, models: Sequence[tuple[str, Path]], value: str = "") -> None:
-        """`models` are (name, folder) pairs; `value` is a path or name to start on."""
+    def __init__(self, models: Sequence, value: str = "") -> None:
+        """`models` are trainer.discovery.ModelEntry objects, or (name, path) pairs; `value`
+        is a path or name to start on. An entry's family, format, size and source show
+        beside its name; one ti-tui cannot train on says so, and choosing it shows why."""
         super().__init__(id="model-picker")
-        self.models = list(models)
+        self.models = [(m.name, m.path) if hasattr(m, "name") else (m[0], Path(m[1]))
+                       for m in models]
+        self.labels = [model_label(m) if hasattr(m, "name") else m[0] for m in models]
         self._start_choice, self._start_path = self._match(value)
 
     def _match(self, value: str) -> tuple[str, str]:
@@ -61,10 +68,11 @@ class ModelPicker(Vertical):
         return OTHER, ""  # a saved name that is gone: start from an empty path
 
     def compose(self) -> ComposeResult:
-        options = [(name, str(path)) for name, path in self.models] + [(OTHER, OTHER)]
+        options = [(label, str(path)) for label, (_, path) in zip(self.labels, self.models)]
+        options.append((OTHER, OTHER))
         yield Select(options, value=self._start_choice, allow_blank=False, compact=True,
                      id="model-select")
-        yield Input(self._start_path, placeholder="path to a diffusers model folder",
+        yield Input(self._start_path, placeholder="a diffusers folder, .safetensors or .ckpt",
                     compact=True, id="model-path")
 
     def on_mount(self) -> None:
@@ -100,6 +108,18 @@ class ModelPicker(Vertical):
     def _path_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.screen.focus_next()
+
+
+def model_label(entry) -> str:
+    """One select line for a trainer.discovery.ModelEntry: name, family, format, size, and
+    where it was found; or why it cannot be trained on."""
+    from trainer.discovery import SOURCES, size_text
+
+    where = SOURCES.get(entry.source, entry.source)
+    if entry.problem:
+        return f"{entry.name}  (unsupported: {entry.problem.split(';')[0][:60]})"
+    family = entry.family or "?"
+    return f"{entry.name}  {family} · {entry.format} · {size_text(entry.size)} · {where}"
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -11,6 +11,7 @@ form: each value that no longer fits is dropped and named in a note.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,31 @@ def restore_preferences(root: str | Path, config: TrainConfig) -> tuple[TrainCon
         return config, notes
     restored, more = apply_preferences(config, values)
     return restored, notes + more
+
+
+def saved_models_dirs(root: str | Path) -> list[str]:
+    """The checkpoint folders (--models_dir) remembered under `root`, in order."""
+    values, _ = load_preferences(root)
+    text = values.get("models_dir")
+    return [p for p in str(text).split(os.pathsep) if p] if text else []
+
+
+def remember_models_dirs(root: str | Path, folders: list[str]) -> list[str]:
+    """Add `folders` to the remembered --models_dir folders (kept in preferences.toml with
+    the form's other saved settings); returns the whole list."""
+    path = preferences_path(root)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        data = {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = {}  # unreadable: load_preferences ignores it too; start it again
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(value if isinstance(value, dict) else {key: value})
+    known = [p for p in str(flat.get("models_dir") or "").split(os.pathsep) if p]
+    merged = list(dict.fromkeys(known + [str(Path(f).expanduser().resolve()) for f in folders]))
+    flat["models_dir"] = os.pathsep.join(merged)
+    header = "# ti-tui: the settings of the last run started from the form (all but the trigger).\n"
+    atomic_write_text(path, header + tomli_w.dumps(flat))
+    return merged

@@ -135,6 +135,28 @@ def prepare_output(config: TrainConfig) -> TrainConfig:
     return config
 
 
+def discard_failed_start(output_dir: Path) -> bool:
+    """Remove the folder of a run refused before its first update; True if it was removed.
+
+    Only a folder holding nothing but what a start writes (run.toml, events, trainer.log,
+    the control folder, the lock and the space reserve) is removed: anything else in it
+    means it is not ours alone, and it is left as it is.
+    """
+    import shutil
+
+    from trainer.fsutil import RESERVE_NAME
+
+    ours = {RUN_FILE, EVENTS_FILE, LOG_FILE, control.CONTROL_DIR, LOCK_NAME, RESERVE_NAME}
+    try:
+        names = {p.name for p in Path(output_dir).iterdir()}
+        if not names <= ours:
+            return False
+        shutil.rmtree(output_dir)
+    except OSError:
+        return False
+    return True
+
+
 def trainer_command(config: TrainConfig, run_file: Path) -> tuple[list[str], dict[str, str]]:
     """The command that starts the trainer for `config`, and its environment.
 

@@ -29,6 +29,7 @@ PROPERTIES = ("object", "style")
 OPTIMIZERS = ("adamw", "sam")
 CLIP_MODES = ("none", "value", "norm")
 EARLY_STOPPING = ("dvar", "none")
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 SAVE_AS = ("diffusers", "a1111", "diffusers_sdxl")
 """Extra embedding formats beside the standard files (trainer/formats.py registers them);
 "diffusers", the default, adds none (its files are among the standard ones)."""
@@ -60,6 +61,20 @@ class TrainConfig:
                               accepted_only=True)
     tokenizer_name: str | None = opt(None, "A tokenizer folder to use instead of the model's "
                                      "own.", label="Tokenizer", group="model")
+    model_config: str | None = opt(None, "For a single-file checkpoint: a diffusers folder "
+                                   "whose JSON configs describe it (fine-tunes with unusual "
+                                   "shapes); default: the config shipped for its family.",
+                                   label="Model config", group="model")
+    prediction_type: str | None = opt(None, "What the model predicts: epsilon or v_prediction "
+                                      "(default: its scheduler config; for an SD 2.x single "
+                                      "file, a guess from its weights, with a warning).",
+                                      label="Prediction type", group="model",
+                                      choices=PREDICTION_TYPES)
+    models_dir: str | None = opt(None, "A folder of single-file checkpoints (A1111/Forge "
+                                 "models/Stable-diffusion, ComfyUI models/checkpoints) whose "
+                                 "models `ti-tui models` lists and --model names; repeat the "
+                                 f"flag (or join folders with '{os.pathsep}') for several.",
+                                 label="Checkpoint folders", group="model", repeatable=True)
     train_data_dir: str = opt("", "Folder of training images (PNG, JPEG, WebP, GIF, BMP).",
                               label="Data directory", group="data")
     output_dir: str = opt("", "Where run.toml, events.jsonl, checkpoints and embeddings go "
@@ -265,6 +280,11 @@ class TrainConfig:
             return Path(self.root).expanduser() / "text-inversion-output" / self.trigger_name
         path = Path(self.output_dir).expanduser()
         return path if path.is_absolute() else Path(self.root).expanduser() / path
+
+    @property
+    def models_dirs(self) -> list[Path]:
+        """The --models_dir folders, in the order given."""
+        return [Path(p).expanduser() for p in (self.models_dir or "").split(os.pathsep) if p]
 
     @property
     def data_path(self) -> Path:

@@ -17,10 +17,16 @@ from trainer.errors import ConfigError
 
 def opt(default: Any, help: str, *, label: str, group: str, flags: tuple[str, ...] = (),
         choices: tuple[str, ...] | None = None, minimum: float | None = None,
-        maximum: float | None = None, accepted_only: bool = False, factory: Any = None):
-    """A TrainConfig field with everything the flags, the form and validation need."""
+        maximum: float | None = None, accepted_only: bool = False, factory: Any = None,
+        repeatable: bool = False):
+    """A TrainConfig field with everything the flags, the form and validation need.
+
+    `repeatable`: the flag may be given several times; the values are joined with
+    os.pathsep (a str field holding a list of folders).
+    """
     meta = {"help": help, "label": label, "group": group, "flags": flags, "choices": choices,
-            "minimum": minimum, "maximum": maximum, "accepted_only": accepted_only}
+            "minimum": minimum, "maximum": maximum, "accepted_only": accepted_only,
+            "repeatable": repeatable}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -53,6 +54,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                                const=False, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         else:
             group.add_argument(*names, dest=f.name, default=argparse.SUPPRESS,
+                               action="append" if meta.get("repeatable") else "store",
                                metavar=_metavar(f), help=help_text)
 
 
@@ -74,7 +76,8 @@ def _default_note(f: dataclasses.Field) -> str:
 def config_from_args(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
     """Overlay the flags the user gave on `base` (a loaded run.toml) or on the defaults."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in values.items() if k in fields}
+    given = {k: os.pathsep.join(v) if isinstance(v, list) else v
+             for k, v in values.items() if k in fields}
     if base is None:
         return TrainConfig(**given)
     merged = dataclasses.asdict(base) | given

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,7 @@ _CONFIG_FILE = {
     "scheduler": "scheduler_config.json",
 }
 _SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth", ".bin")
-_CONVERT_HINT = (
-    "convert it to a diffusers folder first (diffusers' "
-    "scripts/convert_original_stable_diffusion_to_diffusers.py, or "
-    "StableDiffusionPipeline.from_single_file(file).save_pretrained(folder))"
-)
+_CONVERT_HINT = "pass --model the file itself (check_model reads single files)"
 
 
 # --- checking --------------------------------------------------------------------------------
@@ -61,6 +57,13 @@ class ModelFacts:
     """Widths of the trained rows per text encoder, in order (Conditioner.parts):
     {"text_encoder": token_dim} for SD 1.x/2.x, {"clip_l": 768, "clip_g": 1280} for SDXL,
     whose token_dim is their sum. None means one encoder of token_dim."""
+    format: str = "diffusers"
+    """"diffusers" (a folder) or "checkpoint" (a single file, trainer/single_file.py)."""
+    config_path: Path | None = None
+    """The folder holding the configs and tokenizers: the model folder itself (None), or for a
+    single file the shipped assets/model-configs/<family> or --model_config folder."""
+    warning: str | None = None
+    """A guess the user should know about (SD 2.x prediction type), shown as a warning."""
 
     def __post_init__(self) -> None:
         if self.parts is None:
@@ -68,7 +71,8 @@ class ModelFacts:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for the run_started event)."""
-        return {**asdict(self), "path": str(self.path)}
+        config = None if self.config_path is None else str(self.config_path)
+        return {**asdict(self), "path": str(self.path), "config_path": config}
 
 
 def _refuse(message: str) -> ModelError:
@@ -106,8 +110,8 @@ def _check_not_a_folder(path: Path) -> None:
         singles = sorted(p.name for p in path.glob("*") if p.suffix.lower() in suffixes)
         if singles:
             raise _refuse(
-                f"Model folder {path} holds a single-file checkpoint ({singles[0]}); "
-                f"{_CONVERT_HINT}."
+                f"Model folder {path} is not a diffusers folder but holds a single-file "
+                f"checkpoint; pass --model {path / singles[0]} itself."
             )
         raise _refuse(
             f"{path} is not a diffusers model folder (it has no model_index.json and no unet/); "
@@ -342,7 +346,28 @@ def _load_model(cls, path: Path, subfolder: str, **kwargs):
     return model
 
 
-def load_components(path: Path, *, torch_dtype=None, tokenizer=None) -> Components:
+def check_model(path: Path, *, model_config: str | Path | None = None,
+                prediction_type: str | None = None) -> ModelFacts:
+    """Facts of `path`: a diffusers folder, or a single-file checkpoint (.safetensors, .ckpt).
+
+    Single files are checked by trainer/single_file.py against the shipped config folder of
+    their family, or `model_config` (--model_config). `prediction_type` (--prediction_type)
+    overrides what the config says. Raises ModelError (one sentence).
+    """
+    from trainer import single_file
+
+    path = Path(path).expanduser()
+    if path.is_file() and path.suffix.lower() in single_file.LOADABLE_SUFFIXES:
+        return single_file.check_single_file(path, model_config=model_config,
+                                             prediction_type=prediction_type)
+    facts = check_model_folder(path)
+    if prediction_type and prediction_type != facts.prediction_type:
+        facts = replace(facts, prediction_type=prediction_type)
+    return facts
+
+
+def load_components(path: Path, *, torch_dtype=None, tokenizer=None,
+                    facts: ModelFacts | None = None) -> Components:
     """Load the tokenizer(s), text encoder(s), VAE, UNet and a DDPM noise scheduler from `path`.
 
     Checks the folder first (clear errors), loads each component on its own (no pipeline,
@@ -356,6 +381,11 @@ def load_components(path: Path, *, torch_dtype=None, tokenizer=None) -> Componen
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     path = Path(path).expanduser()
+    if path.is_file():  # a single-file checkpoint: the same Components, from its converter
+        from trainer import single_file
+
+        return single_file.load_components(path, facts or check_model(path),
+                                           torch_dtype=torch_dtype, tokenizer=tokenizer)
     check_model_folder(path)
     # transformers 5 renamed from_pretrained's torch_dtype to dtype; diffusers keeps torch_dtype.
     tf_dtype = {} if torch_dtype is None else {"dtype": torch_dtype}
@@ -377,5 +407,7 @@ def load_components(path: Path, *, torch_dtype=None, tokenizer=None) -> Componen
         unet=_load_model(UNet2DConditionModel, path, "unet", **df_dtype),
         # DDPM for training whatever the folder ships (PNDM, DDIM, Euler...): it keeps the
         # betas, timesteps and prediction_type, which is all add_noise and the loss target need.
-        noise_scheduler=DDPMScheduler.from_pretrained(str(path), subfolder="scheduler"),
+        noise_scheduler=DDPMScheduler.from_pretrained(
+            str(path), subfolder="scheduler",
+            **({} if facts is None else {"prediction_type": facts.prediction_type})),
     )

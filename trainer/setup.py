@@ -111,7 +111,9 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     if device.type == "cuda" and config.mixed_precision != "no":
         # Frozen UNet weights in half precision halve its memory; the trained rows stay fp32.
         unet_dtype = PRECISION_DTYPES[config.mixed_precision]
-    components = models.load_components(pf.model_path, tokenizer=pf.tokenizer)
+    if pf.facts.warning:
+        emit(Warning(message=pf.facts.warning, file=str(pf.model_path)))
+    components = models.load_components(pf.model_path, tokenizer=pf.tokenizer, facts=pf.facts)
     conditioner = components.conditioner
     placeholder = conditioner.add_placeholder(config.trigger, config.num_vectors)
 

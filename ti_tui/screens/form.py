@@ -107,7 +107,9 @@ class TrainingForm(Screen[TrainConfig]):
         from trainer.models import find_models
 
         try:
-            return find_models(self.root), None
+            # Described (family, format, size): the picker shows them, and lists models
+            # ti-tui cannot train on as such rather than hiding them.
+            return find_models(self.root, self.defaults.models_dirs, describe_all=True), None
         except ModelError as exc:
             return [], str(exc)
 
@@ -268,14 +270,16 @@ class TrainingForm(Screen[TrainConfig]):
 
     def _model_changed(self, model: str) -> None:
         """Check the chosen folder now (JSON only) and load its tokenizer in the background."""
-        from trainer.models import check_model_folder
+        from trainer.models import check_model
+        from trainer.single_file import tokenizer_folder
 
         self.facts, self.model_problem, self.tokenizer = None, None, None
         self._tokenizer_key = None
         if not model:
             return
         try:
-            self.facts = check_model_folder(Path(model))
+            self.facts = check_model(Path(model), model_config=self.defaults.model_config,
+                                     prediction_type=self.defaults.prediction_type)
         except UserError as exc:
             self.model_problem = str(exc)
             return
@@ -286,7 +290,7 @@ class TrainingForm(Screen[TrainConfig]):
             self.tokenizer = _TOKENIZERS.get(key)
         if self.tokenizer is None and key != self._loading_key:
             self._loading_key = key
-            self._load_tokenizer(Path(model), key)
+            self._load_tokenizer(tokenizer_folder(self.facts), key)
 
     @work(thread=True, exclusive=True, group="tokenizer", exit_on_error=False)
     def _load_tokenizer(self, path: Path, key: str) -> None:

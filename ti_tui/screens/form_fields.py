@@ -51,7 +51,7 @@ def make_control(name: str, value: Any, *, models: list, root: Path) -> Widget:
     """The control that edits TrainConfig field `name`, showing `value`."""
     meta = field_info(name).metadata
     if name == "model":
-        return ModelPicker([(m.name, m.path) for m in models], text_of(value))
+        return ModelPicker(models, text_of(value))
     if name == "resolution":
         return ResolutionPicker(value, None)
     if name in CHECKBOXES:

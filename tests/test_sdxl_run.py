@@ -32,11 +32,12 @@ def stop_at(step: int, control: Control, sink: list):
 
 @pytest.fixture(scope="module")
 def runs(tiny_sdxl_dir, demo_images_dir, tmp_path_factory):
-    """A straight 4-update run (with a preview at the end), and one stopped at 2 and resumed."""
+    """A straight 4-update run (previews, a full pipeline at the end), and one stopped at 2 and
+    resumed."""
     tmp = tmp_path_factory.mktemp("sdxl-runs")
     straight_events: list = []
     straight_config = make_config(tiny_sdxl_dir, demo_images_dir, tmp / "a", validation_steps=4,
-                                  **COMMON)
+                                  save_as_full_pipeline=True, **COMMON)
     straight = train(straight_config, emit=straight_events.append)
     config = make_config(tiny_sdxl_dir, demo_images_dir, tmp / "b", **COMMON)
     control = Control()
@@ -136,3 +137,33 @@ def test_the_real_size_bench_runs_in_smoke_mode(tiny_sdxl_dir, tmp_path):
     assert result["stopped"] == "max_steps" and result["resolution"] == 64
     assert result["losses_finite"] and result["l_det_finite"]
     assert result["updates_measured"] == 2 and result["median_s_per_update"] > 0
+
+
+def test_the_full_pipeline_knows_the_word_in_both_encoders(runs):
+    from diffusers import StableDiffusionXLPipeline
+
+    folder = runs["straight_config"].output_path / "pipeline"
+    pipe = StableDiffusionXLPipeline.from_pretrained(str(folder), local_files_only=True)
+    halves = torch.split(runs["straight"].vectors, [768, 1280], dim=1)
+    for tokenizer, encoder, half in ((pipe.tokenizer, pipe.text_encoder, halves[0]),
+                                     (pipe.tokenizer_2, pipe.text_encoder_2, halves[1])):
+        ids = tokenizer.convert_tokens_to_ids(["<star>", "<star>_1"])
+        assert ids == [49408, 49409]
+        assert torch.equal(encoder.get_input_embeddings().weight[ids], half)
+    assert pipe.tokenizer_2.pad_token == "!"
+
+
+def test_previews_decode_in_float32_even_under_half_precision_autocast(tiny_sdxl_dir):
+    """The SDXL VAE overflows in fp16: decode_latents leaves autocast off."""
+    from diffusers import AutoencoderKL
+
+    from trainer.preview import decode_latents
+
+    vae = AutoencoderKL.from_pretrained(str(tiny_sdxl_dir), subfolder="vae")
+    latents = torch.randn(1, 4, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pixels = decode_latents(vae, latents)
+    assert pixels.dtype == torch.float32 and pixels.shape == (1, 3, 16, 16)
+    with torch.no_grad():
+        expected = vae.decode(latents / vae.config.scaling_factor).sample
+    assert torch.allclose(pixels, expected)

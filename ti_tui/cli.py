@@ -26,7 +26,7 @@ import signal
 import sys
 from pathlib import Path
 
-from trainer.errors import UserError
+from trainer.errors import ConfigError, UserError
 
 COMMANDS = ("train", "demo", "models", "watch")
 
@@ -115,7 +115,14 @@ def cmd_train(argv: list[str]) -> int:
 
         build_parser("ti-tui train").print_help()
         return 0
-    return train_headless(parse_config(argv, prog="ti-tui train"))
+    config = parse_config(argv, prog="ti-tui train")
+    if config.models_dir is None:  # the checkpoint folders `ti-tui models` remembered
+        from ti_tui.preferences import saved_models_dirs
+
+        saved = saved_models_dirs(config.root)
+        if saved:
+            config = config.replace(models_dir=os.pathsep.join(saved))
+    return train_headless(config)
 
 
 def train_headless(config) -> int:
@@ -176,22 +183,43 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 def cmd_models(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="ti-tui models",
-                                     description="List the diffusers models under the root.")
+    """`ti-tui models`: every model found, with family, format, size and where it was found."""
+    parser = argparse.ArgumentParser(
+        prog="ti-tui models",
+        description="List the models ti-tui can find: an InvokeAI root (4.x-6.x database, "
+                    "3.x models folder, 2.3 models.yaml) and checkpoint folders "
+                    "(A1111/Forge models/Stable-diffusion, ComfyUI models/checkpoints).")
     parser.add_argument("--root", "--root_dir", dest="root", default=None)
     args = parser.parse_args(argv)
     from trainer.config import default_root
     from trainer.models import find_models
 
     root = Path(args.root or default_root()).expanduser()
-    found = find_models(root)
+    check_path("root", root)
+    for folder in args.models_dir:
+        check_path("models_dir", folder)
+        if not Path(folder).expanduser().is_dir():
+            raise ConfigError(f"Checkpoint folder (--models_dir) {folder} is not a folder; "
+                              "pass the folder holding your .safetensors/.ckpt files.",
+                              field="models_dir")
+    folders = remember_models_dirs(root, args.models_dir) if args.models_dir \
+        else saved_models_dirs(root)
+    found = find_models(root, folders, describe_all=True)
     if not found:
-        print(f"No diffusers models found under {root} (looked in {root / 'models'} and "
-              f"{root / 'configs' / 'models.yaml'}).")
+        looked = [str(root)] + [str(f) for f in checkpoint_folders(root, folders)]
+        print(f"No models found (looked in {', '.join(looked)}); pass --models_dir the folder "
+              "holding your checkpoints, or --root your InvokeAI root.")
         return 0
-    width = max(len(m.name) for m in found)
-    for entry in found:
-        print(f"{entry.name:<{width}}  {entry.path}  ({entry.source})")
+    rows = [(e.name, e.family or "-", e.format, size_text(e.size),
+             SOURCES.get(e.source, e.source), str(e.path), e.problem) for e in found]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print(f"{'NAME':<{widths[0]}}  {'FAMILY':<{max(6, widths[1])}}  "
+          f"{'FORMAT':<{widths[2]}}  {'SIZE':>{widths[3]}}  FOUND IN")
+    for name, family, fmt, size, source, path, problem in rows:
+        print(f"{name:<{widths[0]}}  {family:<{max(6, widths[1])}}  {fmt:<{widths[2]}}  "
+              f"{size:>{widths[3]}}  {source}: {path}")
+        if problem:
+            print(f"{'':<{widths[0]}}  unsupported: {problem}")
     return 0
 
 
@@ -207,3 +235,11 @@ def cmd_watch(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    parser.add_argument("--models_dir", action="append", default=[], metavar="DIR",
+                        help="A folder of .safetensors/.ckpt checkpoints; repeatable. Given "
+                             "folders are remembered (preferences.toml under the root) and "
+                             "listed, and named by --model, from then on.")
+    from ti_tui.preferences import remember_models_dirs, saved_models_dirs
+    from trainer.discovery import SOURCES, checkpoint_folders, size_text
+    from trainer.paths import check_path
+

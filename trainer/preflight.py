@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer import checkpoint, data, devices, embeddings, formats, lock, models
+from trainer import single_file, weights_check
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, DataError, ModelError, ResumeError
 
@@ -45,8 +46,13 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
         raise ConfigError("Data directory (--train_data_dir) is required: the folder holding "
                           "your 3-20 training images.", field="train_data_dir")
     check_model_path(config.model)
-    model_path = models.resolve_model(config.model, Path(config.root).expanduser())
-    facts = models.check_model_folder(model_path)
+    model_path = models.resolve_model(config.model, Path(config.root).expanduser(),
+                                      models_dirs=config.models_dirs)
+    facts = models.check_model(model_path, model_config=config.model_config,
+                               prediction_type=config.prediction_type)
+    # Headers and shapes of every weight file: a damaged model is refused here, before the
+    # output folder exists, not when the trainer loads it.
+    weights_check.check_model_weights(facts)
     images = data.list_images(config.data_path)
     if not images:
         raise DataError(f"Data directory {config.data_path} holds no images (PNG, JPEG, "
@@ -59,7 +65,8 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
     if check_lock:
         lock.check_free(config.output_path)
     tokenizer = models.load_tokenizer(Path(config.tokenizer_name).expanduser()
-                                      if config.tokenizer_name else model_path)
+                                      if config.tokenizer_name
+                                      else single_file.tokenizer_folder(facts))
     embeddings.check_trigger(tokenizer, config.trigger)
     embeddings.initializer_ids(tokenizer, config.initializer_token, config.num_vectors,
                                config.seed or 0)

@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from trainer import schedules
+from trainer import names, schedules
 from trainer.devices import check_device_text, default_device
 from trainer.errors import ConfigError
 from trainer.fields import coerce, opt
@@ -33,7 +33,6 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 SAVE_AS = ("diffusers", "a1111", "diffusers_sdxl")
 """Extra embedding formats beside the standard files (trainer/formats.py registers them);
 "diffusers", the default, adds none (its files are among the standard ones)."""
-TRIGGER_PATTERN = re.compile(r"^<?[A-Za-z0-9._-]+>?$")
 
 
 def default_root() -> str:
@@ -349,12 +348,8 @@ class TrainConfig:
 
     # --- validation -------------------------------------------------------------------------
     def _check(self) -> None:
-        if self.placeholder_token and not TRIGGER_PATTERN.match(self.placeholder_token):
-            raise ConfigError(
-                f"Trigger term {self.placeholder_token!r} may hold only letters, digits, dot, "
-                "underscore and hyphen (optionally inside <...>); try "
-                f"<{re.sub(r'[^A-Za-z0-9._-]+', '-', self.placeholder_token).strip('-<>') or 'my-concept'}>.",
-                field="placeholder_token")
+        # The trigger names folders and files: trainer/names.py keeps it inside them.
+        names.check_trigger_text(self.placeholder_token)
         if self.resolution is not None and self.resolution % 8:
             raise ConfigError(f"Resolution (--resolution) must be a multiple of 8; got "
                               f"{self.resolution}. Try {max(8, round(self.resolution / 8) * 8)}.",

@@ -104,8 +104,10 @@ def test_summary(snap_compare, snap_root):
     out = config.output_path
     (out / "checkpoint-100").mkdir(parents=True)
     (out / "checkpoint-100" / "meta.json").write_text("{}")
-    (out / "learned_embeds.bin").write_bytes(b"x")
-    files = [str(out / n) for n in ("learned_embeds.safetensors", "learned_embeds.bin")]
+    names = ("star.safetensors", "learned_embeds.safetensors", "learned_embeds.bin")
+    for name in names:  # what a one-vector SD 1.x run writes (trainer/formats.py)
+        (out / name).write_bytes(b"x")
+    files = [str(out / n) for n in names]
     (out / "events.jsonl").write_text(
         '{"type":"stopped","version":1,"time":1,"reason":"early_stop","step":412,'
         f'"files":{str(files).replace(chr(39), chr(34))},"ratio":0.37,"threshold":0.39}}\n')

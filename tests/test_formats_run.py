@@ -17,7 +17,7 @@ from trainer.install_guide import tool_lines
 from ti_tui.headless import run_watch
 
 from .helpers import make_config
-from .tool_rules import a1111_safe_unpickle
+from .tool_rules import a1111_safe_unpickle, picklescan_globals
 
 
 def invokeai4_root(folder):
@@ -43,7 +43,7 @@ def modern_run(tiny_model_dir, demo_images_dir, tmp_path_factory):
     return config
 
 
-def test_every_torch_file_for_another_program_passes_a1111s_check(modern_run):
+def test_every_torch_file_for_another_program_passes_a1111s_and_invokeais_checks(modern_run):
     out = modern_run.output_path
     shared = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
                     if p.suffix in (".bin", ".pt") and not p.relative_to(out).as_posix()
@@ -53,6 +53,7 @@ def test_every_torch_file_for_another_program_passes_a1111s_check(modern_run):
                       "embeddings/star-steps-4.pt", "learned_embeds.bin", "star.pt"]
     for name in shared:
         a1111_safe_unpickle(out / name)
+        picklescan_globals(out / name)  # InvokeAI's scan before it loads a .pt/.bin
 
 
 def test_snapshots_have_the_final_files_layouts(modern_run):

@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 from trainer.formats import save_embedding
 
 from .tool_rules import (COMFY_ENCODERS, Refused, a1111_load, a1111_safe_unpickle,
-                         comfyui_load_embed, invokeai4_install, invokeai23_load)
+                         comfyui_load_embed, invokeai4_install, invokeai23_load,
+                         picklescan_globals)
 
 WIDTHS = {"sd1": {"text_encoder": 768}, "sd2": {"text_encoder": 1024},
           "sdxl": {"clip_l": 768, "clip_g": 1280}}
@@ -49,10 +50,13 @@ def test_default_output_has_one_file_every_tool_installs(tmp_path, family, n):
     # ComfyUI: `embedding:my-cat`, each encoder gets its own rows.
     for (width, key), rows in zip(COMFY_ENCODERS[family], parts.values(), strict=True):
         assert torch.equal(comfyui_load_embed(single, width, key), rows)
-    # Every torch file in the default output passes A1111's safe-unpickle too.
+    # Every torch file in the default output passes A1111's safe-unpickle and picklescan too.
     for path in paths.values():
         if path.suffix in (".bin", ".pt"):
             a1111_safe_unpickle(path)
+            assert picklescan_globals(path) <= {("torch._utils", "_rebuild_tensor_v2"),
+                                                ("torch", "FloatStorage"),
+                                                ("collections", "OrderedDict")}
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2"])
@@ -109,6 +113,8 @@ def test_a1111_safe_unpickle_refuses_code_even_in_an_allowed_layout(tmp_path):
     path.write_bytes(torch_bytes({"x": io.BytesIO}))  # a global outside the allow-list
     with pytest.raises(Refused, match="forbidden"):
         a1111_safe_unpickle(path)
+    with pytest.raises(Refused, match="not innocuous"):
+        picklescan_globals(path)
 
 
 # --- diffusers: the real library ---------------------------------------------------------------

@@ -136,10 +136,49 @@ def a1111_load(path: Path, model_width: int) -> tuple[str, int, int]:
 # invokeai/backend/model_manager/configs/textual_inversion.py (probe) and
 # invokeai/backend/textual_inversion.py (TextualInversionModelRaw.from_checkpoint); the probe's
 # width rule is the same in v4.0.0 invokeai/backend/model_manager/probe.py.
-# model_on_disk.py loads .pt/.bin with torch.load after a picklescan pass (whose dangerous-
-# globals list contains nothing A1111's allow-list above lets through) and uses the dict's
-# "state_dict" entry when there is one.
+# model_on_disk.py loads .pt/.bin with torch.load after a picklescan pass (below) and uses the
+# dict's "state_dict" entry when there is one.
 INVOKEAI_BASES = {768: "sd-1", 1024: "sd-2", 1280: "sdxl"}
+
+# mmaitre314/picklescan src/picklescan/scanner.py at 05c3514d381c1d2233d697e7e77ccee368d2a834:
+# every GLOBAL in every pickle of the file is classed innocuous (this list), dangerous (its
+# deny-list: builtins eval/exec/..., os, subprocess, ...) or suspicious; InvokeAI aborts the
+# install on any dangerous one or on a scan error. Holding the file to the innocuous list is
+# stricter than InvokeAI needs.
+PICKLESCAN_SAFE = {
+    ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
+    ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy.core.multiarray", "_reconstruct"),
+    *(("torch", f"{kind}Storage") for kind in (
+        "Long", "Float", "Half", "QUInt2x4", "QUInt4x2", "QInt32", "QInt8", "QUInt8",
+        "ComplexFloat", "ComplexDouble", "Double", "BFloat16", "Bool", "Char", "Short", "Int",
+        "Byte")),
+}
+
+
+def picklescan_globals(path: Path) -> set[tuple[str, str]]:
+    """The (module, name) of every GLOBAL opcode in the file's pickles; Refused if any is
+    outside picklescan's innocuous list or a pickle does not parse."""
+    import pickletools
+
+    data = Path(path).read_bytes()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        pickles = [archive.read(n) for n in archive.namelist() if n.endswith(".pkl")]
+    except zipfile.BadZipFile:
+        pickles = [data]
+    found = set()
+    for blob in pickles:
+        try:
+            for opcode, arg, _ in pickletools.genops(io.BytesIO(blob)):
+                if opcode.name in ("GLOBAL", "INST"):
+                    found.add(tuple(arg.split(" ", 1)))
+                elif opcode.name == "STACK_GLOBAL":
+                    raise Refused("STACK_GLOBAL: picklescan reads its names from the memo")
+        except ValueError as exc:
+            raise Refused(f"scan error: {exc}") from None
+    if found - PICKLESCAN_SAFE:
+        raise Refused(f"not innocuous to picklescan: {sorted(found - PICKLESCAN_SAFE)}")
+    return found
 
 
 def invokeai4_install(path: Path) -> tuple[str, torch.Tensor, torch.Tensor | None]:
@@ -156,6 +195,7 @@ def invokeai4_install(path: Path) -> tuple[str, torch.Tensor, torch.Tensor | Non
     if path.suffix == ".safetensors":
         state = load_file(str(path), device="cpu")
     elif path.suffix in (".ckpt", ".pt", ".pth", ".bin"):
+        picklescan_globals(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
     else:
         raise Refused(f"Unrecognized model extension: {path.suffix}")

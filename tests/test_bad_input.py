@@ -467,3 +467,51 @@ def test_stale_lock_with_a_reused_pid_is_not_respected(cfg):
     assert lock.read_owner(taken.path) == os.getpid()
     taken.release()
     assert not taken.path.exists()
+
+
+# --- what cannot fit what the model sees (issue 15, extra kind c) ------------------------------
+
+
+def test_vectors_that_would_be_cut_from_the_77_token_window_are_refused(cfg):
+    # "a close-up painting in the style of {}" takes 11 tokens with begin/end: 66 vectors fit.
+    config = cfg(learnable_property="style", num_vectors=67, initializer_token="random")
+    text = refused(config, ConfigError, "num_vectors", "77-token window", "use at most 66")
+    assert "a close-up painting in the style of <star>" in text
+    preflight(cfg(learnable_property="style", num_vectors=66, initializer_token="random"))
+
+
+def test_a_preview_prompt_that_would_be_cut_is_refused(cfg):
+    long_prompt = "a photo of <star> " + "on a very sunny day " * 15
+    refused(cfg(validation_prompt=long_prompt), ConfigError, "validation_prompt",
+            "more than the text encoder's 77", "shorten it")
+
+
+def test_braces_in_a_preview_prompt_are_text_not_a_format_field():
+    from trainer.data import fill, preview_template
+
+    template = preview_template("a {cute} <star> in a {box}", "<star>")
+    assert fill(template, "<star> <star>_1") == "a {cute} <star> <star>_1 in a {box}"
+    assert preview_template("a cat on a sofa", "<star>") == "a cat on a sofa {}"
+
+
+def test_non_square_images_and_ignored_caption_files_are_said(tmp_path):
+    from PIL import Image
+
+    from trainer import data
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (128, 64), (9, 9, 9)).save(folder / "wide.png")
+    Image.new("RGB", (64, 66), (9, 9, 9)).save(folder / "nearly.png")  # within 5%: silent
+    (folder / "wide.txt").write_text("a photo of a cat, kohya style caption")
+    said: list[str] = []
+    data.load_images(folder, 64, False, on_warning=lambda message, file: said.append(message))
+    squeezed = [m for m in said if "not square" in m]
+    assert len(squeezed) == 1 and "wide.png 128x64" in squeezed[0]
+    assert "nearly.png" not in squeezed[0] and "--center_crop" in squeezed[0]
+    captions = [m for m in said if "caption file" in m]
+    assert len(captions) == 1 and "wide.txt" in captions[0]
+    assert "--learnable_property" in captions[0]
+    said.clear()
+    data.load_images(folder, 64, True, on_warning=lambda message, file: said.append(message))
+    assert not [m for m in said if "not square" in m]  # cropped, not squeezed

@@ -57,6 +57,61 @@ def templates_for(learnable_property: str) -> tuple[str, ...]:
     return STYLE_TEMPLATES if learnable_property == "style" else OBJECT_TEMPLATES
 
 
+def preview_template(validation_prompt: str | None, trigger: str) -> str:
+    """The preview prompt with "{}" where the trigger's vectors go.
+
+    The trigger may be written in the prompt (`a <cat> on a sofa`) or left out (it is then
+    appended). Only "{}" is a marker: other braces are the user's text, so the prompt is
+    filled with str.replace, never str.format (which raises on `{cat}`).
+    """
+    prompt = (validation_prompt or "a photo of {}").replace(trigger, "{}")
+    return prompt if "{}" in prompt else f"{prompt} {{}}"
+
+
+def fill(template: str, text: str) -> str:
+    """`template` with every "{}" replaced by `text`."""
+    return template.replace("{}", text)
+
+
+def tokens_needed(tokenizer, template: str, num_vectors: int) -> int:
+    """Tokens a caption takes in the text encoder's window: the template's own tokens, its
+    begin and end tokens, and one per vector (each placeholder token is one id)."""
+    words = fill(template, " ").strip()
+    ids = tokenizer(words, truncation=False, verbose=False).input_ids
+    return len(ids) + num_vectors * template.count("{}")
+
+
+def check_fits_window(tokenizer, *, num_vectors: int, learnable_property: str,
+                      validation_prompt: str | None, trigger: str) -> None:
+    """Refuse captions that CLIP's window (77 tokens: `tokenizer.model_max_length`) would cut.
+
+    Tokenizing with truncation=True, as training must for fixed-size batches, silently drops
+    the last vectors and the end token of a caption that is too long; so every caption
+    template and the preview prompt are measured first. Raises ConfigError naming
+    --num_vectors (templates) or --validation_prompt.
+    """
+    from trainer.errors import ConfigError
+
+    window = int(tokenizer.model_max_length)
+    templates = templates_for(learnable_property)
+    longest = max(templates, key=lambda t: tokens_needed(tokenizer, t, num_vectors))
+    needed = tokens_needed(tokenizer, longest, num_vectors)
+    if needed > window:
+        fits = num_vectors - (needed - window)
+        raise ConfigError(
+            f"Number of vectors (--num_vectors) {num_vectors} does not fit the text encoder's "
+            f"{window}-token window: the {learnable_property} caption "
+            f"'{fill(longest, trigger)}' would need {needed} tokens and be cut; use at most "
+            f"{fits} vectors.", field="num_vectors")
+    prompt = preview_template(validation_prompt, trigger)
+    needed = tokens_needed(tokenizer, prompt, num_vectors)
+    if needed > window:
+        raise ConfigError(
+            f"Preview prompt (--validation_prompt) needs {needed} tokens with the trigger's "
+            f"{num_vectors} vectors, more than the text encoder's {window}; shorten it by "
+            f"{needed - window} tokens (about as many words).", field="validation_prompt")
+
+
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """Image files directly in `folder`, any letter case, sorted by name.
 
@@ -252,6 +307,7 @@ def load_images(folder: str | os.PathLike[str], resolution: int, center_crop: bo
                         "JPEG, WebP, GIF or BMP); put 3-20 images of your concept in it.",
                         field="train_data_dir")
     result = LoadedImages(paths=[], images=[])
+    squeezed: list[str] = []
 
     def warn(message: str, path: Path) -> None:
         result.warnings.append((message, str(path)))
@@ -269,9 +325,49 @@ def load_images(folder: str | os.PathLike[str], resolution: int, center_crop: bo
                  "upscaled and may look soft.", path)
         result.paths.append(path)
         result.images.append(square(img, resolution, center_crop))
+        if not center_crop and _squeezed(img.size):
+            squeezed.append(f"{path.name} {img.width}x{img.height}")
     if not result.images:
         raise no_usable_image(Path(folder).expanduser(), result.warnings)
+    if squeezed:
+        # Never a silent change of what the model sees: say it, and which flag applies.
+        shown = ", ".join(squeezed[:3]) + (f" and {len(squeezed) - 3} more"
+                                           if len(squeezed) > 3 else "")
+        warn(f"{len(squeezed)} image(s) are not square ({shown}): each was squeezed to "
+             f"{resolution}x{resolution}, distorting it; crop them square, or pass "
+             "--center_crop to train on their centre square.", Path(folder))
+    sidecars = caption_files(Path(folder).expanduser(), result.paths)
+    if sidecars:
+        warn(f"Found {len(sidecars)} caption file(s) beside the images ({sidecars[0].name}"
+             f"{', ...' if len(sidecars) > 1 else ''}); ti-tui does not read them: textual "
+             "inversion trains with its own caption templates, chosen by "
+             "--learnable_property (object or style).", sidecars[0])
     return result
+
+
+SQUEEZE_TOLERANCE = 0.05
+"""Aspect ratios within 5% of square are resized without a word: the change is invisible."""
+
+
+def _squeezed(size: tuple[int, int]) -> bool:
+    width, height = size
+    return max(width, height) / max(1, min(width, height)) > 1 + SQUEEZE_TOLERANCE
+
+
+CAPTION_SUFFIXES = (".txt", ".caption")
+"""Sidecar captions other trainers read (kohya, EveryDream: IMAGE.txt / IMAGE.caption)."""
+
+
+def caption_files(folder: Path, images: list[Path]) -> list[Path]:
+    """Caption sidecars named like one of `images` (a.png -> a.txt), sorted by name."""
+    stems = {p.stem for p in images}
+    found = []
+    for suffix in CAPTION_SUFFIXES:
+        for stem in stems:
+            candidate = folder / f"{stem}{suffix}"
+            if os.path.isfile(candidate):
+                found.append(candidate)
+    return sorted(found, key=lambda p: p.name)
 
 
 def no_usable_image(folder: Path, problems: list[tuple[str, str]]) -> DataError:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, formats, fsutil, install_guide
+from trainer import checkpoint, data, formats, fsutil, install_guide
 from trainer.config import TrainConfig
 from trainer.errors import OutputError, write_failed  # noqa: F401 (OutputError re-exported)
 from trainer.events import CheckpointSaved, EmbeddingSaved, Emit, PreviewSaved, Warning
@@ -93,12 +93,10 @@ class Outputs:
     def preview(self, step: int) -> Path:
         from trainer.preview import render_preview
 
-        prompt = (self.cfg.validation_prompt or "a photo of {}").replace(
-            self.session.placeholder.trigger, "{}")
-        if "{}" not in prompt:
-            prompt = f"{prompt} {{}}"
-        text = prompt.format(self.session.placeholder.prompt_text)
-        shown = prompt.format(self.session.placeholder.trigger)
+        prompt = data.preview_template(self.cfg.validation_prompt,
+                                       self.session.placeholder.trigger)
+        text = data.fill(prompt, self.session.placeholder.prompt_text)
+        shown = data.fill(prompt, self.session.placeholder.trigger)
         target = self.out / "previews" / f"step-{step}.png"
         self._guard(target, lambda: render_preview(self.session, text, target,
                                                    self.cfg.num_validation_images))

@@ -70,6 +70,10 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
     embeddings.check_trigger(tokenizer, config.trigger)
     embeddings.initializer_ids(tokenizer, config.initializer_token, config.num_vectors,
                                config.seed or 0)
+    # Captions and the preview prompt must fit CLIP's 77 tokens: never cut silently.
+    data.check_fits_window(tokenizer, num_vectors=config.num_vectors,
+                           learnable_property=config.learnable_property,
+                           validation_prompt=config.validation_prompt, trigger=config.trigger)
     resume_dir = find_resume(config)
     if resume_dir is not None:
         check_resume_matches(config, resume_dir, model_path, facts)

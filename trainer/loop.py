@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, divergence, outputs
+from trainer import checkpoint, divergence, fsutil, outputs
 from trainer.config import TrainConfig
 from trainer.control import CONTROL_DIR, Control
-from trainer.errors import UserError
+from trainer.errors import UserError, write_failed
 from trainer.evaluation import deterministic_loss
 from trainer.events import Emit, Error, RunStarted, Step, Stopped, Warning
 from trainer.optim import make_optimizer
@@ -59,9 +59,13 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
     try:
         pf = preflight(config, check_lock=main)
         if main:
-            config.output_path.mkdir(parents=True, exist_ok=True)
+            try:
+                config.output_path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise write_failed(config.output_path, exc) from None
             lock = RunLock.acquire(config.output_path)
             outputs.remove_stale_temporaries(config.output_path)
+            fsutil.reserve_space(config.output_path)  # room to report a full disk later
         seed = _shared_seed(resolve_seed(config, pf), accelerator)
         session = prepare(config, pf, device=accelerator.device,
                           num_processes=accelerator.num_processes, seed=seed, emit=sink)
@@ -72,6 +76,16 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
         sink(Stopped(reason="error", step=loop.step if loop else 0, message=str(exc)))
         raise
     except Exception as exc:
+        failure = fsutil.as_os_error(exc)
+        if failure is not None and failure.errno in fsutil.DISK_FULL_ERRNOS:
+            # A full or read-only disk met by a write outside the guarded ones: the same one
+            # sentence and exit code 2, never an "internal error".
+            fsutil.release_reserve()
+            error = write_failed(failure.filename or config.output_path, failure,
+                                 config.output_path)
+            sink(Error(message=str(error), user_error=True))
+            sink(Stopped(reason="error", step=loop.step if loop else 0, message=str(error)))
+            raise error from None
         files = loop.emergency_save() if loop is not None and main else []
         sink(Error(message=f"Internal error: {type(exc).__name__}: {exc}", user_error=False,
                    hint="See trainer.log in the output folder for the traceback."))
@@ -80,6 +94,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
         raise
     finally:
         if lock is not None:
+            fsutil.release_reserve()
             lock.release()
 
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import checkpoint, data, devices, embeddings, formats, lock, models
+from trainer import checkpoint, data, devices, embeddings, formats, lock, models, paths
 from trainer import single_file, weights_check
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, DataError, ModelError, ResumeError
@@ -45,6 +45,7 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
     if not config.train_data_dir:
         raise ConfigError("Data directory (--train_data_dir) is required: the folder holding "
                           "your 3-20 training images.", field="train_data_dir")
+    check_user_paths(config)
     check_model_path(config.model)
     model_path = models.resolve_model(config.model, Path(config.root).expanduser(),
                                       models_dirs=config.models_dirs)
@@ -115,20 +116,27 @@ def check_model_path(model: str) -> None:
                          field="model")
 
 
+def check_user_paths(config: TrainConfig) -> None:
+    """Every path the user typed, as the OS sees it (too long, a link loop, no permission on
+    the way, a file where a folder should be): one sentence naming the field (trainer/paths.py).
+    """
+    root = Path(config.root).expanduser()
+    values = [("root", config.root), ("train_data_dir", config.train_data_dir),
+              ("output_dir", config.output_path), ("model", config.model),
+              ("model_config", config.model_config), ("tokenizer_name", config.tokenizer_name),
+              ("initial_embedding", config.initial_embedding)]
+    values += [("models_dir", folder) for folder in config.models_dirs]
+    if config.model and not os.path.isabs(os.path.expanduser(config.model)):
+        values.append(("model", root / config.model))  # a name is looked up under the root
+    if config.resume_from_checkpoint not in (None, "", "latest"):
+        values.append(("resume_from_checkpoint", config.resume_from_checkpoint))
+    for field, value in values:
+        paths.check_path(field, value)
+
+
 def check_output_dir(path: Path) -> None:
-    """The output folder must be a folder we can write, or creatable."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"Output directory {path} is a file; pass a folder path.",
-                          field="output_dir")
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"Output directory {path} cannot be created because {probe} is a "
-                          "file; pass a folder path.", field="output_dir")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"Output directory {path} is not writable ({probe} refuses new "
-                          "files); pick a folder you own.", field="output_dir")
+    """The output folder must be a folder we can write, or creatable (trainer/paths.py)."""
+    paths.check_creatable("output_dir", path)
 
 
 def check_resume_matches(config: TrainConfig, resume_dir: Path, model_path: Path,

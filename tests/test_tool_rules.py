@@ -13,7 +13,7 @@ from trainer.formats import save_embedding
 
 from .tool_rules import (COMFY_ENCODERS, Refused, a1111_load, a1111_safe_unpickle,
                          comfyui_load_embed, invokeai4_install, invokeai23_load,
-                         picklescan_globals)
+                         kohya_weights, picklescan_globals)
 
 WIDTHS = {"sd1": {"text_encoder": 768}, "sd2": {"text_encoder": 1024},
           "sdxl": {"clip_l": 768, "clip_g": 1280}}
@@ -50,6 +50,9 @@ def test_default_output_has_one_file_every_tool_installs(tmp_path, family, n):
     # ComfyUI: `embedding:my-cat`, each encoder gets its own rows.
     for (width, key), rows in zip(COMFY_ENCODERS[family], parts.values(), strict=True):
         assert torch.equal(comfyui_load_embed(single, width, key), rows)
+    # kohya sd-scripts, --weights: one tensor per encoder.
+    assert all(a.equal(b) for a, b in zip(kohya_weights(single, family, n), parts.values(),
+                                           strict=True))
     # Every torch file in the default output passes A1111's safe-unpickle and picklescan too.
     for path in paths.values():
         if path.suffix in (".bin", ".pt"):

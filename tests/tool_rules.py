@@ -4,7 +4,8 @@ Each function below is our own code that follows one tool's loading rule, step f
 test can ask "would this tool install this file unchanged?" without the tool itself. The
 source each rule was read from is named with its repository and commit; only facts were taken.
 A function raises `Refused` with the tool's reason where the tool would refuse or skip the file.
-diffusers is not restated: tests call the real `load_textual_inversion`.
+diffusers is not restated: tests call the real `load_textual_inversion`. Rules: A1111/Forge,
+InvokeAI 4+, picklescan (InvokeAI's scan), InvokeAI 2.3, ComfyUI, kohya sd-scripts.
 """
 
 from __future__ import annotations
@@ -293,3 +294,32 @@ def comfyui_load_embed(path: Path, width: int, key: str) -> torch.Tensor:
         raise Refused(f"shape mismatch when trying to apply embedding, embedding will be "
                       f"ignored {rows[0].shape[0]} != {width}")
     return torch.stack(rows)
+
+
+# --- kohya-ss/sd-scripts -----------------------------------------------------------------------
+# `--weights FILE` (start from an embedding): train_textual_inversion.py at
+# 0010c81a3353b6bb51e698ca649442e730817a8f, TextualInversionTrainer.load_weights (safetensors,
+# else torch.load with A1111's string_to_param unwrapped; then the FIRST value, 1-D made
+# [1, d]; its row count must equal --num_vectors_per_token), and sdxl_train_textual_inversion.py
+# at 04ed9ed15877bfe5944d9da049405ee928f4b00d (the `clip_l` and `clip_g` entries, one per
+# encoder).
+
+def kohya_weights(path: Path, family: str, num_vectors: int) -> list[torch.Tensor]:
+    """-> the rows for each text encoder, as kohya's trainer copies them in."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        data = load_file(str(path))
+    else:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if "string_to_param" in data:
+            data = data["string_to_param"]
+    if family == "sdxl":
+        rows = [data.get("clip_l"), data.get("clip_g")]
+        if rows[0] is None and rows[1] is None:
+            raise Refused("weight file does not contain weights for text encoder 1 or 2")
+    else:
+        first = next(iter(data.values()))
+        rows = [first.unsqueeze(0) if first.dim() == 1 else first]
+    if len(rows[0]) != num_vectors:
+        raise Refused("num_vectors_per_token is mismatch for weights")
+    return rows

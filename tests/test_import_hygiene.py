@@ -1,4 +1,6 @@
-"""The engine never imports the UI: checked on the real import graph, twice."""
+"""The engine never imports the UI, and the run's state, panels, tail, runner and Rich view
+never import Textual: checked on the real import graph (import-linter contracts in
+pyproject.toml) and in a fresh interpreter's sys.modules."""
 
 from __future__ import annotations
 
@@ -32,4 +34,16 @@ def test_import_linter_contract_holds():
     lint = Path(sys.executable).with_name("lint-imports")
     out = subprocess.run([str(lint)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "KEPT" in out.stdout
+    assert "KEPT" in out.stdout and " 0 broken" in out.stdout
+    for contract in ("never imports the UI", "never import Textual", "plain Python (no Rich)",
+                     "never import the headless Rich/Live view"):
+        assert contract in " ".join(out.stdout.split()), contract
+
+
+def test_the_views_without_textual_load_no_textual():
+    code = ("import sys, ti_tui.state, ti_tui.panels, ti_tui.charts, ti_tui.tail, "
+            "ti_tui.runner, ti_tui.headless\n"
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'textual')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == ""

@@ -223,3 +223,26 @@ def test_every_stop_reason_is_shown_in_words(reason):
     out = show(panels.progress_panel, state, 80, 10)
     assert f"finished at step 200: {reason.words}" in out
     assert reason.words in show(panels.header_panel, state, 140, 4)
+
+
+@pytest.mark.parametrize("width, height, names", [
+    (80, 24, [["progress"], ["loss", "dvar"]]),
+    (120, 32, [["header"], ["progress", "schedule", "files"], ["loss", "dvar"]]),
+    (140, 45, [["header"], ["progress", "schedule", "files"], ["loss", "dvar", "preview"]]),
+])
+def test_arrange_fills_the_screen_with_the_panels_of_the_mode(width, height, names):
+    rows = panels.arrange(width, height)
+    assert [[spec.name for spec, _ in row] for _, row in rows] == names
+    assert all(sum(w for _, w in row) == width for _, row in rows)
+    assert sum(h for h, _ in rows) == height
+    mode = panels.layout_mode(width, height)
+    assert rows[-2 if len(rows) > 2 else 0][0] == panels.TOP_ROWS[mode]
+    assert all(mode in spec.modes for _, row in rows for spec, _ in row)
+
+
+def test_every_panel_is_declared_once_with_its_redraw_cap():
+    assert [spec.name for spec in panels.PANELS] == ["header", "progress", "schedule", "files",
+                                                    "loss", "dvar", "preview"]
+    costly = {spec.name for spec in panels.PANELS if spec.costly}
+    assert costly == {"loss", "dvar", "preview"}
+    assert all(spec.refresh_s == panels.CHART_REFRESH_S for spec in panels.PANELS if spec.costly)

@@ -8,8 +8,10 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 from textual.app import App
 
+from ti_tui import panels
 from ti_tui.screens.train import ConfirmStop, PanelView, ProgressView, StatusLine, TrainScreen
 
 DATA = Path(__file__).parent / "data"
@@ -186,6 +188,25 @@ async def test_redraws_are_capped_at_10_hz(tmp_path, monkeypatch):
         assert screen.state.step > 280
         assert len(draws) <= 10 * seconds + 3
         assert all(isinstance(v, PanelView) for v in screen.views)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 32), (140, 45)])
+async def test_the_screen_lays_out_the_panels_as_the_headless_view_does(tmp_path, size):
+    # One declaration (ti_tui/panels.py): same panels shown, same header and top-row heights,
+    # same preview width as panels.arrange gives render_dashboard.
+    app = TrainApp(FakeHandle(run_dir(tmp_path)))
+    async with app.run_test(size=size) as pilot:
+        screen = train_screen(app)
+        await settle(pilot, screen, ended=True)
+        shown = {view.spec.name: view.size for view in screen.views if view.display}
+        rows = panels.arrange(*size)
+        expected = {spec.name: (width, height) for height, row in rows for spec, width in row}
+        assert set(shown) == set(expected)
+        assert shown["progress"].height == expected["progress"][1]
+        if "header" in expected:
+            assert shown["header"].height == expected["header"][1]
+        if "preview" in expected:
+            assert shown["preview"].width == expected["preview"][0]
 
 
 # --- snapshots of the recorded (finished) run: its clocks use event times only --------------

@@ -1,16 +1,20 @@
 """The dashboard panels: pure functions of a RunState that return Rich renderables.
 
-Each `*_panel(state, width, height, now=None)` returns a Panel exactly width x height cells,
-so the same drawing serves the Textual screen (one widget per panel, sized by CSS) and the
-headless `rich.live.Live` view (`render_dashboard` lays them out). `now` is the wall clock
-while a run is going; a finished run's clocks stop at its last event, so a view of a finished
-run is the same on every machine (the snapshot tests rely on it).
+Each `*_panel(state, width, height, now=None)` returns a Panel exactly width x height cells.
+Every panel is declared once as a `PanelSpec` (its function, how often it is redrawn, whether
+it is costly, the layout modes that show it), and `arrange` lays them out from one set of
+numbers; the headless `rich.live.Live` view (`render_dashboard`) and the Textual screen
+(ti_tui/screens/train.py: one widget per spec, sized by `row_heights` and `preview_width`)
+both read them, so the two layouts cannot drift apart. `now` is the wall clock while a run is
+going; a finished run's clocks stop at its last event, so a view of a finished run is the same
+on every machine (the snapshot tests rely on it).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Group, RenderableType
@@ -329,68 +333,125 @@ def preview_panel(state: RunState, width: int, height: int, now: float | None = 
                   f"Preview · step {preview.step}", width, height)
 
 
+# --- the panels, declared once ---------------------------------------------------------------
+@dataclass(frozen=True)
+class PanelSpec:
+    """One dashboard panel as both hosts use it: the Rich layout below (`render_dashboard`,
+    the headless view) and the Textual screen (ti_tui/screens/train.py, one widget each)."""
+
+    name: str
+    draw: Callable[[RunState, int, int, float | None], Panel]
+    """The pure function that draws it at a size (cells) and a wall clock."""
+    refresh_s: float
+    """Seconds between redraws at most while a run goes on."""
+    costly: bool = False
+    """A plotext chart or an image: a live frame reuses its last drawing within refresh_s."""
+    ticks: bool = False
+    """Redrawn every second while running, for clocks that move without events."""
+    modes: frozenset[str] = frozenset({COMPACT, MEDIUM, FULL})
+    """The layout modes (`layout_mode`) that show it."""
+
+
+_ROOMY = frozenset({MEDIUM, FULL})
+HEADER = PanelSpec("header", header_panel, CHART_REFRESH_S, modes=_ROOMY)
+"""Its words change with the status, rarely."""
+PROGRESS = PanelSpec("progress", progress_panel, TEXT_REFRESH_S, ticks=True)
+SCHEDULE = PanelSpec("schedule", schedule_panel, TEXT_REFRESH_S, modes=_ROOMY)
+FILES = PanelSpec("files", files_panel, CHART_REFRESH_S, modes=_ROOMY)
+"""Changes at a save or a warning."""
+LOSS = PanelSpec("loss", loss_panel, CHART_REFRESH_S, costly=True)
+DVAR = PanelSpec("dvar", dvar_panel, CHART_REFRESH_S, costly=True)
+PREVIEW = PanelSpec("preview", preview_panel, CHART_REFRESH_S, costly=True,
+                    modes=frozenset({FULL}))
+ROWS: tuple[tuple[PanelSpec, ...], ...] = ((HEADER,), (PROGRESS, SCHEDULE, FILES),
+                                            (LOSS, DVAR, PREVIEW))
+"""The dashboard's rows, top to bottom: the last row takes the height that is left."""
+PANELS: tuple[PanelSpec, ...] = tuple(spec for row in ROWS for spec in row)
+
+HEADER_ROWS = 4
+"""Trigger and model, device and output: two lines in a border."""
+TOP_ROWS = {COMPACT: 6, MEDIUM: 8, FULL: 8}
+"""Progress, schedule and files: step, bar, clocks and rates, DVAR's earliest stop."""
+PREVIEW_SHARE, PREVIEW_MAX_WIDTH = 4, 48
+"""The preview takes a quarter of the width, at most 48 columns."""
+
+
+def row_heights(mode: str) -> dict[tuple[PanelSpec, ...], int]:
+    """The fixed height of each row but the last (which takes the rest), in `mode`."""
+    return {ROWS[0]: HEADER_ROWS if mode in HEADER.modes else 0, ROWS[1]: TOP_ROWS[mode]}
+
+
+def preview_width(width: int, mode: str) -> int:
+    """Columns of the preview panel in `mode` (0 when the mode does not show it)."""
+    return min(width // PREVIEW_SHARE, PREVIEW_MAX_WIDTH) if mode in PREVIEW.modes else 0
+
+
+def arrange(width: int, height: int) -> list[tuple[int, list[tuple[PanelSpec, int]]]]:
+    """The panels that fit in width x height cells: [(row height, [(panel, width), ...])].
+
+    Rows with nothing shown are left out. In a row, the preview has `preview_width` and the
+    others share the rest evenly (the first takes the odd columns).
+    """
+    mode = layout_mode(width, height)
+    fixed = row_heights(mode)
+    rows = []
+    for row in ROWS:
+        shown = [spec for spec in row if mode in spec.modes]
+        if not shown:
+            continue
+        free = width - sum(preview_width(width, mode) for spec in shown if spec is PREVIEW)
+        sharing = [spec for spec in shown if spec is not PREVIEW]
+        share = free // len(sharing)
+        widths = [preview_width(width, mode) if spec is PREVIEW else share for spec in shown]
+        widths[0] += free - share * len(sharing)
+        rows.append((fixed.get(row, 0), list(zip(shown, widths))))
+    rows[-1] = (height - sum(h for h, _ in rows[:-1]), rows[-1][1])
+    return rows
+
+
 # --- the whole dashboard -------------------------------------------------------------------
 class SlowPanels:
-    """Keeps the last chart and preview panels for `every` seconds so a frame can reuse them.
+    """Keeps the last drawing of each costly panel for its refresh time (or `every` seconds)
+    so a live frame can reuse it.
 
     A finished run is always drawn afresh, so its last frame shows the final curves.
     """
 
-    SLOW = frozenset({"loss_panel", "dvar_panel", "preview_panel"})
-
-    def __init__(self, every: float = CHART_REFRESH_S,
+    def __init__(self, every: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.every = every
+        """Seconds a drawing is reused; None: each panel's own `refresh_s`."""
         self.clock = clock
         self._kept: dict[str, tuple[float, int, int, RenderableType]] = {}
 
-    def draw(self, fn: Callable[..., RenderableType], state: RunState, width: int,
-             height: int, now: float | None) -> RenderableType:
-        name = fn.__name__
-        if name not in self.SLOW or state.finished:
-            return fn(state, width, height, now)
+    def draw(self, spec: PanelSpec, state: RunState, width: int, height: int,
+             now: float | None) -> RenderableType:
+        """The panel `spec` at this size: a kept drawing when a recent one fits."""
+        if not spec.costly or state.finished:
+            return spec.draw(state, width, height, now)
         clock = self.clock()
-        kept = self._kept.get(name)
-        if kept and clock - kept[0] < self.every and kept[1:3] == (width, height):
+        kept = self._kept.get(spec.name)
+        every = spec.refresh_s if self.every is None else self.every
+        if kept and clock - kept[0] < every and kept[1:3] == (width, height):
             return kept[3]
-        panel = fn(state, width, height, now)
-        self._kept[name] = (clock, width, height, panel)
+        panel = spec.draw(state, width, height, now)
+        self._kept[spec.name] = (clock, width, height, panel)
         return panel
 
 
 def render_dashboard(state: RunState, width: int, height: int, now: float | None = None,
                      slow: SlowPanels | None = None) -> RenderableType:
-    """All panels that fit in width x height cells, laid out for `layout_mode`.
+    """All panels that fit in width x height cells, laid out by `arrange`.
 
     With `slow`, the charts and the preview of a recent frame are reused (a live view).
     """
-    mode = layout_mode(width, height)
-    if mode == COMPACT:
-        top = 6  # step, bar, clocks and rates, DVAR's earliest stop: the charts get the rest
-        rows = [[(progress_panel, width)], [(loss_panel, width // 2),
-                                           (dvar_panel, width - width // 2)]]
-        heights = [top, height - top]
-    else:
-        third = width // 3
-        rows = [[(header_panel, width)],
-                [(progress_panel, width - 2 * third), (schedule_panel, third),
-                 (files_panel, third)]]
-        heights = [4, 8 if height < 45 else 9]
-        charts = [(loss_panel, 0), (dvar_panel, 0)]
-        preview_w = min(width // 4, 48) if mode == FULL else 0
-        if preview_w:
-            charts.append((preview_panel, preview_w))
-        left = width - preview_w
-        charts[0], charts[1] = (loss_panel, left // 2), (dvar_panel, left - left // 2)
-        rows.append(charts)
-        heights.append(height - sum(heights))
     grid = Table.grid()
     grid.add_column()
-    for row, h in zip(rows, heights):
+    for row_height, row in arrange(width, height):
         line = Table.grid()
-        for _fn, w in row:
-            line.add_column(width=w)
-        line.add_row(*(slow.draw(fn, state, w, h, now) if slow else fn(state, w, h, now)
-                       for fn, w in row))
+        for _spec, panel_width in row:
+            line.add_column(width=panel_width)
+        line.add_row(*(slow.draw(spec, state, w, row_height, now) if slow
+                       else spec.draw(state, w, row_height, now) for spec, w in row))
         grid.add_row(line)
     return grid

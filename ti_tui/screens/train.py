@@ -62,12 +62,9 @@ class TrainerExited(Message):
 class PanelView(Widget):
     """One dashboard panel, drawn from the screen's shared RunState at this widget's size."""
 
-    panel: ClassVar[Callable[..., RenderableType]]
-    """The panel function of ti_tui/panels.py this widget shows."""
-    refresh_every: ClassVar[float] = REFRESH_S
-    """Seconds between redraws at most (the charts cost more than the text panels)."""
-    ticks: ClassVar[bool] = False
-    """Redraw every second while running, for clocks that move without events."""
+    spec: ClassVar[panels.PanelSpec]
+    """The panel as ti_tui/panels.py declares it: its function, redraw cap, clock ticks and
+    the layout modes that show it."""
 
     def __init__(self, state: RunState) -> None:
         super().__init__()
@@ -77,46 +74,50 @@ class PanelView(Widget):
         """`state.events` when this widget last asked to be redrawn."""
         self.drawn_at = 0.0
 
+    @property
+    def refresh_every(self) -> float:
+        """Seconds between redraws at most (the charts cost more than the text panels)."""
+        return self.spec.refresh_s
+
+    @property
+    def ticks(self) -> bool:
+        """Redraw every second while running, for clocks that move without events."""
+        return self.spec.ticks
+
     def render(self) -> RenderableType:
         width, height = self.size
         # An ended run's clocks stop at its last event (a dead trainer writes no stopped event).
         ended = self.state.finished or getattr(self.screen, "ended", False)
         now = None if ended else time.time()
-        return type(self).panel(self.state, width, height, now)
+        return self.spec.draw(self.state, width, height, now)
 
 
 class HeaderView(PanelView):
-    panel = staticmethod(panels.header_panel)
-    refresh_every = panels.CHART_REFRESH_S  # its words change with the status, rarely
+    spec = panels.HEADER
 
 
 class ProgressView(PanelView):
-    panel = staticmethod(panels.progress_panel)
-    ticks = True
+    spec = panels.PROGRESS
 
 
 class LossView(PanelView):
-    panel = staticmethod(panels.loss_panel)
-    refresh_every = panels.CHART_REFRESH_S
+    spec = panels.LOSS
 
 
 class DvarView(PanelView):
-    panel = staticmethod(panels.dvar_panel)
-    refresh_every = panels.CHART_REFRESH_S
+    spec = panels.DVAR
 
 
 class ScheduleView(PanelView):
-    panel = staticmethod(panels.schedule_panel)
+    spec = panels.SCHEDULE
 
 
 class FilesView(PanelView):
-    panel = staticmethod(panels.files_panel)
-    refresh_every = panels.CHART_REFRESH_S  # changes at a save or a warning
+    spec = panels.FILES
 
 
 class PreviewView(PanelView):
-    panel = staticmethod(panels.preview_panel)
-    refresh_every = panels.CHART_REFRESH_S
+    spec = panels.PREVIEW
 
 
 class TopRow(Horizontal):
@@ -239,10 +240,17 @@ class TrainScreen(Screen[str]):
         self._apply_layout(event.size.width, event.size.height)
 
     def _apply_layout(self, width: int, height: int) -> None:
-        """Show the panels that fit: the CSS hides the others by the screen's class."""
+        """Show the panels that fit, at the sizes the headless layout uses (panels.arrange's
+        numbers); the screen also carries -compact, -medium or -full for the CSS."""
         mode = panels.layout_mode(width, height)
         for name in (panels.COMPACT, panels.MEDIUM, panels.FULL):
             self.set_class(mode == name, f"-{name}")
+        for view in self.views:
+            view.display = mode in view.spec.modes
+        heights = panels.row_heights(mode)
+        self.query_one(HeaderView).styles.height = heights[panels.ROWS[0]]
+        self.query_one(TopRow).styles.height = heights[panels.ROWS[1]]
+        self.query_one(PreviewView).styles.width = panels.preview_width(width, mode)
 
     # --- events in --------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="tail")

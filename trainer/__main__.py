@@ -63,7 +63,7 @@ def _plan_threads_before_torch(config) -> None:
 def run(config) -> int:
     from trainer import lock
     from trainer.control import CONTROL_DIR, Control
-    from trainer.events import EVENTS_FILE, EventLog
+    from trainer.events import EVENTS_FILE, Error, EventLog, StopReason
     from trainer.preflight import is_main_process
 
     control = Control(config.output_path / CONTROL_DIR)
@@ -84,7 +84,7 @@ def run(config) -> int:
 
     def emit(event) -> None:
         nonlocal log, log_unwritable, user_error
-        if getattr(event, "type", None) == "error" and getattr(event, "user_error", False):
+        if isinstance(event, Error) and event.user_error:
             user_error = True
         if log is None:
             if log_unwritable:
@@ -109,7 +109,7 @@ def run(config) -> int:
     finally:
         if log is not None:
             log.close()
-    if result.reason == "error":
+    if result.reason == StopReason.ERROR:
         # A stop on purpose with a user error (e.g. the loss stayed NaN): its error event
         # said what to do, and the last good embedding was saved.
         return 2 if user_error else 1

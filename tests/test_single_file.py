@@ -154,6 +154,9 @@ def _broken(kind: str, model: Path, tiny: Path, tmp: Path) -> Path:
     weights.unlink()
     if kind == "truncated":
         weights.write_bytes(data[: len(data) // 2])
+    elif kind == "lfs":
+        weights.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:"
+                           + "0" * 64 + "\nsize 12345\n")
     elif kind == "wrong-shapes":
         state = {k: torch.zeros(3) if k == "conv_in.bias" else torch.zeros(1) for k in
                  ("conv_in.bias",)}
@@ -166,6 +169,7 @@ def _broken(kind: str, model: Path, tiny: Path, tmp: Path) -> Path:
 
 @pytest.mark.parametrize("kind, words", [("truncated", "cut off"),
                                          ("wrong-shapes", "conv_in.bias"),
+                                         ("lfs", "git lfs pull"),
                                          ("pickle", "needs code")])
 def test_damaged_weights_refused_before_anything_is_written(kind, words, tmp_path,
                                                             tiny_model_dir, demo_images_dir):
@@ -255,3 +259,19 @@ def test_shipped_configs_fit_real_shaped_checkpoints(name, family):
     weights_check.check_single_file_shapes(Path("x.safetensors"), header, config, family)
     assert single_file.shipped_config(family, "v_prediction" if name == "sd2-v"
                                       else "epsilon") == config
+
+
+def test_missing_shard_is_refused(tmp_path, tiny_model_dir):
+    model = link_model(tiny_model_dir, tmp_path / "model")
+    (model / "unet").unlink()
+    unet = link_model(tiny_model_dir / "unet", model / "unet")
+    (unet / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        '{"metadata": {}, "weight_map": {"conv_in.weight": "diffusion_pytorch_model-00001-of-'
+        '00002.safetensors", "conv_in.bias": "diffusion_pytorch_model-00002-of-00002.safetensors"}}')
+    with pytest.raises(ModelError, match="00001-of-00002.safetensors is missing"):
+        weights_check.check_model_weights(models.check_model(model))
+
+
+def test_healthy_folders_pass_the_weight_check(tiny_model_dir, sdxl_dir):
+    for model in (tiny_model_dir, sdxl_dir):
+        weights_check.check_model_weights(models.check_model(model))

@@ -47,6 +47,22 @@ def _damaged(path: Path, why: str, field: str = "model") -> ModelError:
     return ModelError(f"Weight file {path} is damaged: {why}; {_REDOWNLOAD}.", field=field)
 
 
+_LFS_POINTER = b"version https://git-lfs"
+"""How a Git LFS pointer file starts: a clone made without git-lfs holds these small text
+files where the weights should be (diffusers' load_state_dict says the same)."""
+
+
+def _lfs_pointer(path: Path, head: bytes, field: str) -> ModelError | None:
+    if not head.startswith(_LFS_POINTER[:8]):
+        return None
+    with open(path, "rb") as handle:
+        if not handle.read(len(_LFS_POINTER)) == _LFS_POINTER:
+            return None
+    return ModelError(f"Weight file {path} is a Git LFS pointer, not the weights (the model was "
+                      "cloned without git-lfs); run `git lfs pull` in its repository, or "
+                      "re-download the model.", field=field)
+
+
 def read_safetensors_header(path: Path, *, field: str = "model") -> dict[str, TensorInfo]:
     """The tensors of a .safetensors file -> {name: TensorInfo}, after checking its layout.
 
@@ -59,6 +75,9 @@ def read_safetensors_header(path: Path, *, field: str = "model") -> dict[str, Te
         size = path.stat().st_size
         with open(path, "rb") as handle:
             head = handle.read(8)
+            pointer = _lfs_pointer(path, head, field)
+            if pointer is not None:
+                raise pointer
             if len(head) < 8:
                 raise _damaged(path, f"it is only {size} bytes long", field)
             length = int.from_bytes(head, "little")
@@ -109,6 +128,10 @@ def read_pickle_shapes(path: Path, *, field: str = "model") -> dict[str, TensorI
 
     path = Path(path)
     try:
+        with open(path, "rb") as handle:
+            pointer = _lfs_pointer(path, handle.read(8), field)
+        if pointer is not None:
+            raise pointer
         is_zip = zipfile.is_zipfile(path)
         data = torch.load(path, map_location="meta", weights_only=True, mmap=is_zip)
     except OSError as exc:
@@ -175,6 +198,22 @@ def weight_files(folder: Path) -> list[Path]:
     return safe or [p for p in files if p.suffix == ".bin"]
 
 
+def _check_shard_index(folder: Path) -> None:
+    """A sharded component (`*.index.json` + shards) must have every shard its index names:
+    a missing one is a download that stopped part-way."""
+    for index in sorted(folder.glob("*.index.json")):
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
+                AttributeError):
+            raise _damaged(index, "it is not a readable shard index") from None
+        missing = sorted(s for s in shards if not (folder / str(s)).is_file())
+        if missing:
+            raise ModelError(f"Model component {folder} is incomplete: its index {index.name} "
+                             f"names {len(shards)} weight files but {missing[0]} is missing; "
+                             f"{_REDOWNLOAD}.", field="model")
+
+
 def check_component(model: Path, component: str) -> None:
     """Refuse a diffusers component whose weight files are damaged or do not fit its config.
 
@@ -183,6 +222,7 @@ def check_component(model: Path, component: str) -> None:
     left alone (older diffusers saves use other attention names, converted at load time).
     """
     folder = Path(model) / component
+    _check_shard_index(folder)
     files = weight_files(folder)
     found: dict[str, TensorInfo] = {}
     for path in files:

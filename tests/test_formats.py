@@ -166,3 +166,29 @@ def test_check_dimension_names_every_family_in_one_sentence(width, model, words)
     for word in words:
         assert word in message
     check_dimension(torch.zeros(2, model), model, "e.safetensors")  # the right width passes
+
+
+def test_tool_lines_name_the_file_each_tool_reads(tmp_path):
+    from trainer.install_guide import tool_lines
+
+    sd1 = save_embedding(tmp_path / "sd1", "<cat>", parts_for("sd1", 2), "sd1", step=1,
+                         model_name="m")
+    lines = tool_lines(tmp_path / "sd1", "<cat>", None, 2)
+    # Two vectors: InvokeAI 2.3 refuses them in the .bin, so the line names <name>.safetensors.
+    assert f"InvokeAI 2.3/3.x: {sd1['standalone']}" in lines
+    assert f"diffusers: {sd1['diffusers']} (pipe.load_textual_inversion)" in lines
+    one = save_embedding(tmp_path / "one", "<cat>", parts_for("sd1", 1), "sd1", step=1,
+                         model_name="m")
+    assert f"InvokeAI 2.3/3.x: {one['diffusers_bin']}" in tool_lines(tmp_path / "one", "<cat>")
+    sdxl = save_embedding(tmp_path / "xl", "<cat>", parts_for("sdxl", 2), "sdxl", step=1,
+                          model_name="m")
+    lines = tool_lines(tmp_path / "xl", "<cat>", None, 2)
+    assert f"InvokeAI 3.x: {sdxl['standalone']}" in lines  # 2.3 has no SDXL
+    assert any(line.startswith(f"diffusers: {sdxl['standalone']}, clip_l into text_encoder")
+               for line in lines)
+    modern = tmp_path / "root"
+    (modern / "databases").mkdir(parents=True)
+    (modern / "databases" / "invokeai.db").write_bytes(b"")
+    lines = tool_lines(tmp_path / "sd1", "<cat>", modern, 2)
+    assert not any(line.startswith(("InvokeAI 2.3", "InvokeAI 4+:")) for line in lines)
+    assert lines[-1].startswith("To use it in InvokeAI 4+, open the Model Manager")

@@ -54,26 +54,25 @@ def tool_lines(output_dir: str | Path, trigger: str, root: str | Path | None = N
                num_vectors: int = 1) -> list[str]:
     """"Which file for which tool" for a finished run, from the files present in output_dir.
 
-    `root` is the InvokeAI root the run used: a 4+ root gets the Model Manager steps, an older
-    one is named where its ROOT/embeddings copy is."""
+    `root` is the InvokeAI root the run used: a 4+ root gets the Model Manager steps (and no
+    2.3/3.x line), an older one is named where its ROOT/embeddings copy is."""
     folder = Path(output_dir)
     modern = root is not None and is_invokeai4_root(root)
-    copied_to = None
-    if root is not None and not modern:
-        source = root_copy_source(folder, trigger, num_vectors)
-        target = root_copy_target(root, trigger, source) if source is not None else None
-        copied_to = target if target is not None and target.is_file() else None
     present = {name: folder / f.file_name(trigger) for name, f in FORMATS.items()
                if (folder / f.file_name(trigger)).is_file()}
-    lines: list[str] = []
     stem = standalone_stem(trigger)
     single = present.get("standalone")
+    # Every SD 1.x/2.x run writes the .bin; an SDXL run never does.
+    sdxl = single is not None and "diffusers_bin" not in present
+    lines: list[str] = []
     if single is not None:
         lines += [f"A1111/Forge: {single} (put it in the webui's embeddings/ folder; prompt "
                   f"word {stem})",
                   f"ComfyUI: {single} (models/embeddings/; prompt embedding:{stem})",
-                  f"kohya sd-scripts: {single} (--weights)",
-                  f"InvokeAI 4+: {single} (Model Manager > Add Models > URL or Local Path)"]
+                  f"kohya sd-scripts: {single} (--weights)"]
+        if not modern:
+            lines.append(f"InvokeAI 4+: {single} (Model Manager > Add Models > URL or Local "
+                         "Path)")
     if "a1111" in present:
         lines.append(f"A1111/Forge, its own .pt: {present['a1111']}")
     if "diffusers" in present and "diffusers_2" in present:
@@ -84,10 +83,12 @@ def tool_lines(output_dir: str | Path, trigger: str, root: str | Path | None = N
     elif single is not None:
         lines.append(f"diffusers: {single}, clip_l into text_encoder and clip_g into "
                      "text_encoder_2 (load_textual_inversion with token=)")
-    if copied_to:
-        lines.append(f"InvokeAI 2.3/3.x: copied to {copied_to}")
-    elif "diffusers_bin" in present:
-        lines.append(f"InvokeAI 2.3/3.x: {present['diffusers_bin']}")
+    source = root_copy_source(folder, trigger, num_vectors)
+    if source is not None and not modern:
+        older = "InvokeAI 3.x" if sdxl else "InvokeAI 2.3/3.x"  # 2.3 has no SDXL
+        target = root_copy_target(root, trigger, source) if root is not None else None
+        lines.append(f"{older}: copied to {target}" if target is not None and target.is_file()
+                     else f"{older}: {source}")
     if modern and single is not None:
         lines.append(invokeai4_steps(single, trigger))
     return lines

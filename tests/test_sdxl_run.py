@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from trainer import train
@@ -167,3 +168,41 @@ def test_previews_decode_in_float32_even_under_half_precision_autocast(tiny_sdxl
     with torch.no_grad():
         expected = vae.decode(latents / vae.config.scaling_factor).sample
     assert torch.allclose(pixels, expected)
+
+
+@pytest.mark.slow
+def test_two_processes_train_sdxl_together(tiny_sdxl_dir, demo_images_dir, tmp_path):
+    """`accelerate launch` with two CPU processes (gloo): the one [n, 2048] parameter is
+    all-reduced like SD's, and both halves move."""
+    from trainer.formats import load_embedding
+    from ti_tui.runner import prepare_output, trainer_command
+    from trainer.config import TrainConfig
+
+    config = TrainConfig(model=str(tiny_sdxl_dir), root=str(tmp_path / "root"),
+                         placeholder_token="star", initializer_token="star",
+                         train_data_dir=str(demo_images_dir), output_dir=str(tmp_path / "out"),
+                         train_batch_size=1, max_train_steps=2, learning_rate="5e-3", seed=3,
+                         save_steps=0, checkpointing_steps=0, num_processes=2,
+                         early_stopping="none", dvar_window=2, device="cpu")
+    config = prepare_output(config)
+    command, env = trainer_command(config, config.output_path / "run.toml")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    events = list(read_events(config.output_path / "events.jsonl"))
+    started = [e for e in events if e["type"] == "run_started"]
+    assert len(started) == 1 and started[0]["num_processes"] == 2
+    assert started[0]["model"]["family"] == "sdxl"
+    assert [s["images_seen"] for s in events if s["type"] == "step"] == [2, 4]
+    assert events[-1]["type"] == "stopped" and events[-1]["reason"] == "max_steps"
+    final = next(e for e in reversed(events) if e["type"] == "embedding_saved")
+    _, vectors = load_embedding(next(p for p in final["paths"] if p.endswith(".safetensors")
+                                     and "learned_embeds" not in p))
+    assert vectors.shape == (1, 2048) and torch.isfinite(vectors).all()
+    from trainer.models import load_tokenizer
+
+    star = load_tokenizer(tiny_sdxl_dir).encode("star", add_special_tokens=False)[0]
+    for part, folder in ((vectors[0, :768], "text_encoder"), (vectors[0, 768:], "text_encoder_2")):
+        with safe_open(str(tiny_sdxl_dir / folder / "model.safetensors"), "pt") as f:
+            key = next(k for k in f.keys() if k.endswith("token_embedding.weight"))
+            start = f.get_slice(key)[star]
+        assert not torch.allclose(part, start)

@@ -22,7 +22,7 @@ from trainer.config import TrainConfig
 from trainer.control import CONTROL_DIR, Control
 from trainer.errors import UserError, write_failed
 from trainer.evaluation import deterministic_loss
-from trainer.events import Emit, Error, RunStarted, Step, Stopped, Warning
+from trainer.events import Emit, Error, RunStarted, Step, Stopped, StopReason, Warning
 from trainer.optim import make_optimizer
 from trainer.lock import RunLock
 from trainer.objective import diffusion_loss
@@ -36,7 +36,9 @@ MAX_NONFINITE_IN_A_ROW = 10
 
 @dataclass
 class RunResult:
-    reason: str
+    """How `train` ended: why, at which step, the final rows and the files written."""
+
+    reason: StopReason
     step: int
     vectors: torch.Tensor
     files: list[Path] = field(default_factory=list)
@@ -73,7 +75,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
         return loop.run()
     except UserError as exc:
         sink(Error(message=str(exc), user_error=True))
-        sink(Stopped(reason="error", step=loop.step if loop else 0, message=str(exc)))
+        sink(Stopped(reason=StopReason.ERROR, step=loop.step if loop else 0, message=str(exc)))
         raise
     except Exception as exc:
         failure = fsutil.as_os_error(exc)
@@ -89,7 +91,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
         files = loop.emergency_save() if loop is not None and main else []
         sink(Error(message=f"Internal error: {type(exc).__name__}: {exc}", user_error=False,
                    hint="See trainer.log in the output folder for the traceback."))
-        sink(Stopped(reason="error", step=loop.step if loop else 0, message=str(exc),
+        sink(Stopped(reason=StopReason.ERROR, step=loop.step if loop else 0, message=str(exc),
                      files=[str(f) for f in files]))
         raise
     finally:
@@ -247,7 +249,7 @@ class _Loop:
         self._announce()
         reason = self.s.plan.limit
         if self._stop_requested():  # asked to stop while the model was loading
-            return self._finish("user")
+            return self._finish(StopReason.USER)
         if self.main and self.cfg.validation_steps and self.step == 0:
             self.files.preview(0)  # the starting point, so later previews can be compared
         while self.step < self.s.end_step:
@@ -260,7 +262,7 @@ class _Loop:
         return self._finish(reason)
 
     def _after_update(self, loss: float, grad_norm: float, skipped: bool,
-                      started: float) -> str | None:
+                      started: float) -> StopReason | None:
         self.skipped_total += int(skipped)
         finite_rows = bool(torch.isfinite(self.vectors).all())
         # Finite is not usable: rows far outside the vocabulary's range encode to NaN later.
@@ -297,22 +299,21 @@ class _Loop:
                                     f"{self.last_good_step}.",
                             hint=divergence.advice(plan.rate_at(done), plan.lr_scale),
                             user_error=True))
-            return "error"
+            return StopReason.ERROR
         if self.nonfinite_streak >= MAX_NONFINITE_IN_A_ROW:
             with torch.no_grad():
                 self.vectors.copy_(self.last_good)
             self.emit(Error(message=f"The loss was NaN or infinite for {MAX_NONFINITE_IN_A_ROW} "
                                     "updates in a row; stopped and kept the last finite "
-                                    "embedding.", hint="Lower the learning rate or use "
-                                    "--mixed_precision no.", user_error=True))
-            return "error"
+                                    "embedding.", hint=_nan_advice(self.cfg), user_error=True))
+            return StopReason.ERROR
         requests = self.control.take() if self.main else set()
         if self.main:
             self.files.periodic(self.step, self.vectors, requests, self.state_dict)
         if self.cfg.early_stopping == "dvar" and self.tracker.stopped:
-            return "early_stop"
+            return StopReason.EARLY_STOP
         if self._stop_requested():
-            return "user"
+            return StopReason.USER
         return None
 
     def _restore_last_good(self) -> None:
@@ -379,11 +380,11 @@ class _Loop:
             with torch.no_grad():
                 if self.vocabulary.problem(self.vectors) is not None:
                     self.vectors.copy_(self.last_good)
-            return self.files.final(self.step, self.vectors, "error", self.state_dict)
+            return self.files.final(self.step, self.vectors, StopReason.ERROR, self.state_dict)
         except Exception:  # noqa: BLE001 - the original error is the one to report
             return []
 
-    def _finish(self, reason: str) -> RunResult:
+    def _finish(self, reason: StopReason) -> RunResult:
         files: list[Path] = []
         if self.main:
             files = self.files.final(self.step, self.vectors, reason, self.state_dict)

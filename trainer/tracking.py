@@ -11,12 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from trainer.config import TrainConfig
+from trainer.events import StopReason
 from trainer.stopping import DVAR, EMAPercentile, Hall, Trend
 
 
 class Tracker:
+    """Feeds each due L_det value to DVAR and the Appendix-B diagnostics, and keeps the history.
+
+    Due means after update k with k a multiple of `dvar_eval_every` (spec A4; 0 turns L_det
+    off), so DVAR's window N counts evaluations: the earliest stop is update
+    (N + 1) x dvar_eval_every (trainer/plan.py). The history is checkpointed and replayed on
+    resume, so a resumed run's ratio continues where it stopped.
+    """
+
     def __init__(self, config: TrainConfig):
         self.every = config.dvar_eval_every
+        """Updates between two L_det evaluations (0: never)."""
         self.dvar = DVAR(config.dvar_window, config.dvar_threshold, config.dvar_ddof)
         self.ema = EMAPercentile(config.dvar_window)
         self.hall = Hall(config.dvar_window)
@@ -27,10 +37,13 @@ class Tracker:
 
     @property
     def stopped(self) -> bool:
+        """DVAR's sticky decision: the ratio fell below the threshold (spec A5)."""
         return self.dvar.stopped
 
     def evaluate(self, step: int, l_det: Callable[[], float]) -> dict:
-        """Evaluate if due; returns the step event's DVAR fields (empty when not due)."""
+        """Evaluate if due after update `step`: calls `l_det()` (a float, the mean-reduced
+        float32 MSE of spec A3) and returns the step event's fields l_det, dvar_ratio,
+        ema_pct, hall, trend; an empty dict when not due."""
         if self.every <= 0 or step % self.every:
             return {}
         value = l_det()
@@ -47,12 +60,15 @@ class Tracker:
             return True
         return False
 
-    def stop_facts(self, reason: str) -> dict:
+    def stop_facts(self, reason: StopReason) -> dict:
+        """DVAR's window, threshold, ddof and last ratio for the stopped event (spec A7):
+        always for an early stop, and for any stop once L_det was evaluated."""
         facts = {"window": self.dvar.window, "threshold": self.dvar.threshold,
                  "ddof": self.dvar.ddof, "ratio": self.dvar.ratio}
-        return facts if reason == "early_stop" or self.rows else {}
+        return facts if reason == StopReason.EARLY_STOP or self.rows else {}
 
     def state_dict(self) -> dict:
+        """The history, as JSON-able lists, for a checkpoint."""
         return {"rows": [[s, v, r] for s, v, r in self.rows], "warned": self._warned_constant}
 
     def load_state_dict(self, state: dict) -> None:

@@ -274,3 +274,22 @@ def test_the_command_line_picks_home_or_form(tmp_path, monkeypatch):
     assert extra.preview == "half-blocks" and not extra.gui
     assert _parse_gui(["--gui"]).gui
     assert _parse_gui(["--model", "x"]) is None  # training flags: headless training
+
+
+def test_without_a_terminal_the_runs_are_listed_as_plain_lines(runs, root):
+    """`ti-tui` from a pipe or a cron job: no screen, so the runs as lines and exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "ti_tui.cli", "--root", str(root)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            timeout=120, env=os.environ | {"PYTHONPATH": os.getcwd()})
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("cat  <cat>  running  step 30/1000")
+    assert any(line.startswith("moon  <moon>  stopped early by DVAR at step 606") and
+               line.endswith("moon.safetensors") for line in lines)
+    assert any(line.startswith("broken  -  damaged") for line in lines)
+    assert result.stderr.startswith("ti-tui: the home screen needs a terminal it can draw on")
+    assert "\x1b" not in result.stdout  # plain text: no escape codes in a log

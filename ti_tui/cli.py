@@ -89,6 +89,15 @@ def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] 
              preview: str | None = None) -> int:
     """The Textual app: the home screen first when `home` is a list (extra run folders),
     else the form. `preview`: the --preview choice (preview_art.choose_protocol)."""
+    if not _tty() and home is not None:
+        # No screen here (a pipe, a log, TERM=dumb): the runs as plain lines, and why.
+        from ti_tui.runs_index import default_runs_folder, index_runs, plain_lines
+
+        for line in plain_lines(index_runs([default_runs_folder(root), *home])):
+            print(line)
+        print("ti-tui: the home screen needs a terminal it can draw on; the runs are listed "
+              "above.", file=sys.stderr)
+        return 2
     if not _tty():
         print("ti-tui: the form needs a terminal; use `ti-tui train --help` for headless "
               "training.", file=sys.stderr)

@@ -14,7 +14,7 @@ from tests.home_runs import build_root, release, write_run
 from ti_tui import runs_index
 from ti_tui.runs_index import (DAMAGED, EARLY_STOP, ENDED, FAILED, FINISHED, NOT_A_RUN,
                                NOT_STARTED, RUNNING, AttachedRun, index_runs, read_entry)
-from trainer.events import Stopped
+from trainer.events import EventLog, Step, Stopped
 from trainer.lock import LOCK_NAME
 
 
@@ -153,3 +153,20 @@ def test_attached_run_stops_through_the_control_folder(tmp_path, runs):
     assert (runs["cat"] / "control" / "stop").is_file()
     assert handle.wait(0) is None
     assert isinstance(handle.output_dir, Path)
+
+
+def test_an_unchanged_run_is_read_once(tmp_path, runs, monkeypatch):
+    """The home screen re-indexes every 2 s: ended runs are not read again, running ones
+    (their file grows) are."""
+    index_runs([runs_index.default_runs_folder(tmp_path)])
+    reads = []
+    real = runs_index.read_head_and_tail
+    monkeypatch.setattr(runs_index, "read_head_and_tail",
+                        lambda path, *a: reads.append(path.parent.name) or real(path, *a))
+    index_runs([runs_index.default_runs_folder(tmp_path)])
+    assert reads == []
+    log = EventLog(runs["cat"] / "events.jsonl")  # the trainer's own writer appends
+    log(Step(step=31, loss=0.1, lr=5e-3, images_seen=62, epoch=6.2, micro_batches=31))
+    log.close()
+    entries = {e.folder.name: e for e in index_runs([runs_index.default_runs_folder(tmp_path)])}
+    assert reads == ["cat"] and entries["cat"].step == 31

@@ -201,20 +201,14 @@ def read_entry(folder: Path) -> RunEntry:
         return RunEntry(folder, NOT_A_RUN, "not a run: no events.jsonl or run.toml",
                         updated=_mtime(folder))
     try:
-        head, tail = read_head_and_tail(events_path)
+        run, what = read_events_summary(events_path)
     except OSError as exc:
         return RunEntry(folder, DAMAGED, f"damaged: cannot read {EVENTS_FILE} ({exc.strerror})",
                         updated=updated)
-    first = parse_event(head) if head is not None else None
-    if not isinstance(first, (Phase, RunStarted)):
-        what = "is empty or half-written" if head is None else "does not start with a run"
+    if run is None:
         state = RUNNING if live else DAMAGED
         return RunEntry(folder, state, "starting" if live else f"damaged: {EVENTS_FILE} {what}",
                         trigger=_toml_trigger(folder), updated=updated, owner=live)
-    run = RunState(base_dir=str(folder))
-    fold(run, first)
-    for line in tail:
-        fold(run, parse_event(line))  # None (a damaged line) is counted and skipped
     state, words = _decide(run, live)
     model = run.model.get("name") or run.model.get("path") or run.config.get("model") or ""
     return RunEntry(folder, state, words, trigger=run.trigger or _toml_trigger(folder),
@@ -222,6 +216,38 @@ def read_entry(folder: Path) -> RunEntry:
                     step=int(run.stopped.step if run.stopped else run.step),
                     max_steps=run.max_steps, l_det=run.l_det, dvar_ratio=run.dvar_ratio,
                     updated=updated, best_file=best_file(folder, run.trigger), owner=live)
+
+
+_SUMMARIES: dict[Path, tuple[tuple[int, int, int], RunState | None, str]] = {}
+"""events.jsonl path -> (its inode, size and mtime; the folded head and tail; what is wrong).
+The home screen re-indexes every few seconds: an ended run's file does not change, so it is
+read once, and only running runs are read again."""
+SUMMARY_CACHE_MAX = 4096
+
+
+def read_events_summary(path: Path) -> tuple[RunState | None, str]:
+    """The first line and the tail of events.jsonl folded into a RunState, or (None, what is
+    wrong with the file). Cached on the file's inode, size and mtime. Raises OSError."""
+    info = os.stat(path)
+    key = (info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _SUMMARIES.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    head, tail = read_head_and_tail(path)
+    first = parse_event(head) if head is not None else None
+    run: RunState | None = None
+    what = ""
+    if isinstance(first, (Phase, RunStarted)):
+        run = RunState(base_dir=str(path.parent))
+        fold(run, first)
+        for line in tail:
+            fold(run, parse_event(line))  # None (a damaged line) is counted and skipped
+    else:
+        what = "is empty or half-written" if head is None else "does not start with a run"
+    if len(_SUMMARIES) >= SUMMARY_CACHE_MAX:
+        _SUMMARIES.clear()
+    _SUMMARIES[path] = (key, run, what)
+    return run, what
 
 
 def _decide(run: RunState, live: Owner | None) -> tuple[str, str]:

@@ -275,3 +275,33 @@ def test_missing_shard_is_refused(tmp_path, tiny_model_dir):
 def test_healthy_folders_pass_the_weight_check(tiny_model_dir, sdxl_dir):
     for model in (tiny_model_dir, sdxl_dir):
         weights_check.check_model_weights(models.check_model(model))
+
+
+def test_a_start_up_failure_in_the_trainer_goes_to_stderr_and_leaves_nothing(
+        tmp_path, tiny_model_dir, demo_images_dir):
+    """Whatever preflight cannot see (here: loading the model fails in the trainer process,
+    injected with a sitecustomize on PYTHONPATH) still ends in one sentence on stderr, exit 2,
+    and no output folder, as the README promises."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('TI_TUI_TEST_BREAK_LOAD'):\n"
+        "    import trainer.models as m\n"
+        "    from trainer.errors import ModelError\n"
+        "    def broken(*a, **k):\n"
+        "        raise ModelError('Could not load unet weights from /x/unet (injected); "
+        "re-download the model.', field='model')\n"
+        "    m.load_components = broken\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TI_TUI_TEST_BREAK_LOAD": "1",
+           "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [*TI_TUI, "train", "--model", str(tiny_model_dir), "--train_data_dir",
+         str(demo_images_dir), "--output_dir", str(out), "--placeholder_token", "star",
+         "--max_train_steps", "2", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.strip().splitlines() == [
+        "ti-tui: Could not load unet weights from /x/unet (injected); re-download the model."]
+    assert not out.exists()

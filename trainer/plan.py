@@ -33,8 +33,8 @@ from trainer.schedules import RateSchedule, clip_schedule, learning_rate_schedul
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
 
-__all__ = ["RunPlan", "earliest_dvar_stop", "epoch_limit_steps", "images_per_update",
-           "lr_scale", "make_plan", "run_limit", "schedule_limit"]
+__all__ = ["RunPlan", "earliest_dvar_stop", "epoch_limit_steps", "epochs", "images_per_update",
+           "is_full_cycle", "lr_scale", "make_plan", "run_limit", "schedule_limit"]
 
 
 def images_per_update(train_batch_size: int, gradient_accumulation_steps: int,
@@ -53,6 +53,16 @@ def epoch_limit_steps(num_train_epochs: int, repeats: int, n_images: int,
                       per_update: int) -> int:
     """Updates until --num_train_epochs ends a run: an invokeai-ti epoch is `repeats` passes."""
     return math.ceil(num_train_epochs * repeats * n_images / per_update)
+
+
+def epochs(steps: int, per_update: int, n_images: int | None) -> float | None:
+    """Passes over the images after `steps` updates (a float); None without images."""
+    return steps * per_update / n_images if n_images else None
+
+
+def is_full_cycle(n_images: int | None, per_update: int | None) -> bool:
+    """Every update sees each image exactly once (n_images == images per update)."""
+    return bool(n_images) and n_images == per_update
 
 
 def run_limit(max_train_steps: int, num_train_epochs: int | None, repeats: int | None,
@@ -127,7 +137,7 @@ class RunPlan:
     @property
     def epochs_total(self) -> float | None:
         """Passes over the images by the end step (a float)."""
-        return self.end_step * self.images_per_update / self.n_images if self.n_images else None
+        return epochs(self.end_step, self.images_per_update, self.n_images)
 
     @property
     def updates_per_epoch(self) -> float | None:
@@ -136,7 +146,7 @@ class RunPlan:
     @property
     def full_cycle(self) -> bool:
         """Every update sees each image exactly once (n_images == images per update)."""
-        return bool(self.n_images) and self.n_images == self.images_per_update
+        return is_full_cycle(self.n_images, self.images_per_update)
 
 
 def make_plan(config: TrainConfig, *, n_images: int | None, num_processes: int | None = None,

@@ -83,14 +83,14 @@ class DerivedFacts:
     @property
     def epochs(self) -> float | None:
         """Passes over the images: steps x images per update / images."""
-        if not self.n_images or self.steps is None or self.images_per_update is None:
+        if self.steps is None or self.images_per_update is None:
             return None
-        return self.steps * self.images_per_update / self.n_images
+        return plan.epochs(self.steps, self.images_per_update, self.n_images)
 
     @property
     def full_cycle(self) -> bool:
         """Every update sees each image exactly once."""
-        return bool(self.n_images) and self.n_images == self.images_per_update
+        return plan.is_full_cycle(self.n_images, self.images_per_update)
 
 
 def _eval_every(value: Any) -> int:

@@ -81,6 +81,7 @@ class TrainerProcess:
     process: subprocess.Popen
 
     def request(self, action: str) -> None:
+        """Ask for "save" or "preview" at the next update boundary (a control file)."""
         control.send(self.output_dir, action)
 
     def stop(self) -> None:
@@ -88,6 +89,7 @@ class TrainerProcess:
         self._signal(signal.SIGINT)
 
     def kill(self) -> None:
+        """End the trainer's process group at once (SIGKILL); nothing is saved."""
         self._signal(signal.SIGKILL)
 
     def _signal(self, signum: int) -> None:
@@ -97,9 +99,11 @@ class TrainerProcess:
             pass
 
     def is_alive(self) -> bool:
+        """True while the trainer process runs."""
         return self.process.poll() is None
 
     def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code, waiting up to `timeout` seconds; None if it still runs."""
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -185,6 +189,7 @@ def trainer_command(config: TrainConfig, run_file: Path) -> tuple[list[str], dic
 
 
 def free_port() -> int:
+    """A TCP port free on this machine now, for accelerate's main process."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

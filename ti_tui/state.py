@@ -165,6 +165,7 @@ class RunState:
 
     @property
     def images_seen(self) -> int:
+        """Images drawn so far, over all processes."""
         return self.latest.images_seen if self.latest else 0
 
     @property
@@ -185,10 +186,12 @@ class RunState:
     # --- derived values -------------------------------------------------------------------
     @property
     def finished(self) -> bool:
+        """True once the run's stopped event has arrived."""
         return self.stopped is not None
 
     @property
     def dvar_on(self) -> bool:
+        """DVAR early stopping is on (--early_stopping dvar)."""
         return self.config.get("early_stopping", "dvar") == "dvar"
 
     @property
@@ -198,10 +201,12 @@ class RunState:
 
     @property
     def window(self) -> int | None:
+        """DVAR's window N, in L_det evaluations."""
         return self.config.get("dvar_window")
 
     @property
     def threshold(self) -> float | None:
+        """DVAR's threshold alpha: it stops when the ratio falls below it."""
         return self.config.get("dvar_threshold")
 
     @property
@@ -215,6 +220,7 @@ class RunState:
 
     @property
     def fraction(self) -> float:
+        """Progress towards the end step, 0 to 1."""
         return min(1.0, self.step / self.max_steps) if self.max_steps else 0.0
 
     @property

@@ -60,10 +60,12 @@ class StopReason(StrEnum):
 
     @property
     def words(self) -> str:
+        """The short phrase for panel titles and plain lines, e.g. "reached the epoch limit"."""
         return _WORDS[self][0]
 
     @property
     def sentence(self) -> str:
+        """The summary screen's clause, e.g. "it reached the epoch limit"."""
         return _WORDS[self][1]
 
 
@@ -356,6 +358,7 @@ class EventLog:
         self._torn = False
 
     def close(self) -> None:
+        """Close the file (every line is already written)."""
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)

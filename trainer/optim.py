@@ -73,16 +73,20 @@ class SAM:
     # --- the optimizer interface, from the base ---------------------------------------------
     @property
     def param_groups(self) -> list[dict[str, Any]]:
+        """The base optimizer's groups: the loop writes each update's rate into them."""
         return self.base.param_groups
 
     @property
     def state(self) -> Any:
+        """The base optimizer's per-parameter state (AdamW's moments)."""
         return self.base.state
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """The base optimizer's step, with the gradient taken at w + e."""
         return self.base.step(closure)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients of the trained rows."""
         self.base.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
@@ -90,6 +94,7 @@ class SAM:
         return self.base.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the base optimizer (a checkpoint of an AdamW run loads too)."""
         self.base.load_state_dict(state)
 
     # --- the two passes -----------------------------------------------------------------------

@@ -141,6 +141,7 @@ class RunPlan:
 
     @property
     def updates_per_epoch(self) -> float | None:
+        """Updates per pass over the images (a float); None without images."""
         return self.n_images / self.images_per_update if self.n_images else None
 
     @property

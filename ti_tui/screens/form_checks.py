@@ -24,11 +24,14 @@ FEW_IMAGES = 3
 
 
 class Note(NamedTuple):
+    """What the form shows under a field: a level and one sentence."""
+
     level: Level
     text: str
 
 
 def error(text: str) -> Note:
+    """An error note: the form refuses to start until it is fixed."""
     return Note("error", text)
 
 
@@ -87,6 +90,7 @@ def model_note(model: str, facts: Any, problem: str | None) -> Note | None:
 
 
 def no_models_note(root: Path) -> str:
+    """The sentence for a root whose models cannot be found."""
     return (f"No diffusers models found in {root / 'models'} or "
             f"{root / 'configs' / 'models.yaml'}; type the path of a diffusers folder.")
 
@@ -177,6 +181,7 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
 
 
 def resume_note(resume: bool, output_dir: str) -> Note | None:
+    """Resume ticked with no checkpoint is an error; a checkpoint left unused, a warning."""
     checkpoint = latest_checkpoint(output_dir) if output_dir.strip() else None
     if resume and checkpoint is None:
         return error(f"There is no checkpoint-* folder in {output_dir or 'the output directory'} "

@@ -64,6 +64,7 @@ class RunOutcome:
 
     @property
     def failed(self) -> bool:
+        """The run ended in an error (its stopped reason, or an error with no stopped event)."""
         return self.reason == StopReason.ERROR or (self.reason is None and bool(self.error))
 
     def describe(self) -> str:
@@ -102,6 +103,7 @@ def embeddings_target(config: TrainConfig) -> Path:
 
 
 def checkpoint_folders(output_dir: Path) -> list[Path]:
+    """The `checkpoint-<step>` folders of a run, in name order."""
     folder = Path(output_dir)
     if not folder.is_dir():
         return []
@@ -127,6 +129,7 @@ def place_embedding(config: TrainConfig, keep: bool) -> Path | None:
 
 
 def delete_checkpoints(output_dir: Path) -> list[Path]:
+    """Delete the run's checkpoint folders; returns the ones removed."""
     removed = checkpoint_folders(output_dir)
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
@@ -135,6 +138,8 @@ def delete_checkpoints(output_dir: Path) -> list[Path]:
 
 @dataclass
 class SummaryResult:
+    """What the summary did: where the embedding was copied (or None) and what was deleted."""
+
     copied_to: Path | None
     deleted: list[Path]
 

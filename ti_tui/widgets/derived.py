@@ -76,6 +76,7 @@ class DerivedFacts:
 
     @property
     def effective_lr(self) -> float | None:
+        """The first rate after --scale_lr: what the first update uses (before warmup)."""
         if self.base_lr is None or self.lr_scale is None:
             return None
         return self.base_lr * self.lr_scale
@@ -172,6 +173,7 @@ class DerivedLine(Static):
     """
 
     def show(self, values: Mapping[str, Any], n_images: int | None) -> DerivedFacts:
+        """Recompute the facts from `values` and show them; returns the facts."""
         facts = derive_facts(values, n_images)
         self.update(describe_facts(facts))
         return facts

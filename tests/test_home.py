@@ -12,7 +12,8 @@ from ti_tui import preview_art
 from ti_tui.app import make_app
 from ti_tui.runs_index import AttachedRun
 from ti_tui.screens.form import TrainingForm
-from ti_tui.screens.home import ConfirmDelete, HomeScreen, ModelsScreen
+from ti_tui.screens.home import HomeScreen
+from ti_tui.screens.home_dialogs import ConfirmDelete, ModelsScreen
 from ti_tui.screens.preview_grid import (HalfBlockImage, PreviewGrid, PreviewGridScreen,
                                          PreviewTile)
 from ti_tui.screens.run_curves import RunCurves

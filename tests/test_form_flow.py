@@ -6,6 +6,8 @@ Same set-up as tests/test_form.py: the `root` fixture of conftest.py and tests/f
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from textual.widgets import Static
 
@@ -17,6 +19,7 @@ from ti_tui.screens.help import HelpScreen
 from ti_tui.screens.summary import SummaryScreen
 from ti_tui.screens.too_small import TooSmallScreen
 from ti_tui.widgets.derived import derive_facts, describe_facts, format_rate
+from trainer.events import Stopped, StopReason
 
 from .form_pilot import SIZE, FakeRunner, app_for, goto, message, ready, type_into
 
@@ -104,9 +107,9 @@ async def test_after_training_the_summary_copies_the_embedding(root):
         out = runner.configs[0].output_path
         (out / "checkpoint-10").mkdir(parents=True)
         (out / "learned_embeds.bin").write_bytes(b"vectors")
-        (out / "events.jsonl").write_text(
-            '{"type":"stopped","version":1,"time":1,"reason":"early_stop","step":40,'
-            '"files":["learned_embeds.bin"],"ratio":0.2,"threshold":0.39}\n')
+        (out / "events.jsonl").write_text(json.dumps(Stopped(
+            time=1, reason=StopReason.EARLY_STOP, step=40, files=["learned_embeds.bin"],
+            ratio=0.2, threshold=0.39).to_dict()) + "\n")
         await pilot.press("d")                      # the fake live screen: run finished
         await pilot.pause(0.2)
         assert isinstance(app.screen, SummaryScreen)

@@ -7,6 +7,7 @@ by the fixture (the tiny model is linked in; its own path never shows). Update w
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tests.form_pilot import app_for, ready
 from tests.helpers import fill_invokeai_root
 from ti_tui.screens.summary import SummaryScreen
 from trainer.config import TrainConfig
+from trainer.events import Stopped, StopReason
 
 SNAP_ROOT = Path("/tmp/ti-tui-snap-root")
 EMPTY_ROOT = Path("/tmp/ti-tui-snap-empty")
@@ -108,7 +110,7 @@ def test_summary(snap_compare, snap_root):
     for name in names:  # what a one-vector SD 1.x run writes (trainer/formats.py)
         (out / name).write_bytes(b"x")
     files = [str(out / n) for n in names]
-    (out / "events.jsonl").write_text(
-        '{"type":"stopped","version":1,"time":1,"reason":"early_stop","step":412,'
-        f'"files":{str(files).replace(chr(39), chr(34))},"ratio":0.37,"threshold":0.39}}\n')
+    (out / "events.jsonl").write_text(json.dumps(Stopped(
+        time=1, reason=StopReason.EARLY_STOP, step=412, files=files, ratio=0.37,
+        threshold=0.39).to_dict()) + "\n")
     assert snap_compare(SummaryApp(config), terminal_size=(80, 24))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from textual.app import App
@@ -9,6 +10,7 @@ from textual.widgets import Checkbox, Static
 
 from trainer.config import TrainConfig
 from ti_tui.screens.summary import SummaryScreen
+from trainer.events import Stopped, StopReason
 
 
 class SummaryApp(App):
@@ -35,10 +37,9 @@ def finished_run(tmp_path, root, num_vectors: int) -> TrainConfig:
     names = ["star.safetensors", "learned_embeds.safetensors", "learned_embeds.bin"]
     for name in names:
         (out / name).write_bytes(name.encode())
-    files = ", ".join(f'"{out / n}"' for n in names)
-    (out / "events.jsonl").write_text(
-        '{"type":"stopped","version":1,"time":1,"reason":"max_steps","step":40,'
-        f'"files":[{files}]}}\n')
+    stopped = Stopped(time=1, reason=StopReason.MAX_STEPS, step=40,
+                      files=[str(out / n) for n in names])
+    (out / "events.jsonl").write_text(json.dumps(stopped.to_dict()) + "\n")
     return config
 
 

@@ -13,6 +13,7 @@ from textual.app import App
 
 from ti_tui import panels
 from ti_tui.screens.train import ConfirmStop, PanelView, ProgressView, StatusLine, TrainScreen
+from trainer.events import Stopped, StopReason
 
 DATA = Path(__file__).parent / "data"
 SAMPLE_LINES = (DATA / "events_sample.jsonl").read_text().splitlines(keepends=True)
@@ -105,8 +106,8 @@ async def test_q_asks_and_y_stops(tmp_path):
         assert "Stopping" in str(screen.query_one(StatusLine).render())
         # The trainer saves and writes its stopped event; the screen then offers to close.
         with open(app.handle.events_path, "a") as fh:
-            fh.write(json.dumps({"type": "stopped", "time": 1700000200.0, "version": 1,
-                                 "reason": "user", "step": 280, "files": []}) + "\n")
+            fh.write(json.dumps(Stopped(time=1700000200.0, reason=StopReason.USER,
+                                        step=280).to_dict()) + "\n")
         await settle(pilot, screen, ended=True)
         await pilot.press("q")
         assert app.outcome == "stopped"

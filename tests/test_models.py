@@ -122,7 +122,12 @@ gone:
 def test_find_models_invokeai23(invokeai23_root: Path):
     found = {e.name: e for e in find_models(invokeai23_root)}
     # my-local is also under models/ but is listed once, under its models.yaml name.
-    assert sorted(found) == ["my-local", "other", "stable-diffusion-1.5"]
+    assert sorted(found) == ["my-local", "old-ckpt", "other", "stable-diffusion-1.5"]
+    # 2.3's `format: ckpt` entries are single files now (this one is not a real one).
+    assert found["old-ckpt"].format == "checkpoint"
+    assert found["old-ckpt"].path == invokeai23_root / "models" / "ldm" / "v1-5.ckpt"
+    described = {e.name: e for e in find_models(invokeai23_root, describe_all=True)}
+    assert "damaged" in described["old-ckpt"].problem
     assert {e.source for e in found.values()} == {"models.yaml"}
     assert found["stable-diffusion-1.5"].path.name == "abc123"  # refs/main beats mtime
     assert found["other"].path.name == "new"

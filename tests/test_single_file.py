@@ -305,3 +305,12 @@ def test_a_start_up_failure_in_the_trainer_goes_to_stderr_and_leaves_nothing(
     assert run.stderr.strip().splitlines() == [
         "ti-tui: Could not load unet weights from /x/unet (injected); re-download the model."]
     assert not out.exists()
+
+
+def test_truncated_ckpt_is_refused_as_damaged_not_as_code(tiny_model_dir, tmp_path):
+    ckpt = write_single_file(tiny_model_dir, tmp_path / "tiny.ckpt")
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="is damaged") as caught:
+        models.check_model(ckpt)
+    assert "needs code" not in str(caught.value)

@@ -194,8 +194,10 @@ def _hf_snapshot(root: Path, repo_id: str) -> Path | None:
 
 
 def _yaml_entry_path(root: Path, entry: dict[str, Any]) -> Path | None:
-    if entry.get("path"):
-        path = Path(str(entry["path"])).expanduser()
+    # 2.3 names a checkpoint's file `weights:`; everything else (3.x too) uses `path:`.
+    location = entry.get("path") or entry.get("weights")
+    if location:
+        path = Path(str(location)).expanduser()
         if path.is_absolute():
             return path
         # 2.3 paths are relative to ROOT; 3.x models.yaml paths are relative to ROOT/models.
@@ -209,7 +211,12 @@ def _yaml_entry_path(root: Path, entry: dict[str, Any]) -> Path | None:
 
 
 def _read_models_yaml(root: Path) -> list[ModelEntry]:
-    """InvokeAI 2.3 (and 3.0-3.x): diffusers entries of ROOT/configs/models.yaml that exist."""
+    """InvokeAI 2.3 (and 3.0-3.x): the pipelines in ROOT/configs/models.yaml that exist.
+
+    Diffusers entries name a folder; checkpoint entries (2.3 `format: ckpt` with `weights:`,
+    3.x `format: checkpoint` with `path:`) a single file, whose original-config name says
+    whether an SD 2.x file is v-prediction (2.3 ships `v2-inference-v.yaml` for those).
+    """
     import yaml
 
     config = root / "configs" / "models.yaml"
@@ -230,11 +237,20 @@ def _read_models_yaml(root: Path) -> list[ModelEntry]:
         )
     found = []
     for name, entry in data.items():
-        if not isinstance(entry, dict) or entry.get("format") != "diffusers":
-            continue  # __metadata__, ckpt/checkpoint entries, LoRAs...
-        path = _yaml_entry_path(root, entry)
-        if path is not None and path.is_dir():
+        if not isinstance(entry, dict) or "/" in str(name) and "/main/" not in str(name):
+            continue  # __metadata__, 3.x LoRAs, VAEs, embeddings (base/type/name keys)...
+        kind = entry.get("format")
+        path = _yaml_entry_path(root, entry) if kind in ("diffusers", "ckpt", "checkpoint") \
+            else None
+        if path is None:
+            continue
+        if kind == "diffusers" and path.is_dir():
             found.append(ModelEntry(str(name), path, "models.yaml", found_in=config))
+        elif kind != "diffusers" and path.is_file():
+            v_pred = str(entry.get("config") or "").endswith("-v.yaml")
+            found.append(ModelEntry(str(name), path, "models.yaml", format="checkpoint",
+                                    prediction_type="v_prediction" if v_pred else None,
+                                    found_in=config))
     return found
 
 

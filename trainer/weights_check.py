@@ -139,12 +139,16 @@ def read_pickle_shapes(path: Path, *, field: str = "model") -> dict[str, TensorI
                          "file and its permissions.", field=field) from None
     except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
         text = str(exc)
-        if "weights_only" in text or "GLOBAL" in text or "Unsupported global" in text:
+        # torch names the class a pickle wants ("Unsupported global: GLOBAL x.Y"); other
+        # refusals of the restricted unpickler ("Unsupported operand 110") mean garbage.
+        if "Unsupported global" in text or "GLOBAL " in text:
             raise ModelError(f"Weight file {path} is a pickle that needs code to load, which "
                              "ti-tui never runs; use a .safetensors version of this model "
                              "(most model pages offer one).", field=field) from None
-        first = text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
-        raise _damaged(path, f"torch cannot read it ({first})", field) from None
+        why = ("it is not a torch checkpoint" if "Weights only load failed" in text
+               else "torch cannot read it (" + (text.strip().splitlines()[0][:120]
+                                                if text.strip() else type(exc).__name__) + ")")
+        raise _damaged(path, why, field) from None
     while isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict):

@@ -86,11 +86,20 @@ def test_an_invokeai_4_root_gets_no_copy_and_the_end_says_how_to_add_it(modern_r
 
 def test_an_older_root_gets_the_file_invokeai_2_3_reads(tiny_model_dir, demo_images_dir,
                                                          tmp_path):
-    """One vector: learned_embeds.bin, as invokeai-ti copied it; and the end names the copy."""
+    """One vector: learned_embeds.bin, as invokeai-ti copied it; and the end names the copy.
+    The full pipeline (--save_as_full_pipeline) is a diffusers folder that knows the word."""
+    from diffusers import StableDiffusionPipeline
+
     (tmp_path / "root" / "configs").mkdir(parents=True)
     config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=2,
-                         save_steps=0, checkpointing_steps=0, dvar_eval_every=0)
-    train(config)
+                         save_steps=0, checkpointing_steps=0, dvar_eval_every=0,
+                         save_as_full_pipeline=True)
+    result = train(config)
+    pipe = StableDiffusionPipeline.from_pretrained(str(config.output_path / "pipeline"),
+                                                   local_files_only=True)
+    row = pipe.text_encoder.get_input_embeddings().weight[
+        pipe.tokenizer.convert_tokens_to_ids(config.trigger)]
+    assert row.equal(result.vectors[0])
     copy = tmp_path / "root" / "embeddings" / "star" / "learned_embeds.bin"
     assert copy.read_bytes() == (config.output_path / "learned_embeds.bin").read_bytes()
     lines = tool_lines(config.output_path, config.trigger, config.root, 1)

@@ -515,3 +515,28 @@ def test_non_square_images_and_ignored_caption_files_are_said(tmp_path):
     said.clear()
     data.load_images(folder, 64, True, on_warning=lambda message, file: said.append(message))
     assert not [m for m in said if "not square" in m]  # cropped, not squeezed
+
+
+# --- advice names the setting that applies (issue 15, extra kind b) ----------------------------
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    (dict(max_train_steps=2), "max_train_steps",
+     ("already at step 2", "raise --max_train_steps")),
+    (dict(max_train_steps=100, num_train_epochs=1, repeats=1, train_batch_size=8),
+     "num_train_epochs", ("already at step 2", "set by --num_train_epochs 1 x --repeats 1",
+                          "raise --num_train_epochs")),
+    (dict(max_train_steps=100, learning_rate="5e-3:2"), "learning_rate",
+     ("(--learning_rate)", "ends at or before step 2", "a rate that has no step")),
+], ids=["steps", "epochs", "schedule"])
+def test_a_resume_past_the_end_names_the_limit_that_ends_the_run(finished_run, changes, field,
+                                                                 words):
+    from trainer import train
+
+    config = finished_run.replace(resume_from_checkpoint="latest", **changes)
+    with pytest.raises(UserError) as info:
+        train(config)
+    assert info.value.field == field, str(info.value)
+    one_sentence(info.value, *words)
+    if field != "max_train_steps":
+        assert "--max_train_steps" not in str(info.value)

@@ -127,6 +127,9 @@ def test_a_full_disk_at_any_write_stops_cleanly_and_resume_works(
     assert rc == 2 and len(lines) == 1, err
     assert "Traceback" not in err
     assert lines[0].startswith("ti-tui: Could not write ") and os.strerror(code) in lines[0]
+    # The advice names the fix that applies to this errno.
+    assert ("free some space" if code == errno.ENOSPC else "remount the disk read-write") \
+        in lines[0]
     latest = checkpoint.latest_checkpoint(out)
     assert (latest is not None) == has_checkpoint
     if has_checkpoint:

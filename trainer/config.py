@@ -87,7 +87,8 @@ class TrainConfig:
     initializer_token: str = opt("*", "A word to start from: one token for all vectors, or "
                                  "one token per vector; 'random' picks a random vocabulary "
                                  "token.", label="Initializer", group="token")
-    num_vectors: int = opt(1, "How many embedding vectors the trigger gets.",
+    num_vectors: int = opt(1, "How many embedding vectors the trigger gets (captions must "
+                           "fit CLIP's 77 tokens: at most 68 for object, 66 for style).",
                            label="Number of vectors", group="token", minimum=1, maximum=75)
     learnable_property: str = opt("object", "What the images share: an object or a style "
                                   "(picks the caption templates).", label="Learnable property",

@@ -50,9 +50,19 @@ class Control:
 
 
 def send(output_dir: Path, action: str) -> None:
-    """Ask the trainer writing into `output_dir` to do `action` at its next step boundary."""
+    """Ask the trainer writing into `output_dir` to do `action` at its next step boundary.
+
+    Raises UserError (one sentence) when the request file cannot be made: a full or
+    read-only disk, which the trainer will meet and report itself at its next write.
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown control action {action!r}")
     folder = output_dir / CONTROL_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / action).touch()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / action).touch()
+    except OSError as exc:
+        from trainer.errors import UserError
+
+        raise UserError(f"Could not ask the trainer to {action}: {folder} cannot be written "
+                        f"({exc.strerror or exc}).", field="output_dir") from None

@@ -114,6 +114,6 @@ def advice(rate: float, lr_scale: float) -> str:
     scaled = ""
     if lr_scale != 1.0:
         scaled = (f"; --scale_lr multiplied your rate by batch x accumulation x processes = "
-                  f"{lr_scale:g} (--no_scale_lr turns that off)")
+                  f"{lr_scale:g}, which --no_scale_lr turns off")
     return (f"Lower --learning_rate (this update used {rate:.3g}{scaled}), then resume with "
             "--resume_from_checkpoint latest.")

@@ -7,6 +7,8 @@ Every message names the field or file and says what to do.
 
 from __future__ import annotations
 
+import errno
+
 
 class UserError(Exception):
     """A problem the user can fix; `str(error)` is one clear sentence for them."""
@@ -58,6 +60,7 @@ def write_failed(path, exc: OSError, output_dir=None) -> OutputError:
     from trainer.checkpoint_index import latest_checkpoint
 
     reason = exc.strerror or str(exc)
+    remedy = _REMEDIES.get(exc.errno, "free some space or fix the folder's permissions")
     latest = None
     if output_dir is not None:
         try:
@@ -66,9 +69,16 @@ def write_failed(path, exc: OSError, output_dir=None) -> OutputError:
             latest = None
     if latest is not None:
         return OutputError(f"Could not write {path} ({reason}); the previous checkpoint and "
-                           "embedding are intact, so free some space or fix the folder's "
-                           "permissions and resume with --resume_from_checkpoint latest.",
-                           field="output_dir")
+                           f"embedding are intact, so {remedy} and resume with "
+                           "--resume_from_checkpoint latest.", field="output_dir")
     return OutputError(f"Could not write {path} ({reason}); no checkpoint was saved yet, so "
-                       "free some space or fix the folder's permissions (or pick another "
-                       "--output_dir) and start the run again.", field="output_dir")
+                       f"{remedy} or pick another --output_dir, and start the run again.",
+                       field="output_dir")
+
+
+_REMEDIES = {
+    errno.ENOSPC: "free some space", errno.EDQUOT: "free some space within your quota",
+    errno.EFBIG: "free some space", errno.EROFS: "remount the disk read-write", errno.EACCES: "fix the folder's permissions",
+    errno.EPERM: "fix the folder's permissions",
+}
+"""What to do for each errno: the advice must name the fix that applies."""

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from trainer import checkpoint, data, embeddings, formats, models
+from trainer import checkpoint, data, embeddings, formats, models, schedules
 from trainer.conditioner import Conditioner
 from trainer.config import TrainConfig
-from trainer.errors import ResumeError
+from trainer.errors import ConfigError, ResumeError
 from trainer.evaluation import EvalBatch, build_eval_batch
 from trainer.events import Emit, Phase, StopReason, Warning
 from trainer.latents import LatentCache
@@ -152,12 +152,16 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     caption_ids = conditioner.tokenize(captions).to(device)
 
     start_step = resumed.step if resumed else 0
-    plan = make_plan(config, n_images=len(loaded.images), num_processes=num_processes,
-                     start_step=start_step)
-    if start_step >= plan.limit_end:
-        raise ResumeError(f"The checkpoint is already at step {start_step}, at or past the "
-                          f"run's end ({plan.limit_end}); raise --max_train_steps to train "
-                          "further.", field="max_train_steps")
+    try:
+        plan = make_plan(config, n_images=len(loaded.images), num_processes=num_processes,
+                         start_step=start_step)
+    except schedules.ScheduleError as exc:
+        # Only a resume gets here (TrainConfig checked the strings from step 0): a schedule
+        # string whose every pair ends at or before the checkpoint.
+        raise ConfigError(f"Learning rate (--learning_rate): {exc}",
+                          field="learning_rate") from None
+    if start_step >= plan.end_step:
+        raise _nothing_left(config, plan, start_step)
     if plan.limit == StopReason.SCHEDULE_END:
         emit(Warning(message=f"The learning-rate schedule ends at step {plan.end_step}, before "
                              "the step limit; training stops there."))
@@ -173,6 +177,20 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
                    vectors=vectors, cache=cache, caption_ids=caption_ids,
                    image_paths=loaded.paths, device=device, unet_dtype=unet_dtype, seed=seed,
                    plan=plan, eval_batch=eval_batch, resumed=resumed, train_unet=train_unet)
+
+
+def _nothing_left(config: TrainConfig, plan: RunPlan, start_step: int) -> ResumeError:
+    """A resume at or past the run's end, naming the limit that sets that end: raising
+    --max_train_steps does nothing when --num_train_epochs ends it. (A schedule string with no
+    pair left after the checkpoint is refused by make_plan itself.)"""
+    prefix = f"The checkpoint is already at step {start_step}, at or past the run's end"
+    if plan.limit == StopReason.EPOCHS:
+        return ResumeError(f"{prefix} ({plan.end_step}, set by --num_train_epochs "
+                           f"{config.num_train_epochs} x --repeats {config.repeats} passes over "
+                           f"the images); raise --num_train_epochs to train further.",
+                           field="num_train_epochs")
+    return ResumeError(f"{prefix} ({plan.end_step}); raise --max_train_steps to train further.",
+                       field="max_train_steps")
 
 
 def _load_resume(config: TrainConfig, pf: Preflight, placeholder: embeddings.Placeholder,

@@ -333,12 +333,23 @@ class TrainScreen(Screen[str]):
         return True
 
     def action_save(self) -> None:
-        self.handle.request("save")
-        self.notify("Checkpoint requested: it is saved after this step.")
+        if self._request("save"):
+            self.notify("Checkpoint requested: it is saved after this step.")
 
     def action_preview(self) -> None:
-        self.handle.request("preview")
-        self.notify("Preview requested: it is rendered after this step.")
+        if self._request("preview"):
+            self.notify("Preview requested: it is rendered after this step.")
+
+    def _request(self, action: str) -> bool:
+        """Send a request file; a full or read-only disk is a notice, not a crash."""
+        from trainer.errors import UserError
+
+        try:
+            self.handle.request(action)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return False
+        return True
 
     def action_view_previews(self) -> None:
         """Every preview so far, full screen, as a grid over steps (q comes back here)."""

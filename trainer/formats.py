@@ -146,7 +146,7 @@ def _write_standalone(trigger, parts, family, step, model_name) -> bytes:
 
 
 def _write_a1111(trigger, parts, family, step, model_name) -> bytes:
-    name = trigger.strip("<>")
+    name = standalone_stem(trigger)
     payload = {"string_to_token": {"*": 265}, "string_to_param": {"*": _one_encoder(
         parts, family).clone()}, "name": name, "step": step, "sd_checkpoint": None,
         "sd_checkpoint_name": model_name}
@@ -165,9 +165,8 @@ class EmbeddingFormat:
     default_for: frozenset[str]
     """Families for which every run writes it; the others need `--save_as <requested_by>`."""
     requested_by: str | None
-    tools: str
-    """Who installs this file unchanged, in words for the README and the run summary."""
     write: Callable[..., bytes]
+    """(trigger, parts, family, step, model_name) -> the file's bytes."""
 
     def file_name(self, trigger: str, suffix: str = "") -> str:
         return self.pattern.format(name=standalone_stem(trigger), suffix=suffix)
@@ -176,19 +175,19 @@ class EmbeddingFormat:
 _ALL = frozenset(FAMILIES)
 FORMATS: dict[str, EmbeddingFormat] = {f.name: f for f in (
     EmbeddingFormat("standalone", "{name}{suffix}.safetensors", _ALL, _ALL, None,
-                    "InvokeAI 4+, A1111/Forge, ComfyUI, kohya (and diffusers with token=)",
                     _write_standalone),
     EmbeddingFormat("diffusers", "learned_embeds{suffix}.safetensors", _ALL, SINGLE_ENCODER,
-                    "diffusers_sdxl", "diffusers load_textual_inversion", _write_diffusers),
+                    "diffusers_sdxl", _write_diffusers),
     EmbeddingFormat("diffusers_bin", "learned_embeds{suffix}.bin", SINGLE_ENCODER,
-                    SINGLE_ENCODER, None, "diffusers; InvokeAI 2.3 (one vector) and 3.x",
-                    _write_diffusers_bin),
+                    SINGLE_ENCODER, None, _write_diffusers_bin),
     EmbeddingFormat("diffusers_2", "learned_embeds_2{suffix}.safetensors", frozenset({"sdxl"}),
-                    frozenset(), "diffusers_sdxl", "diffusers (text_encoder_2 half of SDXL)",
-                    _write_diffusers_2),
+                    frozenset(), "diffusers_sdxl", _write_diffusers_2),
     EmbeddingFormat("a1111", "{name}{suffix}.pt", SINGLE_ENCODER, frozenset(), "a1111",
-                    "AUTOMATIC1111/Forge (its own .pt layout)", _write_a1111),
+                    _write_a1111),
 )}
+"""Every format, keyed by name; who reads which is the module docstring's list and
+trainer/install_guide.py's lines."""
+
 
 def formats_for(family: str, save_as: str = "diffusers") -> list[EmbeddingFormat]:
     """The formats a run on `family` writes with `--save_as save_as`, in registry order."""

@@ -160,3 +160,39 @@ def test_an_sdxl_embedding_file_starts_each_half_in_its_own_encoder(
     rows = [enc.get_input_embeddings()(ids[:, i])[0, 1] for i, enc in
             enumerate(s.conditioner.encoders)]
     assert torch.equal(rows[0], halves["clip_l"][0]) and torch.equal(rows[1], halves["clip_g"][0])
+
+
+def test_vae_precision_is_its_own_choice(tiny_model_dir, demo_images_dir, tmp_path):
+    """--vae_precision (default fp32 whatever --mixed_precision says): bf16 is used for the
+    latents when asked; fp16 on a CPU is refused before anything is written."""
+    from trainer.errors import ConfigError
+
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, vae_precision="fp16")
+    with pytest.raises(ConfigError, match="--vae_precision fp32") as err:
+        preflight(config)
+    assert err.value.field == "vae_precision" and not config.output_path.exists()
+    assert make_config(tiny_model_dir, demo_images_dir, tmp_path).vae_precision == "fp32"
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, vae_precision="bf16",
+                         dvar_eval_every=0)
+    s = prepare(config, preflight(config), device=torch.device("cpu"), num_processes=1, seed=1,
+                emit=lambda event: None)
+    assert s.components.vae.dtype == torch.bfloat16
+    assert s.cache.mean.dtype == torch.float32 and torch.isfinite(s.cache.mean).all()
+
+
+def test_an_overflowing_vae_is_refused_before_the_first_update():
+    from types import SimpleNamespace
+
+    from trainer.errors import ConfigError
+    from trainer.latents import LatentCache
+
+    class OverflowingVAE:
+        config = SimpleNamespace(scaling_factor=0.13025)
+
+        def encode(self, pixels):
+            inf = torch.full((pixels.shape[0], 4, 2, 2), float("inf"), dtype=pixels.dtype)
+            return SimpleNamespace(latent_dist=SimpleNamespace(mean=inf, std=inf))
+
+    with pytest.raises(ConfigError, match="overflowed in float16.*--vae_precision fp32"):
+        LatentCache.encode(OverflowingVAE(), torch.zeros(1, 3, 4, 4), torch.device("cpu"),
+                           dtype=torch.float16)

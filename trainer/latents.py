@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from trainer.errors import ConfigError, ModelError
+
 ENCODE_BATCH = 2
 """Images per VAE call (each goes with its mirror). Small on purpose: the encoder's activations
 for many images at once, not its weights, make the peak memory of the whole start-up, and the
@@ -43,8 +45,18 @@ class LatentCache:
             means.append(torch.stack([dist.mean[:n], dist.mean[n:]], dim=1).float())
             stds.append(torch.stack([dist.std[:n], dist.std[n:]], dim=1).float())
         scaling = float(getattr(vae.config, "scaling_factor", 0.18215))
+        mean, std = torch.cat(means), torch.cat(stds)
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+            # Every update would then be NaN: say so before the first one.
+            if dtype != torch.float32:
+                raise ConfigError(f"The VAE overflowed in {str(dtype).removeprefix('torch.')} "
+                                  "(NaN or infinite latents; SDXL's VAE does in fp16); use "
+                                  "--vae_precision fp32.", field="vae_precision")
+            raise ModelError("The VAE gave NaN or infinite latents in fp32; its weights may "
+                             "be damaged, so re-download or re-convert the model.",
+                             field="model")
         # Clone out of inference mode so later autograd code may read these tensors.
-        return cls(torch.cat(means).clone(), torch.cat(stds).clone(), scaling)
+        return cls(mean.clone(), std.clone(), scaling)
 
     def sample(self, indices: torch.Tensor, flips: torch.Tensor,
                generator: torch.Generator) -> torch.Tensor:

@@ -88,6 +88,7 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
     if check_device:
         devices.check_device(config.device, config.num_processes)
         check_precision(config.mixed_precision, config.device)
+        check_precision(config.vae_precision, config.device, field="vae_precision")
     resolution = config.resolution or facts.native_resolution
     return Preflight(model_path, facts, images, resolution, resume_dir, tokenizer)
 
@@ -195,20 +196,25 @@ def find_resume(config: TrainConfig) -> Path | None:
     return path
 
 
-def check_precision(precision: str, device: str = "auto") -> None:
-    """Refuse a precision the run's device (--device, auto resolved here) cannot run."""
+def check_precision(precision: str, device: str = "auto",
+                    field: str = "mixed_precision") -> None:
+    """Refuse a precision the run's device (--device, auto resolved here) cannot run.
+
+    `field` is the flag it came from: --mixed_precision (full precision "no") or
+    --vae_precision (full precision "fp32")."""
     import torch
 
-    if precision == "no":
+    full = "fp32" if field == "vae_precision" else "no"
+    what = "VAE precision" if field == "vae_precision" else "Mixed precision"
+    if precision == full:
         return
     if devices.device_type(device) == "cpu":
         if precision == "fp16":
             where = ("--device cpu was chosen" if device == "cpu"
                      else "no CUDA GPU was found")
-            raise ConfigError(f"Mixed precision fp16 needs a CUDA GPU and {where}; use "
-                              "--mixed_precision no (or bf16, slow on most CPUs).",
-                              field="mixed_precision")
+            raise ConfigError(f"{what} fp16 needs a CUDA GPU and {where}; use "
+                              f"--{field} {full} (or bf16, slow on most CPUs).", field=field)
         return
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("Mixed precision bf16 is not supported by this GPU; use "
-                          "--mixed_precision fp16.", field="mixed_precision")
+        raise ConfigError(f"{what} bf16 is not supported by this GPU; use --{field} fp16.",
+                          field=field)

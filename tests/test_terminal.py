@@ -185,3 +185,21 @@ def test_install_patches_the_textual_drivers():
 
     assert "textual.drivers.linux_driver" in patched
     assert linux_driver.getincrementaldecoder("utf-8")().decode(b"\xe9", final=True) == "\ufffd"
+
+
+def test_a_hung_up_terminal_becomes_sighup_once(monkeypatch):
+    """Textual reads b"" for ever from a terminal that is gone; the decoder says SIGHUP."""
+    sent = []
+    monkeypatch.setattr(input_guard.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(input_guard, "EMPTY_READ_PAUSE_S", 0)
+    decode = input_guard.lenient_incremental_decoder("utf-8")().decode
+    assert decode(b"x") == "x" and sent == []
+    assert decode(b"") == "" and decode(b"") == ""
+    assert sent == [(os.getpid(), signal.SIGHUP)]
+
+
+def test_a_broken_pipe_is_not_a_crash(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TI_TUI_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setattr(exits.os, "dup2", lambda *a: None)
+    assert exits.exit_code_for(BrokenPipeError(32, "Broken pipe")) == 141
+    assert not (tmp_path / "logs").exists()

@@ -26,7 +26,8 @@ from ti_tui.preferences import restore_preferences, save_preferences
 from ti_tui.screens.form import TrainingForm
 from ti_tui.screens.help import HelpScreen
 from ti_tui.screens.summary import SummaryScreen, read_outcome
-from ti_tui.screens.too_small import TooSmallScreen, too_small
+from ti_tui.screens.too_small import TooSmallScreen
+from ti_tui import terminal
 from trainer.config import TrainConfig
 from trainer.errors import UserError
 
@@ -54,6 +55,9 @@ class TiTuiApp(App[str]):
     CSS_PATH = "app.tcss"
     TITLE = "ti-tui"
     ENABLE_COMMAND_PALETTE = False  # Ctrl-P moves to the previous field
+    # -narrow/-wide and -short/-tall on every screen: its CSS degrades by them (terminal.py).
+    HORIZONTAL_BREAKPOINTS = terminal.HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = terminal.VERTICAL_BREAKPOINTS
     BINDINGS: ClassVar[list[BindingType]] = [Binding("f1", "help", "Help")]
 
     def __init__(self, *, root: Path, defaults: TrainConfig, runner: Runner,
@@ -166,6 +170,14 @@ class TiTuiApp(App[str]):
         else:
             self.exit("quit")
 
+    def leave_on_signal(self, signum: int, exit_code: int) -> None:
+        """SIGTERM, SIGHUP, SIGQUIT or SIGINT (ti_tui/exits.py): leave like q does, with the
+        signal's exit code. A running trainer goes on (it has its own session)."""
+        if self.handle is not None and self.config is not None and self.is_running_trainer():
+            self.exit("detached", return_code=exit_code, message=self.watch_hint())
+        else:
+            self.exit("signal", return_code=exit_code)
+
     def is_running_trainer(self) -> bool:
         alive = getattr(self.handle, "is_alive", None)
         return bool(alive()) if callable(alive) else False
@@ -177,7 +189,7 @@ class TiTuiApp(App[str]):
         self._check_size(event.size.width, event.size.height)
 
     def _check_size(self, width: int | None = None, height: int | None = None) -> None:
-        small = too_small(width or self.size.width, height or self.size.height)
+        small = terminal.too_small(width or self.size.width, height or self.size.height)
         if small and self._too_small is None:
             self._too_small = TooSmallScreen()
             self.push_screen(self._too_small)

@@ -15,7 +15,8 @@ preview images are drawn: real pixels with Kitty graphics or Sixel where the ter
 them, coloured half-blocks elsewhere (tmux, screen, NO_COLOR, unknown terminals).
 
 Exit codes: 0 done (early or user stop included), 2 a user error (one line, no traceback),
-1 an internal failure.
+1 an internal failure (the traceback goes to a crash log, see ti_tui/exits.py), 128+N ended by
+signal N with the terminal restored (143 SIGTERM, 129 SIGHUP, 131 SIGQUIT, 130 SIGINT).
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ COMMANDS = ("train", "demo", "models", "watch")
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # ti-tui never downloads a model
+    from ti_tui import exits
+
     try:
         return _dispatch(argv)
     except UserError as exc:
         print(f"ti-tui: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        return exits.USER_ERROR
+    except Exception as exc:  # noqa: BLE001  (any crash: logged, one line, exit 1)
+        return exits.exit_code_for(exc)
+    except (KeyboardInterrupt, exits.Signalled) as exc:
+        return exits.exit_code_for(exc)
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -81,27 +86,26 @@ def _parse_gui(argv: list[str]) -> argparse.Namespace | None:
     return known
 
 
-def _tty() -> bool:
-    return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
-
-
 def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] | None = None,
              preview: str | None = None) -> int:
     """The Textual app: the home screen first when `home` is a list (extra run folders),
     else the form. `preview`: the --preview choice (preview_art.choose_protocol)."""
-    if not _tty() and home is not None:
+    from ti_tui import exits, terminal
+
+    problem = terminal.live_screen_problem(interactive=True)
+    if problem is not None and home is not None:
         # No screen here (a pipe, a log, TERM=dumb): the runs as plain lines, and why.
         from ti_tui.runs_index import default_runs_folder, index_runs, plain_lines
 
         for line in plain_lines(index_runs([default_runs_folder(root), *home])):
             print(line)
-        print("ti-tui: the home screen needs a terminal it can draw on; the runs are listed "
-              "above.", file=sys.stderr)
-        return 2
-    if not _tty():
-        print("ti-tui: the form needs a terminal; use `ti-tui train --help` for headless "
-              "training.", file=sys.stderr)
-        return 2
+        print(f"ti-tui: the home screen needs a terminal it can draw on ({problem}); the "
+              "runs are listed above.", file=sys.stderr)
+        return exits.USER_ERROR
+    if problem is not None:
+        print(f"ti-tui: the form needs a terminal it can draw on ({problem}); use "
+              "`ti-tui train --help` for headless training.", file=sys.stderr)
+        return exits.USER_ERROR
     from ti_tui import preview_art
     from ti_tui.app import make_app
 
@@ -112,8 +116,7 @@ def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] 
         raise UserError(f"{exc}.", field="preview") from None
     app = make_app(root=root, defaults=defaults, demo=demo,
                    home=[p.expanduser() for p in home] if home is not None else None)
-    app.run()
-    return app.return_code or 0
+    return exits.run_app(app)  # signals, crashes and exit codes, as for every entry point
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -138,8 +141,9 @@ def train_headless(config) -> int:
     """Start the trainer, show its progress here, forward Ctrl-C as a clean stop."""
     from rich.console import Console
 
+    from ti_tui import exits, terminal
     from ti_tui.headless import follow_run
-    from ti_tui.runner import start_run
+    from ti_tui.runner import start_run, watch_hint
 
     handle = start_run(config)
     interrupts = 0
@@ -155,14 +159,29 @@ def train_headless(config) -> int:
     signal.signal(signal.SIGINT, on_interrupt)
     signal.signal(signal.SIGTERM, on_interrupt)
     console = Console(highlight=False)
-    follow_run(handle.events_path, console=console, handle=handle, tty=_tty(),
-               log_every=config.log_every)
+    try:
+        # SIGHUP and SIGQUIT leave the view (the terminal restored); the trainer goes on.
+        with exits.leave_on_signals((signal.SIGHUP, signal.SIGQUIT)):
+            follow_run(handle.events_path, console=console, handle=handle,
+                       tty=terminal.can_draw_live(interactive=False),
+                       log_every=config.log_every)
+    except exits.Signalled:
+        _say_safely(watch_hint(handle.output_dir))
+        raise
     code = handle.wait()
     if code is None:
         code = handle.wait(30)
     if code not in (0, None):
         _report_failure(handle.output_dir, code)
     return 0 if code is None else code
+
+
+def _say_safely(line: str) -> None:
+    """One line on stderr, unless the terminal is gone (a hang-up)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _report_failure(output_dir: Path, code: int) -> None:
@@ -186,7 +205,12 @@ def cmd_demo(argv: list[str]) -> int:
 
     print("Preparing the demo model and images (built once, then cached)...", flush=True)
     config = demo_config(root=args.root, max_train_steps=args.max_train_steps)
-    if args.headless or not _tty():
+    from ti_tui import terminal
+
+    problem = terminal.live_screen_problem(interactive=True)
+    if not args.headless and problem is not None:
+        print(f"No live screen here ({problem}): training headless.", flush=True)
+    if args.headless or problem is not None:
         return train_headless(config)
     return run_form(Path(config.root), defaults=config, demo=True)
 
@@ -237,9 +261,16 @@ def cmd_watch(argv: list[str]) -> int:
                                      description="Re-attach to a run, or summarise it.")
     parser.add_argument("output_dir", type=Path)
     args = parser.parse_args(argv)
+    from ti_tui import exits
     from ti_tui.headless import run_watch
+    from ti_tui.runner import watch_hint
 
-    return run_watch(args.output_dir.expanduser())
+    try:
+        with exits.leave_on_signals():  # the terminal restored; the run goes on
+            return run_watch(args.output_dir.expanduser())
+    except exits.Signalled:
+        _say_safely(watch_hint(args.output_dir.expanduser()))
+        raise
 
 
 if __name__ == "__main__":

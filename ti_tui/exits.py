@@ -24,6 +24,7 @@ unwinding `with Live(...)` blocks (which restore the terminal) up to `cli.main`.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import os
 import signal
@@ -42,9 +43,10 @@ LEAVE_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 """Signals that end a view cleanly (systemctl stop, docker stop, a closed window, Ctrl-\\)."""
 APP_SIGNALS = (*LEAVE_SIGNALS, signal.SIGINT)
 """The Textual app reads Ctrl-C as a key, so SIGINT can only come from `kill`: same as TERM."""
-EXIT_GRACE_S = 5.0
+EXIT_GRACE_S = 20.0
 """After a signal, how long the app may take to close before the process exits anyway (a
-terminal that is gone can make the last writes hang)."""
+terminal that is gone can make the last writes hang). Generous: on a loaded machine a normal
+close takes seconds."""
 
 
 def signal_exit_code(signum: int) -> int:
@@ -140,6 +142,16 @@ def report_crash(text: str, summary: str | None = None) -> int:
     return CRASH
 
 
+def _terminal_alive() -> bool:
+    """Whether the controlling terminal still answers (False after it hung up)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
 def _say(line: str) -> None:
     """One line on stderr; nothing when the terminal is gone."""
     try:
@@ -157,6 +169,14 @@ def exit_code_for(exc: BaseException) -> int:
         return signalled.exit_code
     if isinstance(exc, KeyboardInterrupt):
         return signal_exit_code(signal.SIGINT)
+    if isinstance(exc, BrokenPipeError):  # `ti-tui train ... | head`: the reader left
+        try:  # no "Exception ignored" when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return signal_exit_code(signal.SIGPIPE)
+    if isinstance(exc, OSError) and exc.errno == errno.EIO and not _terminal_alive():
+        return signal_exit_code(signal.SIGHUP)  # the terminal is gone: a hang-up
     return report_crash("".join(traceback.format_exception(exc)))
 
 

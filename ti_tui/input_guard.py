@@ -13,24 +13,52 @@ Until it is, `install()` makes those drivers build their decoder with errors="re
 bad byte becomes U+FFFD. "replace" rather than "ignore" keeps an X10 mouse report three
 characters long, so Textual's parser still consumes it whole (as an unsupported mouse code,
 dropped) instead of taking the next real key into it.
+
+The same decoder sees the terminal vanish. In raw mode a read returns no bytes only when the
+terminal has hung up (a closed window or a dropped SSH connection whose shell did not pass
+SIGHUP on). Textual 8.2.8 then loops on the empty reads for ever, at a good share of a core;
+the decoder turns the first one into SIGHUP for this process, which ti_tui/exits.py makes a
+clean exit 129, like a real hang-up.
 """
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable
-from functools import partial
+import os
+import signal
+import time
 from typing import Any
+
+EMPTY_READ_PAUSE_S = 0.1
+"""After the terminal is gone, how long the input thread sleeps per empty read until the app
+has closed (instead of spinning)."""
+
+
+def lenient_incremental_decoder(encoding: str) -> type[codecs.IncrementalDecoder]:
+    """An incremental decoder class for `encoding` that replaces undecodable bytes with
+    U+FFFD (the drivers create it with no arguments), and reports a hung-up terminal."""
+    base: Any = codecs.getincrementaldecoder(encoding)
+
+    class TerminalDecoder(base):  # type: ignore[misc, valid-type]
+        hung_up = False
+
+        def __init__(self, errors: str = "replace") -> None:
+            super().__init__(errors)
+
+        def decode(self, data: bytes, final: bool = False) -> str:
+            if not data and not final:
+                if not TerminalDecoder.hung_up:
+                    TerminalDecoder.hung_up = True
+                    os.kill(os.getpid(), signal.SIGHUP)
+                else:
+                    time.sleep(EMPTY_READ_PAUSE_S)
+            return super().decode(data, final)
+
+    return TerminalDecoder
+
 
 PATCHED_MODULES = ("textual.drivers.linux_driver", "textual.drivers.linux_inline_driver")
 """The driver modules that look `getincrementaldecoder` up in their own namespace."""
-
-
-def lenient_incremental_decoder(encoding: str) -> Callable[..., Any]:
-    """`codecs.getincrementaldecoder(encoding)`, whose instances replace undecodable bytes
-    with U+FFFD unless told otherwise (the driver calls it with no arguments)."""
-    decoder_class = codecs.getincrementaldecoder(encoding)
-    return partial(decoder_class, errors="replace")
 
 
 def install() -> list[str]:

@@ -24,6 +24,7 @@ from trainer.errors import ConfigError
 from trainer.fields import coerce, opt
 
 PRECISIONS = ("no", "fp16", "bf16")
+VAE_PRECISIONS = ("fp32", "fp16", "bf16")
 PROPERTIES = ("object", "style")
 OPTIMIZERS = ("adamw", "sam")
 CLIP_MODES = ("none", "value", "norm")
@@ -163,6 +164,10 @@ class TrainConfig:
     # --- precision and speed ------------------------------------------------------------
     mixed_precision: str = opt("no", "no, fp16 or bf16 for the frozen models.",
                                label="Mixed precision", group="speed", choices=PRECISIONS)
+    vae_precision: str = opt("fp32", "fp32, fp16 or bf16 for the VAE, which encodes each image "
+                             "once and decodes previews; fp32 by default whatever "
+                             "--mixed_precision says, because SDXL's VAE overflows in fp16.",
+                             label="VAE precision", group="speed", choices=VAE_PRECISIONS)
     allow_tf32: bool = opt(False, "Allow TF32 matmuls on Ampere and newer GPUs.",
                            label="Allow TF32", group="speed")
     gradient_checkpointing: bool = opt(False, "Trade time for memory in the UNet.",

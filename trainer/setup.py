@@ -29,6 +29,7 @@ from trainer.plan import RunPlan, make_plan
 from trainer.preflight import Preflight
 
 PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+VAE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -141,8 +142,12 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     emit(Phase(name="caching latents", detail=f"{len(pf.images)} images"))
     loaded = data.load_images(config.data_path, pf.resolution, config.center_crop,
                               on_warning=lambda msg, f: emit(Warning(message=msg, file=f)))
-    components.vae.to(device)
-    cache = LatentCache.encode(components.vae, data.to_tensor_batch(loaded.images), device)
+    # The VAE keeps its own precision (--vae_precision, fp32 by default): it runs once per image
+    # here and once per preview, and SDXL's VAE overflows in fp16.
+    vae_dtype = VAE_DTYPES[config.vae_precision]
+    components.vae.to(device, dtype=vae_dtype)
+    cache = LatentCache.encode(components.vae, data.to_tensor_batch(loaded.images), device,
+                               dtype=vae_dtype)
     if config.validation_steps == 0 and device.type == "cuda":
         # Latents are cached: the VAE is only needed again to decode previews.
         components.vae.to("cpu")

@@ -23,7 +23,7 @@ FIELDS = (
     "mixed_precision", "max_train_steps", "num_train_epochs", "train_batch_size",
     "gradient_accumulation_steps", "learning_rate", "lr_scheduler", "lr_warmup_steps",
     "scale_lr", "early_stopping", "dvar_window", "dvar_threshold", "num_vectors", "save_steps",
-    "checkpointing_steps", "seed", "num_processes",
+    "checkpointing_steps", "seed", "num_processes", "device",
 )
 """The TrainConfig fields the form edits, in the order shown."""
 NUMBER_FIELDS = ("max_train_steps", "num_train_epochs", "train_batch_size",
@@ -71,5 +71,6 @@ def make_control(name: str, value: Any, *, models: list, root: Path) -> Widget:
                      placeholder="random" if name == "seed" else "")
     placeholder = {"train_data_dir": f"{root}/{FOLLOW_TRIGGER['train_data_dir']}/<trigger>",
                    "output_dir": f"{root}/{FOLLOW_TRIGGER['output_dir']}/<trigger>",
-                   "placeholder_token": "e.g. my-cat"}.get(name, "")
+                   "placeholder_token": "e.g. my-cat",
+                   "device": "auto, cpu, cuda or cuda:N"}.get(name, "")
     return Input(text_of(value), placeholder=placeholder, compact=True, id=f"f-{name}")

@@ -53,7 +53,10 @@ def test_torch_files_hold_only_the_members_old_readers_allow(tmp_path):
     paths = save_embedding(tmp_path, "<star>", parts_for("sd1", 2), "sd1", step=3,
                            model_name="m", save_as="a1111")
     for name in ("diffusers_bin", "a1111"):
-        members = zipfile.ZipFile(paths[name]).namelist()
+        archive = zipfile.ZipFile(paths[name])
+        members = archive.namelist()
+        # The storage holds exactly the rows (2 x 768 float32), never a larger table's view.
+        assert [archive.getinfo(m).file_size for m in members if "/data/" in m] == [2 * 768 * 4]
         assert all(m.rsplit("/", 1)[-1] in ("data.pkl", "version") or "/data/" in m
                    for m in members), members
         assert not any(m.endswith(("byteorder", ".format_version", "serialization_id"))
@@ -192,3 +195,15 @@ def test_tool_lines_name_the_file_each_tool_reads(tmp_path):
     lines = tool_lines(tmp_path / "sd1", "<cat>", modern, 2)
     assert not any(line.startswith(("InvokeAI 2.3", "InvokeAI 4+:")) for line in lines)
     assert lines[-1].startswith("To use it in InvokeAI 4+, open the Model Manager")
+
+
+def test_sdxl_parts_as_views_of_one_parameter(tmp_path):
+    """The conditioner's split gives column views of the one [n, 768 + 1280] parameter."""
+    vectors = torch.randn(2, 2048)
+    parts = {"clip_l": vectors[:, :768], "clip_g": vectors[:, 768:]}
+    path = save_embedding(tmp_path, "<star>", parts, "sdxl", step=1,
+                          model_name="m")["standalone"]
+    data = load_file(str(path))
+    assert data["clip_l"].equal(vectors[:, :768]) and data["clip_g"].equal(vectors[:, 768:])
+    assert path.stat().st_size < 2 * 2048 * 4 + 1024  # each half stored once, nothing more
+    assert load_embedding(path)[1].equal(vectors)

@@ -10,6 +10,7 @@ from trainer.control import Control
 from trainer.formats import save_embedding
 from trainer.errors import ResumeError
 from trainer.preflight import preflight
+from ti_tui.state import fold_all
 
 from .helpers import make_config
 
@@ -66,6 +67,10 @@ def test_dvar_history_continues_across_the_resume(straight_and_resumed):
     assert [e.dvar_ratio for e in second_events if e.type == "step"] == ratios[4:]
     lines = (config.output_path / "dvar_history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3", "4", "5", "6"]
+    # The dashboard's window fill goes on from the restored history too (not from 0).
+    started = next(e for e in second_events if e.type == "run_started")
+    assert started.ldet_history == 4
+    assert fold_all(second_events).ldet_count == 6
 
 
 def test_checkpoints_total_limit_keeps_the_newest(tiny_model_dir, demo_images_dir, tmp_path):

@@ -140,6 +140,11 @@ def test_a_run_ended_by_epochs_says_so():
     assert state.status == "finished" and state.stop_reason is StopReason.EPOCHS
 
 
+def test_a_resumed_run_fills_its_window_from_the_restored_history():
+    state = fold_all([started(start_step=5, ldet_history=5), step(6, l_det=0.2)])
+    assert state.ldet_count == 6  # window 3: the ratio is already due
+
+
 def test_a_resumed_run_starts_a_new_end():
     state = fold_all([started(), step(1), Stopped(time=T0 + 2, reason=StopReason.USER, step=1),
                       started(start_step=1, time=T0 + 9)])

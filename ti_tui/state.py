@@ -123,7 +123,8 @@ class RunState:
     """Optimizer updates completed (the start step until the first step event)."""
     loss_smooth: float | None = None
     ldet_count: int = 0
-    """L_det values this run: the fill of the DVAR window."""
+    """L_det values so far, a resumed run's restored history included: the fill of the DVAR
+    window."""
     converged_step: int | None = None
     """First step whose ratio fell below the threshold (sticky, as the stopper is)."""
     converged_ratio: float | None = None
@@ -301,10 +302,11 @@ def _run_started(state: RunState, event: RunStarted) -> None:
     state.output_dir, state.pid = event.output_dir, event.pid
     state.end_reason = event.end_reason
     state.lr_schedule, state.lr_piecewise = _lr_schedule(state)
-    # A resumed run appends to the same file: its end and its DVAR window start afresh.
+    # A resumed run appends to the same file: its end starts afresh, and its DVAR window
+    # goes on from the history its checkpoint restored.
     state.stopped = state.error = state.converged_step = state.converged_ratio = None
     state.latest = None
-    state.ldet_count = 0
+    state.ldet_count = event.ldet_history
     state.recent.clear()
 
 

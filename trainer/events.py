@@ -163,6 +163,9 @@ class RunStarted(Event):
     """The trainer's process id, so `ti-tui watch` can tell whether it still runs."""
     end_reason: StopReason | str = StopReason.MAX_STEPS
     """Which limit sets `max_steps`: max_steps, epochs or schedule_end."""
+    ldet_history: int = 0
+    """L_det values a resumed run's checkpoint already holds: DVAR's window keeps filling
+    from there (0 for a fresh run)."""
 
 
 @dataclass(frozen=True)

@@ -363,7 +363,8 @@ class _Loop:
             precision=self.cfg.mixed_precision, num_processes=self.world,
             start_step=s.start_step, max_steps=s.end_step,
             learning_rate=s.plan.rate_at(s.start_step), lr_scale=s.plan.lr_scale,
-            end_reason=s.plan.limit, trigger=s.placeholder.trigger, tokens=s.placeholder.tokens,
+            end_reason=s.plan.limit, ldet_history=len(self.tracker.rows),
+            trigger=s.placeholder.trigger, tokens=s.placeholder.tokens,
             output_dir=str(self.cfg.output_path)))
         per_update = s.plan.images_per_update
         if per_update > s.cache.num_images:

@@ -222,3 +222,20 @@ async def test_no_models_says_where_it_looked_and_offers_other_path(root, tiny_m
         await pilot.pause()
         assert message(form, "model").startswith("SD 1.x")
         assert form.resolution_picker.value == "64"       # the model's native size
+
+
+def test_each_fields_control_comes_from_its_type_and_metadata():
+    from ti_tui.screens.form_fields import FIELDS, control_kind
+    from trainer.config import field_info
+
+    kinds = {name: control_kind(name) for name in FIELDS}
+    assert kinds["max_train_steps"] == kinds["dvar_threshold"] == kinds["seed"] == "number"
+    assert kinds["lr_scheduler"] == "select" and kinds["early_stopping"] == "choices"
+    assert kinds["scale_lr"] == kinds["center_crop"] == "tick"
+    assert kinds["learning_rate"] == "text"  # a schedule string, not a number
+    for name, kind in kinds.items():
+        base = str(field_info(name).type).replace("| None", "").strip()
+        if kind == "number":
+            assert base in ("int", "float"), name
+        if base in ("int", "float") and name != "resolution":
+            assert kind == "number", name

@@ -1,7 +1,8 @@
 """The setup form's fields: which TrainConfig fields it shows, in what order, with what control.
 
-Labels, help and choices come from the field metadata (trainer/config.py); this module only
-says which control suits each field and the few words the form adds (check-box labels).
+Labels, help, choices, limits and the control kind come from the field itself (trainer/
+config.py: its type and metadata, see `control_kind`); this module only lists the fields in
+form order and the few words the form adds (check-box labels, choice labels, placeholders).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ FIELDS = (
     "checkpointing_steps", "seed", "num_processes", "device",
 )
 """The TrainConfig fields the form edits, in the order shown."""
-NUMBER_FIELDS = ("max_train_steps", "num_train_epochs", "train_batch_size",
-                 "gradient_accumulation_steps", "lr_warmup_steps", "dvar_window",
-                 "dvar_threshold", "num_vectors", "save_steps", "checkpointing_steps", "seed",
-                 "num_processes")
+PICKERS = ("model", "resolution")
+"""Fields with a composite control of their own (ti_tui/widgets/pickers.py)."""
+SELECT_OVER = 4
+"""A choice field with more choices than this gets a drop-down; fewer fit on one line."""
 CHECKBOXES = {
     "resume_from_checkpoint": "continue from the last checkpoint",
     "center_crop": "crop the centre square before resizing",
@@ -47,28 +48,48 @@ def text_of(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def control_kind(name: str) -> str:
+    """Which control edits TrainConfig field `name`, read from the field: "model" or
+    "resolution" (a picker), "tick" (a bool, or a field the form shows as a check box),
+    "select" or "choices" (choices in its metadata, by how many), "number" (int or float),
+    else "text"."""
+    f = field_info(name)
+    base = str(f.type).replace("| None", "").strip()
+    choices = f.metadata["choices"]
+    if name in PICKERS:
+        return name
+    if name in CHECKBOXES or base == "bool":
+        return "tick"
+    if choices:
+        return "select" if len(choices) > SELECT_OVER else "choices"
+    if base in ("int", "float"):
+        return "number"
+    return "text"
+
+
 def make_control(name: str, value: Any, *, models: list, root: Path) -> Widget:
     """The control that edits TrainConfig field `name`, showing `value`."""
-    meta = field_info(name).metadata
-    if name == "model":
+    f = field_info(name)
+    kind = control_kind(name)
+    if kind == "model":
         return ModelPicker(models, text_of(value))
-    if name == "resolution":
+    if kind == "resolution":
         return ResolutionPicker(value, None)
-    if name in CHECKBOXES:
+    if kind == "tick":
         ticked = bool(value) if name != "resume_from_checkpoint" else value is not None
-        return Tick(CHECKBOXES[name], ticked, compact=True, id=f"f-{name}")
-    if name == "lr_scheduler":
-        return Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False,
+        return Tick(CHECKBOXES.get(name, ""), ticked, compact=True, id=f"f-{name}")
+    if kind == "select":
+        return Select([(c, c) for c in f.metadata["choices"]], value=value, allow_blank=False,
                       compact=True, id=f"f-{name}")
-    if meta["choices"]:
+    if kind == "choices":
         labels = CHOICE_LABELS.get(name, {})
-        return ChoiceSet([(labels.get(c, c), c) for c in meta["choices"]], value,
+        return ChoiceSet([(labels.get(c, c), c) for c in f.metadata["choices"]], value,
                          id=f"f-{name}")
-    if name in NUMBER_FIELDS:
-        integer = "int" in str(field_info(name).type)
+    if kind == "number":
+        integer = str(f.type).startswith("int")
         return Input(text_of(value), restrict=r"[0-9]*" if integer else r"[0-9.eE+-]*",
                      compact=True, classes="number", id=f"f-{name}",
-                     placeholder="random" if name == "seed" else "")
+                     placeholder="random" if f.default is None else "")
     placeholder = {"train_data_dir": f"{root}/{FOLLOW_TRIGGER['train_data_dir']}/<trigger>",
                    "output_dir": f"{root}/{FOLLOW_TRIGGER['output_dir']}/<trigger>",
                    "placeholder_token": "e.g. my-cat",

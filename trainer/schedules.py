@@ -261,15 +261,8 @@ def next_change(text: str, max_steps: int, step: int, cur_step: int = 0,
     rate differs from the rate of update ``step``. None when the rate stays the same until
     the schedule ends, or when ``step`` is outside this run.
     """
-    segments = lr_segments(text, max_steps, cur_step, strict)
-    current = None
-    for rate, first, stop in segments:
-        if current is None:
-            if first <= step < stop:
-                current = rate
-        elif rate != current:
-            return rate, first
-    return None
+    return RateSchedule(tuple(lr_segments(text, max_steps, cur_step, strict)),
+                        cur_step).next_change(step)
 
 
 def is_piecewise(text: str) -> bool:

@@ -72,7 +72,8 @@ def start_runs(preset: presets.Preset, count: int, steps: int, batch: int, extra
                 log = out / "trainer.log"
                 tail = log.read_text(errors="replace")[-1500:] if log.is_file() else ""
                 raise RuntimeError(f"run {i} exited with {proc['exit_code']}: {tail}")
-            records[i] = {"proc": proc, "events": runs.read_events(out / "events.jsonl")}
+            records[i] = {"proc": proc,
+                          "events": list(runs.read_events(out / "events.jsonl"))}
         except BaseException as exc:  # noqa: BLE001 - reported after the join
             errors.append(exc)
 

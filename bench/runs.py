@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bare_loop import percentile  # noqa: E402
 from bench.presets import Preset  # noqa: E402
+from trainer.events import read_events  # noqa: E402  (raw lines: extra fields are kept)
 
 _ENTRY = Path(sys.executable).with_name("ti-tui")
 TI_TUI = [str(_ENTRY)] if _ENTRY.is_file() else [sys.executable, "-m", "ti_tui.cli"]
@@ -72,16 +73,6 @@ def titui_flags(preset: Preset, out: Path, steps: int, batch: int,
             "--lr_warmup_steps", "0", "--seed", "0", "--save_steps", "0",
             "--checkpointing_steps", "0", "--no_copy_to_embeddings",
             *extra]
-
-
-def read_events(path: Path) -> list[dict]:
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
 
 
 def step_stats(events: list[dict], warmup: int, launched: float) -> dict:
@@ -276,7 +267,7 @@ def run_titui(preset: Preset, steps: int, batch: int, extra: list[str] | tuple[s
             log = (out / "trainer.log").read_text(errors="replace")[-2000:] if (
                 out / "trainer.log").is_file() else ""
             raise RuntimeError(f"ti-tui ({mode}) exited with {proc['exit_code']}: {log}")
-        stats = step_stats(read_events(out / "events.jsonl"), warmup, proc["launched"])
+        stats = step_stats(list(read_events(out / "events.jsonl")), warmup, proc["launched"])
         if proc["trainer_created"]:
             # launch -> trainer process: the UI's own start, its preflight, run.toml.
             stats["startup"]["ui_until_trainer_starts_s"] = (proc["trainer_created"]
@@ -287,7 +278,7 @@ def run_titui(preset: Preset, steps: int, batch: int, extra: list[str] | tuple[s
                     first - stats["startup"]["ui_until_trainer_starts_s"])
         if not per_step:
             stats.pop("step_times_s")
-        events = read_events(out / "events.jsonl")
+        events = list(read_events(out / "events.jsonl"))
         times = [e["time"] for e in events if e.get("type") == "step"]
         stats["span"] = (times[min(warmup, len(times) - 1)], times[-1])
     finally:

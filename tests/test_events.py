@@ -125,3 +125,18 @@ def test_the_sample_file_of_an_older_trainer_still_reads():
     assert [e.name if isinstance(e, Unknown) else e.type for e in typed] == \
         [e["type"] for e in raw]
     assert typed[-1].reason is StopReason.EARLY_STOP
+
+
+@pytest.mark.parametrize("reason", list(StopReason))
+def test_every_reader_shows_every_stop_reason_in_words(reason):
+    from ti_tui.headless import event_line, summary_lines
+    from ti_tui.screens.summary import RunOutcome
+    from ti_tui.state import fold_all
+
+    stopped = Stopped(reason=reason, step=5, time=9.0)
+    state = fold_all([EXAMPLES[1], stopped])
+    assert event_line(stopped, state, log_every=1) == f"stopped at step 5: {reason.words}"
+    assert f"stopped: {reason.words}" in summary_lines(state)
+    outcome = RunOutcome.from_state(state)
+    assert outcome.describe().startswith(f"Stopped at step 5: {reason.sentence}")
+    assert reason.value not in outcome.describe().replace(reason.sentence, "")

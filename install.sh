@@ -134,16 +134,26 @@ fi
 printf 'venv %s\n' "$VENV" > "$MANIFEST.tmp" && mv "$MANIFEST.tmp" "$MANIFEST"
 
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
-index_args=()
-if [ "$TORCH_INDEX" != none ]; then index_args=(--index-url "$TORCH_INDEX"); fi
-say "installing $TORCH_SPEC${index_args:+ from $TORCH_INDEX} (a few minutes the first time)"
+if [ "$TORCH_INDEX" = none ]; then
+  say "installing $TORCH_SPEC (a few minutes the first time)"
+else
+  say "installing $TORCH_SPEC from $TORCH_INDEX (a few minutes the first time)"
+fi
 # torchvision is left out on purpose: ti-tui does not need it (see docs/ARCHITECTURE.md).
-pip install --quiet "${index_args[@]}" "$TORCH_SPEC" || { echo "pip could not install torch" >&2; exit 1; }
+if [ "$TORCH_INDEX" = none ]; then set -- "$TORCH_SPEC"; else set -- --index-url "$TORCH_INDEX" "$TORCH_SPEC"; fi
+pip install --quiet "$@" \
+  || { echo "ti-tui install: pip could not install $TORCH_SPEC" >&2; exit 1; }
 say "installing ti-tui from $SOURCE"
-pip install --quiet "$SOURCE" || { echo "pip could not install ti-tui" >&2; exit 1; }
+# Built once into a wheel, so an update does not build it twice.
+wheels=$(mktemp -d)
+trap 'rm -rf -- "$wheels"' EXIT
+pip wheel --quiet --no-deps --wheel-dir "$wheels" "$SOURCE" \
+  || { echo "ti-tui install: pip could not build ti-tui from $SOURCE" >&2; exit 1; }
+wheel=$(ls "$wheels"/*.whl)
+pip install --quiet "$wheel" || { echo "ti-tui install: pip could not install ti-tui" >&2; exit 1; }
 if [ "$updating" = 1 ]; then
   # The same version number from a newer checkout: replace ti-tui itself, keep the rest.
-  pip install --quiet --force-reinstall --no-deps "$SOURCE" || exit 1
+  pip install --quiet --force-reinstall --no-deps "$wheel" || exit 1
 fi
 "$VENV/bin/python" -c 'import torch, ti_tui' \
   || { echo "ti-tui install: the new environment cannot import ti-tui" >&2; exit 1; }

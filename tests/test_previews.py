@@ -233,3 +233,34 @@ async def test_the_grid_in_sixel_mode_writes_sixels(tmp_path, monkeypatch):
         update = app.screen._compositor.render_full_update()
         frame = update.render_segments(app.console)
         assert frame.count("\x1bP") == 2 and "#0;2;" in frame
+
+
+async def test_the_grid_in_kitty_mode_sends_each_png_once(tmp_path, monkeypatch):
+    """Kitty chosen: each preview goes to the terminal as PNG data (Kitty graphics), and the
+    frame holds the cells that place it."""
+    from textual.app import App
+
+    from ti_tui.screens.preview_grid import PreviewGridScreen, PreviewTile
+
+    for step in (0, 5):
+        write_png(tmp_path / "previews" / f"step-{step}.png", step)
+    monkeypatch.setattr(preview_art, "protocol", KITTY)
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "__stdout__", terminal)  # where textual-image sends images
+
+    class One(App):
+        def on_mount(self):
+            self.push_screen(PreviewGridScreen(tmp_path))
+
+    app = One()
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if len(app.screen.query(PreviewTile)) == 2:
+                break
+        await pilot.pause(0.1)
+        frame = app.screen._compositor.render_full_update().render_segments(app.console)
+    sent = terminal.getvalue()
+    images = set(re.findall(r"\x1b_Gi=(\d+),m=0,f=100", sent))
+    assert len(images) >= 2  # one transmission per picture
+    assert chr(0x10EEEE) in frame  # Kitty's placeholder cells carry the pictures

@@ -42,7 +42,7 @@ def make_invokeai6_root(root: Path, tiny_model_dir: Path, checkpoint: Path, *,
         {"key": "a3", "name": "FLUX Dev", "type": "main", "base": "flux",
          "format": "checkpoint", "path": "flux/main/flux1-dev.safetensors"},
         {"key": "a4", "name": "Paint", "type": "main", "base": "sd-1", "format": "checkpoint",
-         "path": str(checkpoint), "variant": "inpaint"},
+         "path": "sd-1/main/paint.safetensors", "variant": "inpaint"},
         {"key": "a5", "name": "Some LoRA", "type": "lora", "base": "sd-1",
          "format": "lycoris", "path": "sd-1/lora/x.safetensors"},
     ]
@@ -129,3 +129,45 @@ def test_database_checkpoint_trains_by_name(tmp_path, tiny_model_dir, sd1_file,
         capture_output=True, text=True, timeout=600, env=ENV)
     assert run.returncode == 0, run.stdout + run.stderr
     assert any((tmp_path / "out").glob("*.safetensors"))
+
+
+async def test_form_lists_described_models_refuses_unsupported_and_trains_a_checkpoint(
+        tmp_path, tiny_model_dir, sd1_file, demo_images_dir, keep_signal_handlers):
+    """The form's model list from an InvokeAI 6.x database: family, format, size and source
+    shown; a Flux entry listed and refused with its reason; the SD1 checkpoint picked by
+    name, handed to the runner, and trained (2 updates, in-process)."""
+    from trainer import train
+    from trainer.config import TrainConfig
+
+    from .form_pilot import SIZE, FakeRunner, app_for, ready
+
+    root = make_invokeai6_root(tmp_path / "r", tiny_model_dir, sd1_file)
+    shutil.copytree(demo_images_dir, root / "text-inversion-training-data" / "cat")
+    defaults = TrainConfig(root=str(root), model="Tiny Checkpoint",
+                           model_config=str(tiny_model_dir), device="cpu", max_train_steps=2,
+                           train_batch_size=1, early_stopping="none", save_steps=0,
+                           checkpointing_steps=0, scale_lr=False)
+    runner = FakeRunner()
+    async with app_for(root, runner, restore=False, defaults=defaults).run_test(size=SIZE) as pilot:
+        form = await ready(pilot)
+        picker = form.model_picker
+        labels = dict(zip([name for name, _ in picker.models], picker.labels, strict=True))
+        assert "SD1 · checkpoint · 14.2 MB · InvokeAI 4+ database" in labels["Tiny Checkpoint"]
+        assert "SD1 · diffusers" in labels["Tiny Folder"]
+        assert "unsupported: a Flux model" in labels["FLUX Dev"]
+        assert picker.value == str(sd1_file) and form.facts.format == "checkpoint"
+        flux = dict(picker.models)["FLUX Dev"]
+        picker.select.value = str(flux)
+        await pilot.pause(0.2)
+        assert "FLUX Dev is a Flux model" in form.model_problem
+        picker.select.value = str(sd1_file)
+        form = await ready(pilot)
+        assert form.model_problem is None
+        await pilot.press("tab", *"cat")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+    config = runner.configs[0]
+    assert (config.model, config.model_config) == (str(sd1_file), str(tiny_model_dir))
+    events: list = []
+    result = train(config, emit=events.append)
+    assert result.reason == "max_steps" and result.step == 2

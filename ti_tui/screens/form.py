@@ -277,6 +277,12 @@ class TrainingForm(Screen[TrainConfig]):
         self._tokenizer_key = None
         if not model:
             return
+        same = [m for m in self.models if str(getattr(m, "path", "")) == model]
+        listed = same[0] if same and all(getattr(m, "problem", None) for m in same) else None
+        if listed is not None:  # SD3, Flux, a refiner...: listed, and refused with its reason
+            self.model_problem = (f"{listed.name} is {listed.problem}; ti-tui trains SD 1.x, "
+                                  "SD 2.x and SDXL base models and their fine-tunes.")
+            return
         try:
             self.facts = check_model(Path(model), model_config=self.defaults.model_config,
                                      prediction_type=self.defaults.prediction_type)

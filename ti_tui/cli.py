@@ -223,9 +223,16 @@ def cmd_models(argv: list[str]) -> int:
                     "3.x models folder, 2.3 models.yaml) and checkpoint folders "
                     "(A1111/Forge models/Stable-diffusion, ComfyUI models/checkpoints).")
     parser.add_argument("--root", "--root_dir", dest="root", default=None)
+    parser.add_argument("--models_dir", action="append", default=[], metavar="DIR",
+                        help="A folder of .safetensors/.ckpt checkpoints; repeatable. Given "
+                             "folders are remembered (preferences.toml under the root) and "
+                             "listed, and named by --model, from then on.")
     args = parser.parse_args(argv)
+    from ti_tui.preferences import remember_models_dirs, saved_models_dirs
     from trainer.config import default_root
+    from trainer.discovery import SOURCES, checkpoint_folders, size_text
     from trainer.models import find_models
+    from trainer.paths import check_path
 
     root = Path(args.root or default_root()).expanduser()
     check_path("root", root)
@@ -275,11 +282,3 @@ def cmd_watch(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    parser.add_argument("--models_dir", action="append", default=[], metavar="DIR",
-                        help="A folder of .safetensors/.ckpt checkpoints; repeatable. Given "
-                             "folders are remembered (preferences.toml under the root) and "
-                             "listed, and named by --model, from then on.")
-    from ti_tui.preferences import remember_models_dirs, saved_models_dirs
-    from trainer.discovery import SOURCES, checkpoint_folders, size_text
-    from trainer.paths import check_path
-

@@ -60,7 +60,7 @@ class PreviewTile(Vertical):
     """One preview: "step N" over its picture."""
 
     DEFAULT_CSS = """
-    PreviewTile { height: auto; width: auto; margin: 0 1 1 0; }
+    PreviewTile { height: auto; width: auto; }
     PreviewTile > Label { width: 100%; text-style: bold; }
     PreviewTile > .preview-picture { width: 26; height: 13; }
     """
@@ -68,6 +68,8 @@ class PreviewTile(Vertical):
     def __init__(self, step: int, path: Path, size: tuple[int, int]) -> None:
         super().__init__()
         self.step, self.path, self.tile_size = step, path, size
+        # The label's row plus the picture's: a grid row must not clip the picture's last row.
+        self.styles.width, self.styles.height = size[0], size[1] + 1
 
     def compose(self) -> ComposeResult:
         yield Label(f"step {self.step}")
@@ -81,7 +83,7 @@ class PreviewGrid(Widget):
     """Every preview of the run in `folder`, in step order, wrapped to the width."""
 
     DEFAULT_CSS = """
-    PreviewGrid { layout: grid; grid-size: 3; height: auto; grid-gutter: 0 1; }
+    PreviewGrid { layout: grid; grid-size: 3; height: auto; grid-gutter: 1 2; }
     PreviewGrid > .preview-none { color: $text-muted; column-span: 3; }
     """
 
@@ -104,8 +106,11 @@ class PreviewGrid(Widget):
         self._fit_columns()
 
     def _fit_columns(self) -> None:
-        columns = max(1, self.size.width // (self.tile_size[0] + 2)) if self.size.width else 3
+        """As many tiles a row as fit; every row as tall as a tile (label + picture)."""
+        columns = max(1, (self.size.width + 2) // (self.tile_size[0] + 2)) \
+            if self.size.width else 3
         self.styles.grid_size_columns = columns
+        self.styles.grid_rows = str(self.tile_size[1] + 1)
 
     def rescan(self) -> None:
         """Add the tiles of previews written since the last look."""

@@ -314,3 +314,41 @@ def test_truncated_ckpt_is_refused_as_damaged_not_as_code(tiny_model_dir, tmp_pa
     with pytest.raises(ModelError, match="is damaged") as caught:
         models.check_model(ckpt)
     assert "needs code" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def sd2_file(tiny_vpred_model_dir, tmp_path_factory) -> Path:
+    """The tiny model as an SD 2.x-layout file: its text encoder in OpenCLIP names."""
+    from .ldm_layout import open_clip_to_ldm, unet_to_ldm, vae_to_ldm
+
+    model = tiny_vpred_model_dir
+    state = {**unet_to_ldm(model / "unet"), **vae_to_ldm(model / "vae"),
+             **open_clip_to_ldm(model / "text_encoder", "cond_stage_model.model.")}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-sd2.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+def test_sd2_file_without_the_flag_is_a_guess_with_a_warning(sd2_file, tiny_vpred_model_dir,
+                                                             monkeypatch, tmp_path,
+                                                             demo_images_dir):
+    """No silent guess: the shipped SD 2.x config (here the tiny one standing in for it) gets
+    a prediction type from the weights and a warning naming --prediction_type, which the run
+    reports; the flag, when given, is used as it is and nothing is said."""
+    from trainer import train
+
+    from .helpers import make_config
+
+    monkeypatch.setattr(single_file, "shipped_config",
+                        lambda family, prediction: tiny_vpred_model_dir)
+    facts = models.check_model(sd2_file)
+    assert facts.family == "sd2" and facts.prediction_type == "v_prediction"
+    assert "--prediction_type" in facts.warning and "guessed v_prediction" in facts.warning
+    told = models.check_model(sd2_file, prediction_type="epsilon")
+    assert told.prediction_type == "epsilon" and told.warning is None
+    events: list = []
+    result = train(make_config(sd2_file, demo_images_dir, tmp_path, max_train_steps=2),
+                   emit=events.append)
+    assert result.step == 2
+    warnings = [e.message for e in events if getattr(e, "type", "") == "warning"]
+    assert any("--prediction_type" in w for w in warnings)

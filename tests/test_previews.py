@@ -264,3 +264,34 @@ async def test_the_grid_in_kitty_mode_sends_each_png_once(tmp_path, monkeypatch)
     images = set(re.findall(r"\x1b_Gi=(\d+),m=0,f=100", sent))
     assert len(images) >= 2  # one transmission per picture
     assert chr(0x10EEEE) in frame  # Kitty's placeholder cells carry the pictures
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_every_picture_fits_inside_its_tile(tmp_path, monkeypatch, size):
+    """Rows of the grid are as tall as a tile: no picture is clipped by the next row."""
+    from textual.app import App
+
+    from ti_tui.screens.preview_grid import PreviewGridScreen, PreviewTile
+
+    for step in range(0, 45, 5):
+        write_png(tmp_path / "previews" / f"step-{step}.png", step)
+    monkeypatch.setattr(preview_art, "protocol", HALF_BLOCKS)
+
+    class One(App):
+        def on_mount(self):
+            self.push_screen(PreviewGridScreen(tmp_path))
+
+    app = One()
+    async with app.run_test(size=size) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if len(app.screen.query(PreviewTile)) == 9:
+                break
+        await pilot.pause(0.1)
+        tiles = list(app.screen.query(PreviewTile))
+        assert [t.step for t in tiles] == list(range(0, 45, 5))
+        for tile in tiles:
+            picture = tile.children[1].region
+            assert tile.region.contains_region(picture), (tile.step, tile.region, picture)
+        rows = sorted({t.region.y for t in tiles})
+        assert all(b - a > tiles[0].region.height - 1 for a, b in zip(rows, rows[1:]))

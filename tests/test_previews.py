@@ -41,7 +41,7 @@ XTERM = {"TERM": "xterm-256color"}
     ("auto", XTERM | {"TERM_PROGRAM": "WezTerm"}, True, SIXEL),
     ("auto", XTERM, True, None),  # unknown: ask the terminal
     ("half-blocks", {"TERM": "xterm-kitty"}, True, HALF_BLOCKS),
-    ("kitty", XTERM | {"TMUX": "x"}, True, KITTY),  # forced: the user knows (passthrough)
+    ("sixel", XTERM | {"TMUX": "x"}, True, SIXEL),  # forced: a tmux built with Sixel
     ("iterm", XTERM, True, SIXEL),
 ])
 def test_the_environment_decides_when_it_can(choice, env, tty, expected):

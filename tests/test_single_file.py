@@ -352,3 +352,16 @@ def test_sd2_file_without_the_flag_is_a_guess_with_a_warning(sd2_file, tiny_vpre
     assert result.step == 2
     warnings = [e.message for e in events if getattr(e, "type", "") == "warning"]
     assert any("--prediction_type" in w for w in warnings)
+
+
+def test_an_a1111_yaml_beside_the_file_decides_the_prediction_type(tmp_path):
+    key = single_file._SD2_VPRED_KEY
+    path = tmp_path / "model.safetensors"
+    save_file({key: torch.linspace(-0.01, 0.01, 320)}, str(path))  # weights say epsilon
+    shapes = weights_check.read_shapes(path)
+    (tmp_path / "model.yaml").write_text(
+        "model:\n  target: ldm.models.diffusion.ddpm.LatentDiffusion\n"
+        "  params:\n    parameterization: \"v\"\n")
+    assert single_file.guess_sd2_prediction(path, shapes) == "v_prediction"
+    (tmp_path / "model.yaml").write_text("model:\n  params:\n    linear_start: 0.00085\n")
+    assert single_file.guess_sd2_prediction(path, shapes) == "epsilon"

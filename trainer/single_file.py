@@ -125,13 +125,35 @@ def refusal(path: Path, detected: Detected) -> ModelError:
                       field="model")
 
 
+def _original_config_prediction(path: Path) -> str | None:
+    """The prediction type an A1111-style `<stem>.yaml` beside the file states, if any."""
+    import yaml
+
+    for config in (path.with_suffix(".yaml"), path.with_suffix(".yml")):
+        try:
+            data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        params = ((data or {}).get("model") or {}).get("params") or {} \
+            if isinstance(data, dict) else {}
+        if isinstance(params, dict):
+            return "v_prediction" if params.get("parameterization") == "v" else "epsilon"
+    return None
+
+
 def guess_sd2_prediction(path: Path, shapes: dict[str, TensorInfo]) -> str:
     """"v_prediction" or "epsilon" for an SD 2.x file, by ComfyUI's rule (module docstring).
 
-    A `v_pred` key (ComfyUI writes one into v-prediction checkpoints it saves) decides first.
-    Reads one small tensor; a pickle (.ckpt) is not opened again and counts as v-prediction,
-    the kind of the SD 2.x models most people hold (2.0-v and 2.1-v, 768 px).
+    Decided first by what sits beside the file: A1111's convention of an original config
+    `<name>.yaml` next to `<name>.safetensors` (`model.params.parameterization: "v"` for
+    v-prediction, as in Stability's v2-inference-v.yaml; none for epsilon), then a `v_pred`
+    key (ComfyUI writes one into v-prediction checkpoints it saves). Reads one small tensor;
+    a pickle (.ckpt) is not opened again and counts as v-prediction, the kind of the SD 2.x
+    models most people hold (2.0-v and 2.1-v, 768 px).
     """
+    beside = _original_config_prediction(path)
+    if beside is not None:
+        return beside
     if "v_pred" in shapes:
         return "v_prediction"
     if path.suffix.lower() != ".safetensors" or _SD2_VPRED_KEY not in shapes:
@@ -194,8 +216,10 @@ def check_single_file(path: Path, *, model_config: str | Path | None = None,
     else:
         if family == "sd2" and prediction_type is None:
             guessed = guess_sd2_prediction(path, shapes)
+            source = ("the .yaml beside it" if _original_config_prediction(path)
+                      else "its weights")
             warning = (f"{path.name} is an SD 2.x model, and such files do not say whether they "
-                       f"predict noise or velocity; guessed {guessed} from its weights. Pass "
+                       f"predict noise or velocity; guessed {guessed} from {source}. Pass "
                        "--prediction_type epsilon or v_prediction if the previews look wrong.")
             prediction_type = guessed
         config_dir = shipped_config(family, prediction_type or "epsilon")

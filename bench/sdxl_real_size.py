@@ -155,8 +155,20 @@ def main(argv: list[str] | None = None) -> dict:
         mixed_precision=precision, gradient_checkpointing=args.gradient_checkpointing,
         device=device)
     events: list[tuple[float, object]] = []
-    train(config, emit=lambda event: events.append((time.perf_counter(), event)))
-    return report(args, events, started, build_s, device, precision, resolution, steps, model)
+    startup_peak: list[float] = []
+
+    def emit(event) -> None:
+        events.append((time.perf_counter(), event))
+        if event.type == "run_started" and device == "cuda":
+            # Loading and latent caching are done: their peak apart from the updates'.
+            startup_peak.append(torch.cuda.max_memory_allocated() / 2**20)
+            torch.cuda.reset_peak_memory_stats()
+
+    train(config, emit=emit)
+    result = report(args, events, started, build_s, device, precision, resolution, steps, model)
+    result["startup_peak_gpu_mb"] = startup_peak[0] if startup_peak else None
+    print(json.dumps(result))
+    return result
 
 
 def report(args, events, started, build_s, device, precision, resolution, steps, model) -> dict:
@@ -191,13 +203,14 @@ def report(args, events, started, build_s, device, precision, resolution, steps,
         "p90_s_per_update": percentile(times, 0.9) if times else None,
         "updates_measured": len(times),
         "preview_s": round(preview_t[0] - step_events[-1][0], 2) if preview_t else None,
+        # On CUDA the peak since the start of the updates (the previews' included); on a CPU
+        # the process's resident memory.
         "peak_memory_mb": max((e.memory_mb or 0) for _, e in step_events) if step_events
         else None,
         "losses_finite": all(math.isfinite(e.loss) for _, e in step_events),
         "l_det_finite": all(e.l_det is None or math.isfinite(e.l_det) for _, e in step_events),
         "total_s": round(time.perf_counter() - started, 1),
     }
-    print(json.dumps(result))
     return result
 
 

@@ -196,3 +196,29 @@ def test_an_overflowing_vae_is_refused_before_the_first_update():
     with pytest.raises(ConfigError, match="overflowed in float16.*--vae_precision fp32"):
         LatentCache.encode(OverflowingVAE(), torch.zeros(1, 3, 4, 4), torch.device("cpu"),
                            dtype=torch.float16)
+
+
+def test_large_pictures_are_encoded_one_per_vae_call(tiny_sdxl_dir, monkeypatch):
+    """At SDXL's size each image and each mirror gets its own VAE call (the start-up's memory
+    peak), with the same latents as encoding them all at once."""
+    from diffusers import AutoencoderKL
+
+    from trainer import latents
+
+    assert latents.pictures_per_call(1024, 1024) == 1 and latents.pictures_per_call(512, 512) == 4
+    vae = AutoencoderKL.from_pretrained(str(tiny_sdxl_dir), subfolder="vae")
+    pixels = torch.rand(3, 3, 32, 32) * 2 - 1
+    calls: list[int] = []
+    encode = vae.encode
+    monkeypatch.setattr(vae, "encode", lambda x: calls.append(x.shape[0]) or encode(x))
+    monkeypatch.setattr(latents, "ENCODE_PIXELS", 32 * 32)
+    one_by_one = latents.LatentCache.encode(vae, pixels, torch.device("cpu"))
+    assert calls == [1] * 6
+    monkeypatch.setattr(latents, "ENCODE_PIXELS", 10**9)
+    monkeypatch.setattr(latents, "ENCODE_BATCH", 3)
+    at_once = latents.LatentCache.encode(vae, pixels, torch.device("cpu"))
+    assert calls[6:] == [6] and one_by_one.mean.shape == (3, 2, 4, 16, 16)
+    torch.testing.assert_close(one_by_one.mean, at_once.mean)
+    torch.testing.assert_close(one_by_one.std, at_once.std)
+    mirrored = latents.LatentCache.encode(vae, pixels.flip(-1), torch.device("cpu"))
+    torch.testing.assert_close(mirrored.mean[:, 0], at_once.mean[:, 1])

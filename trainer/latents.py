@@ -13,10 +13,21 @@ import torch
 from trainer.errors import ConfigError, ModelError
 
 ENCODE_BATCH = 2
-"""Images per VAE call (each goes with its mirror). Small on purpose: the encoder's activations
-for many images at once, not its weights, make the peak memory of the whole start-up, and the
-time does not depend on it (bench/startup.py, small preset, 6 images: 8 per call 12.2 s and
-+799 MB over the loaded models, 1 per call 11.9 s and +252 MB)."""
+"""Images per VAE call at most (each goes with its mirror). Small on purpose: the encoder's
+activations for many images at once, not its weights, make the peak memory of the whole
+start-up, and the time does not depend on it (bench/startup.py, small preset, 6 images: 8 per
+call 12.2 s and +799 MB over the loaded models, 1 per call 11.9 s and +252 MB)."""
+ENCODE_PIXELS = 4 * 512 * 512
+"""Pixels per VAE call at most, images and mirrors counted apart: 2 images with their mirrors
+at 512 px, one picture per call from 768 px on. At SDXL's 1024 px the fp32 encoder's
+activations for 4 pictures per call made the peak GPU memory of a whole run; one per call
+(and the UNet moved and cast in one go, trainer/setup.py) took the start-up's peak from 20.9
+to 11.6 GB, below the updates' 13-16 GB (bench/sdxl_real_size.py on an H200)."""
+
+
+def pictures_per_call(height: int, width: int) -> int:
+    """How many pictures (an image or a mirror) one VAE call encodes at this size."""
+    return max(1, min(2 * ENCODE_BATCH, ENCODE_PIXELS // (height * width)))
 
 
 class LatentCache:
@@ -36,16 +47,18 @@ class LatentCache:
     def encode(cls, vae, pixels: torch.Tensor, device: torch.device,
                dtype: torch.dtype = torch.float32) -> LatentCache:
         """Encode [n, 3, H, W] pixels in [-1, 1] and their horizontal mirrors."""
+        n = pixels.shape[0]
+        # [image 0, mirror 0, image 1, mirror 1, ...]: the (image, flip) layout of the cache.
+        pictures = torch.stack([pixels, pixels.flip(-1)], dim=1).flatten(0, 1)
+        step = pictures_per_call(pixels.shape[-2], pixels.shape[-1])
         means, stds = [], []
-        for start in range(0, pixels.shape[0], ENCODE_BATCH):
-            chunk = pixels[start:start + ENCODE_BATCH]
-            both = torch.cat([chunk, chunk.flip(-1)]).to(device, dtype)
-            dist = vae.encode(both).latent_dist
-            n = chunk.shape[0]
-            means.append(torch.stack([dist.mean[:n], dist.mean[n:]], dim=1).float())
-            stds.append(torch.stack([dist.std[:n], dist.std[n:]], dim=1).float())
+        for start in range(0, pictures.shape[0], step):
+            dist = vae.encode(pictures[start:start + step].to(device, dtype)).latent_dist
+            means.append(dist.mean.float())
+            stds.append(dist.std.float())
         scaling = float(getattr(vae.config, "scaling_factor", 0.18215))
-        mean, std = torch.cat(means), torch.cat(stds)
+        mean = torch.cat(means).unflatten(0, (n, 2))
+        std = torch.cat(stds).unflatten(0, (n, 2))
         if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
             # Every update would then be NaN: say so before the first one.
             if dtype != torch.float32:

@@ -13,13 +13,11 @@ still going; neither needs the other's module.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,11 +26,8 @@ from trainer import control, devices, threads
 from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE
 from trainer.errors import write_failed
-from trainer.fsutil import atomic_write_text
 from trainer.lock import LOCK_NAME, read_lock
-
-RUN_FILE = "run.toml"
-LOG_FILE = "trainer.log"
+from trainer.start import LOG_FILE, RUN_FILE
 
 
 class RunHandle(Protocol):
@@ -111,32 +106,15 @@ class TrainerProcess:
 
 
 def prepare_output(config: TrainConfig) -> TrainConfig:
-    """Check everything, then create the output folder and write run.toml.
+    """Check everything, then create the output folder and write run.toml (in this process).
 
-    Raises UserError before anything is written. The seed is fixed here so that run.toml
-    reruns the same run.
+    Raises UserError before anything is written; returns the config with its seed fixed, so
+    that run.toml reruns the same run. (`start_run` leaves this to the trainer process when it
+    is one process: trainer/start.py.)
     """
-    from trainer.preflight import preflight
+    from trainer.start import prepare_output as check_and_write
 
-    preflight(config)
-    if config.seed is None:
-        config = config.replace(seed=int.from_bytes(os.urandom(4), "little") % 2**31)
-    out = config.output_path
-    created = [p for p in (out, *out.parents) if not p.exists()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        events = out / EVENTS_FILE
-        if events.exists():
-            # A new run starts a new event log; the old one is kept beside it.
-            events.rename(out / f"events-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-        atomic_write_text(out / RUN_FILE, config.to_toml())
-    except OSError as exc:
-        # A full or read-only disk: one sentence, and no empty folders left behind.
-        for folder in created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise write_failed(exc.filename or out, exc, out) from None
-    return config
+    return check_and_write(config)[0]
 
 
 def discard_failed_start(output_dir: Path) -> bool:
@@ -196,7 +174,20 @@ def free_port() -> int:
 
 
 def start_run(config: TrainConfig) -> TrainerProcess:
-    """Validate, write run.toml, and start the trainer detached from this terminal."""
+    """Validate, write run.toml, and start the trainer detached from this terminal.
+
+    One process: the trainer itself runs the checks and writes the folder, answering before it
+    loads anything (trainer/start.py), so torch and the checks are paid for once; a refused run
+    raises its UserError here with nothing written. Several processes: this process checks
+    and writes run.toml, then `accelerate launch` starts them.
+    """
+    if config.num_processes == 1:
+        from trainer.start import launch
+
+        command, env = trainer_command(config, config.output_path / RUN_FILE)
+        process = launch(config, command[:3], env)  # [python, -m, trainer]
+        out = config.output_path
+        return TrainerProcess(output_dir=out, events_path=out / EVENTS_FILE, process=process)
     config = prepare_output(config)
     out = config.output_path
     command, env = trainer_command(config, out / RUN_FILE)

@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.flags import parse_config
 
     argv = sys.argv[1:] if argv is None else argv
+    from trainer.start import START_FLAG, serve
+
+    if argv[:1] == [START_FLAG]:
+        # Started by the UI (trainer/start.py): this process checks, writes, then trains.
+        return serve(argv[1:], plan_threads=_plan_threads_before_torch, run=run)
     if argv and not argv[0].startswith("-"):
         argv = ["--config", *argv]  # the usual form: python -m trainer run.toml
     try:
@@ -60,7 +65,8 @@ def _plan_threads_before_torch(config) -> None:
                                                   threads.local_processes()))
 
 
-def run(config) -> int:
+def run(config, pf=None) -> int:
+    """Train `config`; `pf` is its Preflight when this process already ran the checks."""
     from trainer import lock
     from trainer.control import CONTROL_DIR, Control
     from trainer.events import EVENTS_FILE, Error, EventLog, StopReason
@@ -99,7 +105,7 @@ def run(config) -> int:
     try:
         from trainer.loop import train
 
-        result = train(config, emit=emit, control=control)
+        result = train(config, emit=emit, control=control, checked=pf)
     except UserError as exc:
         print(f"ti-tui: {exc}", file=sys.stderr)
         return 2

@@ -333,13 +333,18 @@ class TrainConfig:
             from trainer.paths import refusal
 
             raise refusal("config", path, exc) from None
+        return cls.from_toml_data(data, source=str(path))
+
+    @classmethod
+    def from_toml_data(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build from parsed run.toml data: one table per group, or flat keys."""
         flat: dict[str, Any] = {}
         for key, value in data.items():
             if isinstance(value, dict):
                 flat.update(value)
             else:
                 flat[key] = value
-        return cls.from_dict(flat, source=str(path))
+        return cls.from_dict(flat, source=source)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> TrainConfig:

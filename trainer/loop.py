@@ -26,7 +26,7 @@ from trainer.events import Emit, Error, RunStarted, Step, Stopped, StopReason, W
 from trainer.optim import make_optimizer
 from trainer.lock import RunLock
 from trainer.objective import diffusion_loss
-from trainer.preflight import preflight
+from trainer.preflight import Preflight, preflight
 from trainer.sampler import BatchSampler
 from trainer.setup import Session, describe_dataset, prepare, resolve_seed
 from trainer.tracking import Tracker
@@ -45,8 +45,12 @@ class RunResult:
 
 
 def train(config: TrainConfig, emit: Emit | None = None, control: Control | None = None,
-          accelerator=None) -> RunResult:
-    """Run one training run; every outcome, errors included, ends with a `stopped` event."""
+          accelerator=None, checked: Preflight | None = None) -> RunResult:
+    """Run one training run; every outcome, errors included, ends with a `stopped` event.
+
+    `checked` is the Preflight of `config` when this process just ran it (trainer/start.py);
+    otherwise every check runs here.
+    """
     from accelerate import Accelerator
 
     _quiet_libraries()
@@ -59,7 +63,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
     lock = None
     loop: _Loop | None = None
     try:
-        pf = preflight(config, check_lock=main)
+        pf = checked if checked is not None else preflight(config, check_lock=main)
         if main:
             try:
                 config.output_path.mkdir(parents=True, exist_ok=True)

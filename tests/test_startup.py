@@ -1,0 +1,114 @@
+"""One process pays for the start-up (issue 16 goal 4): trainer/start.py.
+
+`ti-tui train` and the form start the trainer with `python -m trainer --start FD`; the trainer
+runs every check, writes the folder only when they pass, and answers. So the UI process never
+imports torch, diffusers or transformers, a refused run still leaves nothing behind with the
+same sentence and field, and `python -m trainer run.toml` alone still checks everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "diffusers", "transformers", "accelerate", "safetensors")
+
+UI_SIDE = """
+import json, sys
+from ti_tui.runner import start_run
+from trainer.errors import UserError
+from trainer.flags import parse_config
+
+config = parse_config(sys.argv[1:], prog="ti-tui train")
+answer = {}
+try:
+    handle = start_run(config)
+    answer["code"] = handle.wait(600)
+except UserError as exc:
+    answer["error"] = [type(exc).__name__, exc.field, str(exc)]
+answer["heavy"] = [m for m in %r if m in sys.modules]
+print(json.dumps(answer))
+""" % (HEAVY,)
+
+
+def _ui(flags: list[str]) -> dict:
+    """Run the UI's side of a start in a fresh interpreter; its answer and imports."""
+    done = subprocess.run([sys.executable, "-c", UI_SIDE, *flags], capture_output=True,
+                          text=True, cwd=ROOT, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _flags(tiny_model_dir, demo_images_dir, out: Path, **extra) -> list[str]:
+    flags = ["--model", str(tiny_model_dir), "--train_data_dir", str(demo_images_dir),
+             "--root", str(out.parent), "--output_dir", str(out), "--placeholder_token",
+             "<startup>", "--initializer_token", "star", "--max_train_steps", "2",
+             "--train_batch_size", "2", "--save_steps", "0", "--checkpointing_steps", "0",
+             "--dvar_eval_every", "0", "--no_copy_to_embeddings", "--seed", "3"]
+    for key, value in extra.items():
+        flags += [f"--{key}", str(value)]
+    return flags
+
+
+def test_the_ui_starts_a_run_without_importing_torch(tmp_path, tiny_model_dir,
+                                                     demo_images_dir):
+    out = tmp_path / "run"
+    answer = _ui(_flags(tiny_model_dir, demo_images_dir, out))
+    assert answer.get("code") == 0, (out / "trainer.log").read_text(errors="replace")[-3000:]
+    assert answer["heavy"] == [], "the UI process imported the trainer's libraries"
+    # The trainer wrote the folder itself, as the UI used to: run.toml (seed kept), its log.
+    run_toml = (out / "run.toml").read_text()
+    assert "seed = 3" in run_toml
+    assert (out / "trainer.log").exists()
+    types = [json.loads(line)["type"] for line in (out / "events.jsonl").read_text().splitlines()]
+    assert types.count("step") == 2 and types[-1] == "stopped"
+
+
+@pytest.mark.parametrize("extra, kind, field, words", [
+    ({"initializer_token": "zzqx qqz"}, "ConfigError", "initializer_token", "splits into"),
+    ({"resume_from_checkpoint": "latest"}, "ResumeError", "resume_from_checkpoint",
+     "found no complete checkpoint"),
+])
+def test_a_refused_run_raises_the_same_error_in_the_ui_and_writes_nothing(
+        tmp_path, tiny_model_dir, demo_images_dir, extra, kind, field, words):
+    out = tmp_path / "deep" / "run"
+    answer = _ui(_flags(tiny_model_dir, demo_images_dir, out, **extra))
+    name, got_field, sentence = answer["error"]
+    assert (name, got_field) == (kind, field)
+    assert words in sentence and "\n" not in sentence
+    assert not (tmp_path / "deep").exists(), "a refused run must write nothing"
+    assert answer["heavy"] == []
+
+
+def test_a_missing_data_folder_is_refused_with_its_field(tmp_path, tiny_model_dir):
+    out = tmp_path / "run"
+    answer = _ui(_flags(tiny_model_dir, tmp_path / "no-such-folder", out))
+    assert answer["error"][1] == "train_data_dir"
+    assert not out.exists()
+
+
+def test_the_trainer_alone_still_checks_a_hand_edited_run_toml(tmp_path, tiny_model_dir,
+                                                               demo_images_dir):
+    """`python -m trainer run.toml` never trusts that somebody checked before it."""
+    from trainer.flags import parse_config
+
+    out = tmp_path / "run"
+    config = parse_config(_flags(tiny_model_dir, demo_images_dir, out,
+                                 initializer_token="zzqx qqz"), prog="t")
+    out.mkdir()
+    (out / "run.toml").write_text(config.to_toml())
+    done = subprocess.run([sys.executable, "-m", "trainer", str(out / "run.toml")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("ti-tui: Initializer 'zzqx qqz'")
+
+
+def test_start_mode_without_its_answer_descriptor_is_a_usage_error():
+    done = subprocess.run([sys.executable, "-m", "trainer", "--start"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300, check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "--start" in done.stderr

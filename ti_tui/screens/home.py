@@ -38,7 +38,9 @@ from ti_tui.runs_index import (DAMAGED, NOT_A_RUN, RunEntry, default_runs_folder
 from ti_tui.screens.home_dialogs import ConfirmDelete, ModelsScreen
 
 REFRESH_S = 2.0
-"""How often the list is read again (two small reads per run folder)."""
+"""How often the list is read again (two small reads per changed run folder)."""
+AGE_REDRAW_S = 10.0
+"""An unchanged list is redrawn this often, for its Age column."""
 
 FAMILY_WORDS = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}
 STATE_STYLE = {"running": "bold cyan", "finished": "green", "dvar": "green", "user": "yellow",
@@ -107,6 +109,7 @@ class HomeScreen(Screen[HomeChoice]):
                                                           for p in runs or [])]
         self.entries: list[RunEntry] = []
         self._select = select
+        self._drawn_at = 0.0
 
     def compose(self) -> ComposeResult:
         places = ", ".join(str(p) for p in self.places)
@@ -131,11 +134,15 @@ class HomeScreen(Screen[HomeChoice]):
         self.app.call_from_thread(self.show_entries, entries)
 
     def show_entries(self, entries: list[RunEntry]) -> None:
+        now = time.time()
+        if entries == self.entries and self._select is None and \
+                now - self._drawn_at < AGE_REDRAW_S:
+            return  # nothing changed: no redraw, the cursor and scroll stay as they are
+        self._drawn_at = now
         table = self.query_one(DataTable)
         keep = self._select or (self.selected.folder if self.selected else None)
         self._select = None
         self.entries = entries
-        now = time.time()
         table.clear()
         for entry in entries:
             model = entry.model.rsplit("/", 1)[-1] if entry.model else "-"

@@ -64,7 +64,21 @@ def refusal(field: str, path: str | os.PathLike[str], exc: OSError) -> ConfigErr
     shown = str(path)
     if len(shown) > 120:
         shown = f"{shown[:60]}...{shown[-40:]} ({len(shown)} characters)"
+    if exc.errno == errno.ENOTDIR:
+        blocker = _file_on_the_way(Path(path).expanduser())
+        if blocker is not None:
+            verb = "created" if field == "output_dir" else "used"
+            return ConfigError(f"{_label(field)} {shown} cannot be {verb} because {blocker} is "
+                               "a file; fix the path so that it names a folder.", field=field)
     return ConfigError(f"{_label(field)} {shown} cannot be used: {why(exc)}.", field=field)
+
+
+def _file_on_the_way(path: Path) -> Path | None:
+    """The first part of `path` that exists and is not a folder (what ENOTDIR is about)."""
+    for part in reversed(path.parents):
+        if os.path.exists(part) and not os.path.isdir(part):
+            return part
+    return None
 
 
 def check_path(field: str, value: str | os.PathLike[str] | None) -> None:
@@ -109,7 +123,11 @@ def check_creatable(field: str, path: Path) -> None:
     if not probe.is_dir():
         raise ConfigError(f"{_label(field)} {path} cannot be created because {probe} is a "
                           "file; pass a folder path.", field=field)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{_label(field)} {path} is not writable ({probe} refuses new "
+                          "files); pick a folder you own.", field=field)
     try:
+        # os.access says yes for /proc and for read-only bind mounts seen as root: make sure.
         made = tempfile.mkdtemp(prefix=".ti-tui-probe-", dir=probe)
     except OSError as exc:
         raise ConfigError(f"{_label(field)} {path} cannot be created: {probe} refuses new "

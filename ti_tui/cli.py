@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"ti-tui: {exc}", file=sys.stderr)
         return exits.USER_ERROR
+    except OSError as exc:
+        from trainer import paths
+
+        if not paths.is_user_path_error(exc):
+            return exits.exit_code_for(exc)
+        # A path the checks did not reach (they name the field): still one sentence, exit 2.
+        print(f"ti-tui: {exc.filename} cannot be used: {paths.why(exc)}.", file=sys.stderr)
+        return exits.USER_ERROR
     except Exception as exc:  # noqa: BLE001  (any crash: logged, one line, exit 1)
         return exits.exit_code_for(exc)
     except (KeyboardInterrupt, exits.Signalled) as exc:
@@ -145,6 +153,7 @@ def train_headless(config) -> int:
     from ti_tui.headless import follow_run
     from ti_tui.runner import start_run, watch_hint
 
+    fresh = not os.path.exists(config.output_path)  # False, not OSError, for a bad path
     handle = start_run(config)
     interrupts = 0
 
@@ -162,9 +171,9 @@ def train_headless(config) -> int:
     try:
         # SIGHUP and SIGQUIT leave the view (the terminal restored); the trainer goes on.
         with exits.leave_on_signals((signal.SIGHUP, signal.SIGQUIT)):
-            follow_run(handle.events_path, console=console, handle=handle,
-                       tty=terminal.can_draw_live(interactive=False),
-                       log_every=config.log_every)
+            state = follow_run(handle.events_path, console=console, handle=handle,
+                               tty=terminal.can_draw_live(interactive=False),
+                               log_every=config.log_every)
     except exits.Signalled:
         _say_safely(watch_hint(handle.output_dir))
         raise
@@ -172,7 +181,8 @@ def train_headless(config) -> int:
     if code is None:
         code = handle.wait(30)
     if code not in (0, None):
-        _report_failure(handle.output_dir, code)
+        _report_failure(handle.output_dir, code, recorded=state.error is not None,
+                        state=state, fresh=fresh)
     return 0 if code is None else code
 
 
@@ -184,11 +194,49 @@ def _say_safely(line: str) -> None:
         pass
 
 
-def _report_failure(output_dir: Path, code: int) -> None:
+def _report_failure(output_dir: Path, code: int, recorded: bool = True, state=None,
+                    fresh: bool = False) -> None:
+    """Say on stderr why the trainer ended with `code`.
+
+    A user error (2) ends in its one sentence on stderr, like every refusal before the start
+    (stdout's progress lines showed it too). If it struck before the first update in a
+    folder this start created, the folder goes again (runner.discard_failed_start): a
+    refused run leaves nothing behind.
+    """
     if code == 2:
-        return  # the error event was shown already, as one sentence
+        if not recorded:
+            # The trainer could not even append its error event: the disk under the output
+            # folder is full or read-only, so say so from here.
+            print(f"ti-tui: {_unrecorded_stop(output_dir)}", file=sys.stderr)
+            return
+        error = state.error if state is not None else None  # an events.Error
+        if error is not None and error.message:
+            hint = f" {error.hint}" if error.hint else ""
+            _say_safely(f"ti-tui: {error.message}{hint}")
+        if fresh and state is not None and state.step == 0 and not state.last_checkpoint:
+            from ti_tui.runner import discard_failed_start
+
+            discard_failed_start(output_dir)
+        return
     print(f"ti-tui: the trainer failed (exit code {code}); its log is "
           f"{output_dir / 'trainer.log'}.", file=sys.stderr)
+
+
+def _unrecorded_stop(output_dir: Path) -> str:
+    """The sentence for a trainer that stopped (exit 2) without recording why."""
+    import shutil
+
+    from trainer.checkpoint_index import latest_checkpoint
+
+    try:
+        free = f"{shutil.disk_usage(output_dir).free:,} bytes free"
+        latest = latest_checkpoint(output_dir)
+    except OSError as exc:
+        free, latest = f"unreadable: {exc.strerror or exc}", None
+    then = ("resume with --resume_from_checkpoint latest" if latest is not None
+            else "start the run again")
+    return (f"The trainer stopped without being able to write to {output_dir} ({free}); "
+            f"free some space or fix the folder's permissions, then {then}.")
 
 
 def cmd_demo(argv: list[str]) -> int:
@@ -242,8 +290,14 @@ def cmd_models(argv: list[str]) -> int:
             raise ConfigError(f"Checkpoint folder (--models_dir) {folder} is not a folder; "
                               "pass the folder holding your .safetensors/.ckpt files.",
                               field="models_dir")
-    folders = remember_models_dirs(root, args.models_dir) if args.models_dir \
-        else saved_models_dirs(root)
+    folders = saved_models_dirs(root)
+    if args.models_dir:
+        try:
+            folders = remember_models_dirs(root, args.models_dir)
+        except OSError as exc:  # a full or read-only root: list them all the same
+            print(f"ti-tui: could not remember {', '.join(args.models_dir)} under {root} "
+                  f"({exc.strerror or exc}); listing them this time only.", file=sys.stderr)
+            folders = list(dict.fromkeys(folders + list(args.models_dir)))
     found = find_models(root, folders, describe_all=True)
     if not found:
         looked = [str(root)] + [str(f) for f in checkpoint_folders(root, folders)]
@@ -272,6 +326,9 @@ def cmd_watch(argv: list[str]) -> int:
     from ti_tui.headless import run_watch
     from ti_tui.runner import watch_hint
 
+    from trainer.paths import check_path
+
+    check_path("ti-tui watch OUTPUT_DIR", args.output_dir)
     try:
         with exits.leave_on_signals():  # the terminal restored; the run goes on
             return run_watch(args.output_dir.expanduser())

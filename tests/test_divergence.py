@@ -11,7 +11,7 @@ import torch
 
 from trainer import checkpoint, train
 from trainer.divergence import FP16_MAX, NORM_FACTOR, VocabularyRange
-from trainer.embeddings import load_embedding
+from trainer.formats import load_embedding
 from trainer.errors import UserError
 
 from .fault_helpers import assert_every_file_whole
@@ -71,10 +71,11 @@ def test_a_later_divergence_keeps_the_last_good_step(tiny_model_dir, demo_images
 
 def test_an_initial_embedding_that_diverged_is_refused(tiny_model_dir, demo_images_dir,
                                                        tmp_path):
-    from trainer.embeddings import save_embedding
+    from safetensors.torch import save_file
 
-    save_embedding(tmp_path / "emb", "<star>", torch.full((1, 32), 1e30), step=1,
-                   model_name="m")
+    (tmp_path / "emb").mkdir()
+    save_file({"<star>": torch.full((1, 32), 1e30)},
+              str(tmp_path / "emb" / "learned_embeds.safetensors"))
     config = make_config(tiny_model_dir, demo_images_dir, tmp_path,
                          initial_embedding=str(tmp_path / "emb" / "learned_embeds.safetensors"))
     with pytest.raises(UserError) as info:

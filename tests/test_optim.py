@@ -58,11 +58,13 @@ def test_sam_steps_with_the_gradient_at_the_ascended_point_and_returns_the_rows(
     assert torch.allclose(rows.grad, 4 * (start + e - TARGET) ** 3)
 
     reference = torch.nn.Parameter(start.clone())
-    adamw = torch.optim.AdamW([reference], lr=1e-2)
+    cfg = config()
+    adamw = torch.optim.AdamW([reference], lr=1e-2, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                              eps=cfg.adam_epsilon, weight_decay=cfg.adam_weight_decay)
     reference.grad = rows.grad.clone()
     adamw.step()
     sam.step()
-    assert torch.allclose(rows.detach(), reference.detach(), rtol=0, atol=1e-6)
+    assert torch.allclose(rows.detach(), reference.detach(), rtol=0, atol=1e-7)
 
 
 def test_sam_with_a_zero_gradient_takes_its_second_pass_where_it_is():

@@ -540,3 +540,16 @@ def test_a_resume_past_the_end_names_the_limit_that_ends_the_run(finished_run, c
     one_sentence(info.value, *words)
     if field != "max_train_steps":
         assert "--max_train_steps" not in str(info.value)
+
+
+def test_a_schedule_that_ends_first_names_the_limit_it_cuts(tiny_model_dir, demo_images_dir,
+                                                             tmp_path):
+    from trainer import train
+
+    sink: list = []
+    train(make_config(tiny_model_dir, demo_images_dir, tmp_path, learning_rate="5e-3:2",
+                      max_train_steps=4, save_steps=0, checkpointing_steps=0,
+                      dvar_eval_every=0), emit=sink.append)
+    said = [e.message for e in sink if e.type == "warning" and "schedule ends" in e.message]
+    assert said == ["The --learning_rate schedule ends at step 2, before the --max_train_steps "
+                    "limit (4); training stops there."]

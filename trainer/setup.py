@@ -25,7 +25,7 @@ from trainer.errors import ConfigError, ResumeError
 from trainer.evaluation import EvalBatch, build_eval_batch
 from trainer.events import Emit, Phase, StopReason, Warning
 from trainer.latents import LatentCache
-from trainer.plan import RunPlan, make_plan
+from trainer.plan import RunPlan, make_plan, run_limit
 from trainer.preflight import Preflight
 
 PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -168,8 +168,14 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     if start_step >= plan.end_step:
         raise _nothing_left(config, plan, start_step)
     if plan.limit == StopReason.SCHEDULE_END:
-        emit(Warning(message=f"The learning-rate schedule ends at step {plan.end_step}, before "
-                             "the step limit; training stops there."))
+        # Name the limit it comes before: --max_train_steps, or --num_train_epochs when
+        # epochs end the run first (run_limit's choice).
+        _, cut = run_limit(config.max_train_steps, config.num_train_epochs, config.repeats,
+                           len(loaded.images), plan.images_per_update)
+        limit = ("--num_train_epochs" if cut == StopReason.EPOCHS else "--max_train_steps")
+        emit(Warning(message=f"The --learning_rate schedule ends at step {plan.end_step}, "
+                             f"before the {limit} limit ({plan.limit_end}); training stops "
+                             "there."))
 
     eval_batch = None
     if config.dvar_eval_every > 0:

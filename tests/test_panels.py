@@ -191,6 +191,9 @@ def test_live_frames_draw_a_finished_run_afresh(final):
 
 
 def test_layout_modes():
+    assert panels.layout_mode(40, 11) == panels.TINY
+    assert panels.layout_mode(40, 12) == panels.COMPACT
+    assert panels.layout_mode(80, 23) == panels.COMPACT
     assert panels.layout_mode(80, 24) == panels.COMPACT
     assert panels.layout_mode(120, 32) == panels.MEDIUM
     assert panels.layout_mode(140, 45) == panels.FULL
@@ -238,6 +241,15 @@ def test_arrange_fills_the_screen_with_the_panels_of_the_mode(width, height, nam
     mode = panels.layout_mode(width, height)
     assert rows[-2 if len(rows) > 2 else 0][0] == panels.TOP_ROWS[mode]
     assert all(mode in spec.modes for _, row in rows for spec, _ in row)
+
+
+def test_a_short_terminal_gets_the_progress_panel_alone(final):
+    """Below CHARTS_MIN_HEIGHT rows the charts would be empty borders: progress takes all."""
+    rows = panels.arrange(40, 10)
+    assert [[spec.name for spec, _ in row] for _, row in rows] == [["progress"]]
+    assert rows[0][0] == 10
+    out = text(panels.render_dashboard(final, 40, 10), 40)
+    assert "step 437" in out and "Loss" not in out
 
 
 def test_every_panel_is_declared_once_with_its_redraw_cap():

@@ -27,7 +27,10 @@ from ti_tui.preview_art import half_blocks, resolve
 from ti_tui.state import RunState
 from trainer.events import Event, stop_words
 
-COMPACT, MEDIUM, FULL = "compact", "medium", "full"
+TINY, COMPACT, MEDIUM, FULL = "tiny", "compact", "medium", "full"
+CHARTS_MIN_HEIGHT = 12
+"""Below this many rows the charts would get no line inside their borders: only progress
+(issue 19; the 40x10 minimum of any screen is ti_tui/terminal.py)."""
 
 TEXT_REFRESH_S = 0.25
 """Text panels (progress, schedule, files) are redrawn at most 4 times a second."""
@@ -37,8 +40,10 @@ and the trainer shares the CPU with the view (bench/ui_overhead.py)."""
 
 
 def layout_mode(width: int, height: int) -> str:
-    """Which panels fit: compact (progress, loss, DVAR), medium (+ header, schedule, files),
-    full (+ preview)."""
+    """Which panels fit: tiny (progress), compact (+ loss, DVAR), medium (+ header, schedule,
+    files), full (+ preview)."""
+    if height < CHARTS_MIN_HEIGHT:
+        return TINY
     if width >= 140 and height >= 40:
         return FULL
     if width >= 100 and height >= 30:
@@ -348,19 +353,20 @@ class PanelSpec:
     """A plotext chart or an image: a live frame reuses its last drawing within refresh_s."""
     ticks: bool = False
     """Redrawn every second while running, for clocks that move without events."""
-    modes: frozenset[str] = frozenset({COMPACT, MEDIUM, FULL})
+    modes: frozenset[str] = frozenset({TINY, COMPACT, MEDIUM, FULL})
     """The layout modes (`layout_mode`) that show it."""
 
 
 _ROOMY = frozenset({MEDIUM, FULL})
 HEADER = PanelSpec("header", header_panel, CHART_REFRESH_S, modes=_ROOMY)
 """Its words change with the status, rarely."""
+_CHARTED = frozenset({COMPACT, MEDIUM, FULL})
 PROGRESS = PanelSpec("progress", progress_panel, TEXT_REFRESH_S, ticks=True)
 SCHEDULE = PanelSpec("schedule", schedule_panel, TEXT_REFRESH_S, modes=_ROOMY)
 FILES = PanelSpec("files", files_panel, CHART_REFRESH_S, modes=_ROOMY)
 """Changes at a save or a warning."""
-LOSS = PanelSpec("loss", loss_panel, CHART_REFRESH_S, costly=True)
-DVAR = PanelSpec("dvar", dvar_panel, CHART_REFRESH_S, costly=True)
+LOSS = PanelSpec("loss", loss_panel, CHART_REFRESH_S, costly=True, modes=_CHARTED)
+DVAR = PanelSpec("dvar", dvar_panel, CHART_REFRESH_S, costly=True, modes=_CHARTED)
 PREVIEW = PanelSpec("preview", preview_panel, CHART_REFRESH_S, costly=True,
                     modes=frozenset({FULL}))
 ROWS: tuple[tuple[PanelSpec, ...], ...] = ((HEADER,), (PROGRESS, SCHEDULE, FILES),
@@ -370,7 +376,7 @@ PANELS: tuple[PanelSpec, ...] = tuple(spec for row in ROWS for spec in row)
 
 HEADER_ROWS = 4
 """Trigger and model, device and output: two lines in a border."""
-TOP_ROWS = {COMPACT: 6, MEDIUM: 8, FULL: 8}
+TOP_ROWS = {TINY: 6, COMPACT: 6, MEDIUM: 8, FULL: 8}
 """Progress, schedule and files: step, bar, clocks and rates, DVAR's earliest stop."""
 PREVIEW_SHARE, PREVIEW_MAX_WIDTH = 4, 48
 """The preview takes a quarter of the width, at most 48 columns."""

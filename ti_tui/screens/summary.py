@@ -155,6 +155,12 @@ class SummaryScreen(Screen[SummaryResult]):
     SummaryScreen Checkbox { width: 1fr; }
     SummaryScreen Horizontal { height: auto; padding: 1 0 0 0; }
     SummaryScreen #summary-keys { color: $text-muted; padding: 1 0 0 0; }
+    /* Short terminals (terminal.SHORT_HEIGHT): no blank rows, and the key sentence goes (the
+       footer has the keys), so more of the outcome and the files shows before scrolling. */
+    SummaryScreen.-short > VerticalScroll { padding: 0 1; }
+    SummaryScreen.-short #summary-title, SummaryScreen.-short Horizontal { padding: 0; }
+    SummaryScreen.-short .summary-files { padding: 0 0 0 2; }
+    SummaryScreen.-short #summary-keys { display: none; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+s", "done", "Done", priority=True),
                 Binding("escape", "leave", "Leave as is")]
@@ -204,6 +210,11 @@ class SummaryScreen(Screen[SummaryResult]):
             yield Static("Previews, step 0 to the end:", id="summary-previews-title")
             yield PreviewGrid(out, id="summary-previews")
         yield Footer()
+
+    def on_mount(self) -> None:
+        # Focusing the first choice scrolls it into view before the curves below have their
+        # height; start at the top instead, where the outcome is (in any terminal size).
+        self.call_after_refresh(self.query_one(VerticalScroll).scroll_home, animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_done()

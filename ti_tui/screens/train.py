@@ -243,13 +243,16 @@ class TrainScreen(Screen[str]):
         """Show the panels that fit, at the sizes the headless layout uses (panels.arrange's
         numbers); the screen also carries -compact, -medium or -full for the CSS."""
         mode = panels.layout_mode(width, height)
-        for name in (panels.COMPACT, panels.MEDIUM, panels.FULL):
+        for name in (panels.TINY, panels.COMPACT, panels.MEDIUM, panels.FULL):
             self.set_class(mode == name, f"-{name}")
         for view in self.views:
             view.display = mode in view.spec.modes
         heights = panels.row_heights(mode)
         self.query_one(HeaderView).styles.height = heights[panels.ROWS[0]]
-        self.query_one(TopRow).styles.height = heights[panels.ROWS[1]]
+        # In the tiny mode progress is the last row shown: it takes the rest, as in arrange.
+        tiny = mode == panels.TINY
+        self.query_one(TopRow).styles.height = "1fr" if tiny else heights[panels.ROWS[1]]
+        self.query_one(ChartRow).display = not tiny
         self.query_one(PreviewView).styles.width = panels.preview_width(width, mode)
 
     # --- events in --------------------------------------------------------------------------

@@ -171,3 +171,22 @@ async def test_form_lists_described_models_refuses_unsupported_and_trains_a_chec
     events: list = []
     result = train(config, emit=events.append)
     assert result.reason == "max_steps" and result.step == 2
+
+
+def test_invokeai3_folders_of_other_pipelines_are_listed_as_unsupported(tmp_path,
+                                                                        tiny_model_dir):
+    root = tmp_path / "invokeai"
+    link_model(tiny_model_dir, root / "models" / "sd-1" / "main" / "tiny")
+    for name, cls, parts in (("flux/main/FLUX.1-dev", "FluxPipeline", ("transformer", "vae")),
+                             ("sdxl-refiner/main/refiner", "StableDiffusionXLImg2ImgPipeline",
+                              ("unet", "text_encoder_2", "vae"))):
+        folder = root / "models" / name
+        for part in parts:
+            (folder / part).mkdir(parents=True)
+        (folder / "model_index.json").write_text(json.dumps({"_class_name": cls}))
+    found = {e.name: e for e in find_models(root, describe_all=True)}
+    assert found["sd-1/main/tiny"].family == "SD1" and found["sd-1/main/tiny"].problem is None
+    assert found["flux/main/FLUX.1-dev"].problem == "a Flux model"
+    assert found["sdxl-refiner/main/refiner"].problem == "an SDXL refiner"
+    with pytest.raises(ModelError, match="is a Flux model"):
+        resolve_model("FLUX.1-dev", root)

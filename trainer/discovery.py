@@ -20,12 +20,13 @@ headers, never weights.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from trainer.errors import ModelError
 from trainer.model_entry import (  # noqa: F401 (re-exported: callers import them from here)
-    SOURCES, ModelEntry, describe, disk_size, family_label, size_text)
+    SOURCES, ModelEntry, describe, disk_size, family_label, pipeline_problem, size_text)
 
 CHECKPOINT_FOLDERS = (("models", "Stable-diffusion"), ("models", "checkpoints"))
 """Where A1111/Forge and ComfyUI keep checkpoints, relative to their install folder."""
@@ -35,9 +36,10 @@ CHECKPOINT_FOLDERS = (("models", "Stable-diffusion"), ("models", "checkpoints"))
 
 
 def _is_model_dir(path: Path) -> bool:
-    return (path / "model_index.json").is_file() and (path / "unet").is_dir() and (
-        path / "text_encoder"
-    ).is_dir()
+    """A diffusers pipeline folder: SD's (unet/) and also SD3/Flux's (transformer/), which are
+    listed as unsupported rather than hidden."""
+    return (path / "model_index.json").is_file() and (
+        (path / "unet").is_dir() or (path / "transformer").is_dir())
 
 
 _MAX_SCAN_DEPTH = 6
@@ -274,6 +276,8 @@ def resolve_model(model: str, root: Path, *, models_dirs: list[Path] | tuple = (
         matches = [e for e in entries if model in _short_names(e)]
     if len(matches) == 1:
         entry = matches[0]
+        if entry.problem is None and entry.path.is_dir():  # an SD3/Flux/refiner folder
+            entry = replace(entry, problem=pipeline_problem(entry.path))
         if entry.problem:
             raise ModelError(f'Model "{model}" ({entry.path}) is {entry.problem}; ti-tui '
                              "trains embeddings for SD 1.x, SD 2.x and SDXL base models, so "

@@ -79,6 +79,29 @@ def size_text(size: int | None) -> str:
     return "?"
 
 
+_PIPELINES = {"Flux": "a Flux model", "StableDiffusion3": "an SD3 model",
+              "Inpaint": "an inpainting model", "XLImg2Img": "an SDXL refiner",
+              "Upscale": "an upscaler", "InstructPix2Pix": "an InstructPix2Pix model",
+              "Depth2Img": "a depth-to-image model", "Controlnet": "a ControlNet pipeline"}
+"""Words in a diffusers pipeline class name that make it one ti-tui cannot train on."""
+
+
+def pipeline_problem(folder: Path) -> str | None:
+    """Why a diffusers folder is not an SD 1.x/2.x/SDXL base pipeline, from model_index.json
+    (`_class_name`, e.g. FluxPipeline); None when it is one, or when there is no index."""
+    import json
+
+    try:
+        name = str(json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+                   .get("_class_name", ""))
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    for word, what in _PIPELINES.items():
+        if word.lower() in name.lower():
+            return what
+    return None
+
+
 def describe(entry: ModelEntry) -> ModelEntry:
     """`entry` with its family, format, size and problem filled in from its configs/header."""
     from dataclasses import replace
@@ -91,6 +114,8 @@ def describe(entry: ModelEntry) -> ModelEntry:
     if problem is None and not path.exists():
         problem = "missing on disk"
     elif problem is None and fmt == "diffusers":
+        problem = pipeline_problem(path)
+    if problem is None and fmt == "diffusers" and path.exists():
         try:
             facts = models.check_model_folder(path)
             family = family_label(facts.family, entry.prediction_type or facts.prediction_type)

@@ -38,7 +38,7 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -425,16 +425,26 @@ def main(argv: list[str] | None = None) -> int:
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            for path in pool.map(baseline_job, todo):
-                log(f"done {path}")
+            futures = {pool.submit(baseline_job, job): job for job in todo}
+            for future in as_completed(futures):
+                _report(future, futures[future], log)
     else:
         for job in todo:
-            log(f"done {baseline_job(job)}")
+            _report(None, job, log)
     results: dict[str, dict[str, dict]] = {}
+    missing = []
     for job in jobs:
-        pair = json.loads((Path(job["work"]) / "scores.json").read_text())
-        results.setdefault(job["lr"], {})[job["concept"]] = pair
+        saved = Path(job["work"]) / "scores.json"
+        if not saved.is_file():
+            missing.append(f"{job['lr']}/{job['concept']}")
+            continue
+        results.setdefault(job["lr"], {})[job["concept"]] = json.loads(saved.read_text())
+    if missing:
+        log(f"not done: {', '.join(missing)}; the report covers the rest (rerun to finish)")
 
+    if not results:
+        log("no pair finished yet: nothing to report")
+        return 1
     replay_checks = check_replay(args, concepts, rates, results, log) if args.check_replay else {}
     report = {"command": "python bench/dvar_outcome.py " + " ".join(argv or sys.argv[1:]),
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -457,6 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=2))
     log(f"done: {args.out / 'tables.md'}, {args.out / 'plot.png'}, {args.out / 'report.json'}")
     return 0
+
+
+def _report(future, job: dict, log) -> None:
+    """Log one finished pair; a failed pair is logged and left for a rerun, never fatal."""
+    try:
+        path = future.result() if future is not None else baseline_job(job)
+        log(f"done {path}")
+    except Exception as exc:  # noqa: BLE001 - one pair's failure must not lose the others
+        log(f"FAILED {job['lr']}/{job['concept']}: {type(exc).__name__}: {exc}")
 
 
 def check_replay(args, concepts, rates, results, log) -> dict:

@@ -18,6 +18,7 @@ optimizer, clipping, SAM, the all-reduce, checkpoints and resume never see the f
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ class Conditioning:
         return {"encoder_hidden_states": self.hidden.to(dtype), "added_cond_kwargs": added}
 
 
-class Conditioner:
+class Conditioner(ABC):
     """Tokenizers and frozen text encoders of one model, in the order of `parts`.
 
     Subclasses decide the family's conditioning (`encode`, `time_ids`, `pipeline`); the rest
@@ -169,19 +170,20 @@ class Conditioner:
         """The added time conditioning for `batch_size` images, or None if the family has none."""
         return None
 
+    @abstractmethod
     def encode(self, input_ids: torch.Tensor,
                time_ids: torch.Tensor | None = None) -> Conditioning:
-        """Conditioning for token ids [B, E, 77] (from `tokenize`)."""
-        raise NotImplementedError
+        """Conditioning for token ids [B, E, 77] (from `tokenize`) and, for families with
+        added conditioning, time ids [B, 6] (from `time_ids`)."""
 
+    @abstractmethod
     def pipeline(self, *, vae, unet, scheduler):
         """A diffusers text-to-image pipeline around these encoders and the given parts."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prompt_embeds(self, prompts: list[str], resolution: int) -> dict[str, torch.Tensor]:
         """Keyword arguments giving `pipeline(...)` our own encoding of `prompts`, so previews
         see exactly the conditioning training optimised."""
-        raise NotImplementedError
 
 
 class ClipConditioner(Conditioner):

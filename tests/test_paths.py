@@ -140,3 +140,43 @@ def test_the_command_ends_in_one_line_and_exit_2(case, tiny_model_dir, demo_imag
     assert len(lines) == 1 and lines[0].startswith("ti-tui: "), done.stderr
     assert words in lines[0] and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "crash").exists()
+
+
+# --- relative paths are the caller's, not the trainer's ------------------------------------
+
+
+def test_relative_paths_are_made_absolute_against_the_caller_s_folder(tmp_path, monkeypatch):
+    from trainer.config import TrainConfig
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "my-model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = paths.absolute(TrainConfig(
+        placeholder_token="star", train_data_dir="imgs", root="r", model="my-model",
+        initial_embedding="e.pt", resume_from_checkpoint="latest", output_dir="out"))
+    assert config.train_data_dir == str(tmp_path / "imgs")
+    assert config.root == str(tmp_path / "r")
+    assert config.initial_embedding == str(tmp_path / "e.pt")
+    assert config.model == str(tmp_path / "my-model")  # a folder here: a path
+    assert config.resume_from_checkpoint == "latest" and config.output_dir == "out"
+    assert config.output_path == tmp_path / "r" / "out"
+    named = paths.absolute(TrainConfig(placeholder_token="star", model="sd-1/main/x"))
+    assert named.model == "sd-1/main/x"  # not here: a model name, looked up under the root
+
+
+def test_a_relative_data_dir_trains_from_the_folder_it_was_typed_in(tiny_model_dir,
+                                                                   demo_images_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(demo_images_dir, tmp_path / "imgs")
+    done = subprocess.run(
+        TI_TUI + ["train", "--model", str(tiny_model_dir), "--root", "root",
+                  "--placeholder_token", "star", "--train_data_dir", "imgs",
+                  "--output_dir", str(tmp_path / "out"), "--max_train_steps", "1",
+                  "--train_batch_size", "2", "--dvar_eval_every", "0", "--seed", "1"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "learned_embeds.safetensors").is_file()
+    run_toml = (tmp_path / "out" / "run.toml").read_text()
+    assert f'train_data_dir = "{tmp_path / "imgs"}"' in run_toml

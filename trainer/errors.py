@@ -78,7 +78,7 @@ def write_failed(path, exc: OSError, output_dir=None) -> OutputError:
 
 _REMEDIES = {
     errno.ENOSPC: "free some space", errno.EDQUOT: "free some space within your quota",
-    errno.EFBIG: "free some space", errno.EROFS: "remount the disk read-write", errno.EACCES: "fix the folder's permissions",
-    errno.EPERM: "fix the folder's permissions",
+    errno.EFBIG: "free some space", errno.EROFS: "remount the disk read-write",
+    errno.EACCES: "fix the folder's permissions", errno.EPERM: "fix the folder's permissions",
 }
 """What to do for each errno: the advice must name the fix that applies."""

@@ -149,3 +149,38 @@ def is_user_path_error(exc: OSError) -> bool:
     """Whether `exc` is the OS refusing a path (not a bug): it names a file and its errno is
     one of those `why` explains."""
     return bool(exc.filename) and exc.errno in _WHY
+
+
+def absolute(config):
+    """`config` with every relative path made absolute against the current folder.
+
+    The trainer runs in its own process whose working folder is the output folder, and a
+    run.toml is rerun from anywhere: a relative `--train_data_dir imgs` that preflight found
+    here would not exist there. A --model or --resume_from_checkpoint value is made absolute
+    only when it names something here: otherwise it is a model name (looked up under the
+    root) or a checkpoint name (looked up in the output folder). --output_dir stays as typed:
+    a relative one lives under the root, which is made absolute.
+    """
+    def fixed(value: str | None) -> str | None:
+        if not value:
+            return value
+        path = os.path.expanduser(value)
+        return value if os.path.isabs(path) else os.path.abspath(path)
+
+    def if_here(value: str | None) -> str | None:
+        if not value or value == "latest":
+            return value
+        path = os.path.expanduser(value)
+        return os.path.abspath(path) if not os.path.isabs(path) and os.path.exists(path) \
+            else value
+
+    changes = {name: fixed(getattr(config, name))
+               for name in ("root", "train_data_dir", "model_config", "tokenizer_name",
+                            "initial_embedding")}
+    if config.models_dir:
+        changes["models_dir"] = os.pathsep.join(
+            fixed(p) or "" for p in config.models_dir.split(os.pathsep) if p)
+    changes["model"] = if_here(config.model)
+    changes["resume_from_checkpoint"] = if_here(config.resume_from_checkpoint)
+    changed = {k: v for k, v in changes.items() if v != getattr(config, k)}
+    return config.replace(**changed) if changed else config

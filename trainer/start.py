@@ -36,7 +36,7 @@ import tomllib
 from pathlib import Path
 from typing import Callable
 
-from trainer import errors
+from trainer import errors, paths
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, UserError, write_failed
 from trainer.events import EVENTS_FILE
@@ -56,6 +56,9 @@ def prepare_output(config: TrainConfig):
     """
     from trainer.preflight import preflight
 
+    # Relative paths are the caller's: fixed now, since the trainer works in the output
+    # folder and run.toml may be rerun from anywhere (trainer/paths.py).
+    config = paths.absolute(config)
     pf = preflight(config)
     if config.seed is None:
         config = config.replace(seed=int.from_bytes(os.urandom(4), "little") % 2**31)

@@ -21,8 +21,10 @@ SCRIPT = REPO / "install.sh"
 
 
 def fresh_copy(target: Path) -> Path:
-    """The tracked files of this working tree, as a user's download of the repository."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+    """The files of this working tree that git does not ignore, as a user's download of the
+    repository (in a clean clone: exactly the committed files)."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                            "--exclude-standard"], cwd=REPO, capture_output=True,
                            check=True).stdout.decode().split("\0")
     for name in filter(None, files):
         source = REPO / name
@@ -45,6 +47,12 @@ def user_env(home: Path) -> dict[str, str]:
 def run(args, home: Path, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=user_env(home), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def explain(result: subprocess.CompletedProcess, home: Path) -> str:
+    """The output of a failed step, with any crash log ti-tui wrote under HOME."""
+    logs = sorted((home / ".local" / "state" / "ti-tui").glob("crash-*.log"))
+    return "\n".join([result.stdout, result.stderr, *(p.read_text() for p in logs[-1:])])
 
 
 def python_for_install() -> str:
@@ -113,9 +121,10 @@ def test_install_run_update_uninstall(tmp_path, user):
 
     shutil.rmtree(source)  # the install stands on its own, not on the downloaded copy
     shown = run([str(link), "--help"], home, elsewhere)
-    assert shown.returncode == 0 and "the home screen" in shown.stdout
+    assert shown.returncode == 0 and "the home screen" in shown.stdout, explain(shown, home)
     models = run([str(link), "models"], home, elsewhere)  # the root: ~/invokeai
-    assert models.returncode == 0 and str(home / "invokeai") in models.stdout
+    assert models.returncode == 0, explain(models, home)
+    assert str(home / "invokeai") in models.stdout
 
     source = fresh_copy(tmp_path / "ti-tui")  # a newer download: run it again to update
     result = run(command[:1] + [str(source / "install.sh")] + command[2:], home, elsewhere)

@@ -365,3 +365,24 @@ def test_an_a1111_yaml_beside_the_file_decides_the_prediction_type(tmp_path):
     assert single_file.guess_sd2_prediction(path, shapes) == "v_prediction"
     (tmp_path / "model.yaml").write_text("model:\n  params:\n    linear_start: 0.00085\n")
     assert single_file.guess_sd2_prediction(path, shapes) == "epsilon"
+
+
+def test_a_text_encoder_under_old_names_is_refused_in_one_sentence(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    state = load_file(str(write_single_file(tiny_model_dir, tmp_path / "a.safetensors")))
+    old = {k.replace("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer."):
+           v for k, v in state.items()}
+    path = tmp_path / "old.safetensors"
+    save_file(old, str(path))
+    with pytest.raises(ModelError, match="names diffusers cannot read"):
+        models.check_model(path, model_config=tiny_model_dir)
+
+
+def test_a_model_config_folder_without_a_vae_config_is_named(sd1_file, tiny_model_dir,
+                                                            tmp_path):
+    config = link_model(tiny_model_dir, tmp_path / "config", skip=("vae",))
+    (config / "vae").mkdir()
+    with pytest.raises(ModelError, match="vae/config.json") as caught:
+        models.check_model(sd1_file, model_config=config)
+    assert caught.value.field == "model_config"

@@ -172,9 +172,19 @@ def guess_sd2_prediction(path: Path, shapes: dict[str, TensorInfo]) -> str:
 
 
 def _json(path: Path) -> dict:
-    from trainer import models
+    """A config of the config folder; its errors name --model_config, which chose it."""
+    import json
 
-    return models._read_json(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ModelError(f"Model config {path} cannot be read ({why}); pass --model_config "
+                         "a complete diffusers folder.", field="model_config") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"Model config {path} should hold a JSON object; pass --model_config "
+                         "a complete diffusers folder.", field="model_config")
+    return data
 
 
 def _fits(path: Path, config_dir: Path, what: str, in_file, in_config) -> None:
@@ -227,6 +237,12 @@ def check_single_file(path: Path, *, model_config: str | Path | None = None,
     unet = _json(config_dir / "unet" / "config.json")
     vae = _json(config_dir / "vae" / "config.json")
     sched = _json(config_dir / "scheduler" / "scheduler_config.json")
+    if TEXT_KEYS[family] not in shapes:
+        # e.g. an early SD 1.x merge saved without transformers' "text_model." level, which
+        # diffusers' converter does not read either.
+        raise ModelError(f"Model {path} has its text encoder under names diffusers cannot "
+                         f"read (no {TEXT_KEYS[family]}); re-save it with a current tool, or "
+                         "use a diffusers version of the model.", field="model")
     vocab, width = shapes[TEXT_KEYS[family]].shape[:2]
     _fits(path, config_dir, "the text encoder's width", width, text.get("hidden_size"))
     parts = None

@@ -175,7 +175,7 @@ def _meta_shapes(component: str, folder: Path) -> dict[str, tuple[int, ...]] | N
     import torch
 
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    with torch.device("meta"):
+    with torch.device("meta"), _no_init(component):
         if component.startswith("text_encoder"):
             import transformers
 
@@ -192,6 +192,22 @@ def _meta_shapes(component: str, folder: Path) -> dict[str, tuple[int, ...]] | N
                 return None
             model = cls.from_config(config)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _no_init(component: str):
+    """Skip the random initialisation of a model built only for its shapes: the library's own
+    `no_init_weights` (transformers.initialization / diffusers.models.modeling_utils), which
+    the loaders use too. Halves building a meta UNet (small preset: 0.39 -> 0.21 s)."""
+    try:
+        if component.startswith("text_encoder"):
+            from transformers.initialization import no_init_weights
+        else:
+            from diffusers.models.modeling_utils import no_init_weights
+    except ImportError:  # another library version: initialising on meta is only slower
+        import contextlib
+
+        return contextlib.nullcontext()
+    return no_init_weights()
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -279,7 +295,7 @@ def _model_shapes(component: str, config_dir: Path):
 
     folder = config_dir / component
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    with torch.device("meta"):
+    with torch.device("meta"), _no_init(component):
         if component.startswith("text_encoder"):
             import transformers
 
@@ -315,7 +331,13 @@ def check_single_file_shapes(path: Path, shapes: dict[str, TensorInfo], config_d
                 "sdxl": [("text_encoder", None),
                          ("text_encoder_2", "conditioner.embedders.1.model.")]}[family]
     for component in ("unet", "vae", *(name for name, _ in encoders)):
-        model, config, expected = _model_shapes(component, config_dir)
+        try:
+            model, config, expected = _model_shapes(component, config_dir)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"Model config folder {config_dir} has no usable "
+                             f"{component}/config.json ({type(exc).__name__}: {exc}); pass "
+                             "--model_config a complete diffusers folder.",
+                             field="model_config") from None
         try:
             if component == "unet":
                 converted = convert_ldm_unet_checkpoint(dict(meta), config)
@@ -325,7 +347,8 @@ def check_single_file_shapes(path: Path, shapes: dict[str, TensorInfo], config_d
                 prefix = dict(encoders)[component]
                 converted = (convert_ldm_clip_checkpoint(dict(meta)) if prefix is None
                              else convert_open_clip_checkpoint(model, dict(meta), prefix=prefix))
-        except (KeyError, IndexError, RuntimeError, ValueError) as exc:
+        except (KeyError, IndexError, RuntimeError, ValueError, TypeError,
+                AttributeError) as exc:
             raise ModelError(f"Model {path} does not fit the config folder {config_dir}: its "
                              f"{component} tensors do not match that layout ({exc}); pass "
                              "--model_config a diffusers folder made for this model.",

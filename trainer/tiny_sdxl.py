@@ -115,8 +115,8 @@ def build_tiny_sdxl(out_dir: Path, *, seed: int = 0) -> Path:
     """Build the tiny SDXL-shaped diffusers folder at `out_dir` and return it.
 
     Same seed, same weights; native resolution 64 px (UNet sample 32 x VAE factor 2); about
-    60 MB, most of it the two encoders' 49408-row token tables. An existing folder is
-    replaced whole.
+    460 MB and 10 s on two cores, most of it the two encoders' 49408-row fp32 token tables at
+    the real widths (405 MB). An existing folder is replaced whole.
     """
     from trainer.models import quiet_progress_bars
 

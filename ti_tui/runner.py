@@ -1,10 +1,12 @@
 """Start the trainer as its own process and talk to it through the output folder.
 
-The trainer runs `python -m trainer OUTPUT_DIR/run.toml` (or `accelerate launch` for several
-processes) in a new session (setsid), so closing the terminal or losing the SSH connection
-does not kill it; `ti-tui watch OUTPUT_DIR` re-attaches later. Its stdout and stderr go to
-OUTPUT_DIR/trainer.log, its events to OUTPUT_DIR/events.jsonl. The UI asks it to stop with
-SIGINT to its process group, and to save or preview through trainer.control's request files.
+The trainer runs `python -m trainer --start FD` (it checks the settings, writes
+OUTPUT_DIR/run.toml and answers: trainer/start.py), or for several processes
+`accelerate launch ... -m trainer OUTPUT_DIR/run.toml`, in a new session (setsid), so closing
+the terminal or losing the SSH connection does not kill it; `ti-tui watch OUTPUT_DIR`
+re-attaches later. Its stdout and stderr go to OUTPUT_DIR/trainer.log, its events to
+OUTPUT_DIR/events.jsonl. The UI asks it to stop with SIGINT to its process group, and to save
+or preview through trainer.control's request files.
 
 The views (the Textual TrainScreen and the headless Rich view) talk to a trainer only through
 the `RunHandle` protocol defined here, and ask `run_alive` whether a run they re-attached to is

@@ -201,6 +201,9 @@ async def test_new_run_models_and_quit(runs, root):
         await home_ready(pilot)
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, TrainingForm), "the form")
+        shown = {b.description for (_, b, enabled, _) in app.screen.active_bindings.values()
+                 if b.key == "escape" and enabled}
+        assert shown == {"Runs"}  # Esc goes back to the list, and the footer says so
         await pilot.press("escape")
         await home_ready(pilot)
         await pilot.press("m")

@@ -62,6 +62,7 @@ class TrainingForm(Screen[TrainConfig]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "start", "Start", priority=True),
         Binding("escape", "quit", "Quit"),
+        Binding("escape", "runs", "Runs"),  # instead of Quit when the home screen opened it
         Binding("ctrl+n", "app.focus_next", "Next", key_display="Tab/^N"),
         Binding("ctrl+p", "app.focus_previous", "Back", key_display="S-Tab/^P"),
     ]
@@ -432,10 +433,20 @@ class TrainingForm(Screen[TrainConfig]):
             self.rows[name].first_control.focus()
         self.notify(str(exc), title="Cannot start", severity="error")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Esc is "Quit" when the form opened first (--gui), "Runs" when home opened it.
+        if action in ("quit", "runs"):
+            return (action == "runs") == (getattr(self.app, "home", None) is not None)
+        return True
+
     @on(Button.Pressed, "#quit")
     def action_quit(self) -> None:
-        # Opened from the home screen, Esc goes back to it; opened first (--gui), it quits.
+        # The Quit button too: back to the home screen when it opened the form.
         if getattr(self.app, "home", None) is not None:
-            self.dismiss(None)
+            self.action_runs()
         else:
             self.app.exit(result="quit")
+
+    def action_runs(self) -> None:
+        """Back to the home screen's list of runs, starting nothing."""
+        self.dismiss(None)

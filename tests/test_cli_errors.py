@@ -92,6 +92,8 @@ CASES = [
     Case("trigger with a space", ("Trigger term 'my cat'", "try <my-cat>"),
          ["--placeholder_token", "my cat"]),
     Case("unknown flag", ("unrecognized arguments: --bogus", "--help"), ["--bogus", "1"]),
+    Case("trigger that is the folder above", ("Trigger term '..'", "start or end with a dot"),
+         ["--placeholder_token", ".."]),
     # paths, images, model, tokens, resume, device (refused by preflight)
     Case("data dir missing", ("Data directory", "nope", "does not exist"),
          setup=lambda tmp, ctx: ["--train_data_dir", str(tmp / "nope")]),
@@ -111,6 +113,11 @@ CASES = [
          ["--resume_from_checkpoint", "latest"]),
     Case("fp16 on CPU", ("fp16 needs a CUDA GPU", "--mixed_precision no"),
          ["--device", "cpu", "--mixed_precision", "fp16"]),
+    Case("vectors past CLIP's window", ("--num_vectors", "77-token window", "at most 66"),
+         ["--num_vectors", "70", "--learnable_property", "style", "--initializer_token",
+          "random"]),
+    Case("output dir under /proc", ("Output directory (--output_dir)", "/proc refuses"),
+         ["--output_dir", "/proc/ti-tui-out"]),
     # run.toml
     Case("run.toml value", ("Resolution (--resolution) must be a multiple of 8",),
          toml="[data]\nresolution = 30\n"),

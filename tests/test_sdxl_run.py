@@ -152,6 +152,15 @@ def test_the_full_pipeline_knows_the_word_in_both_encoders(runs):
         assert ids == [49408, 49409]
         assert torch.equal(encoder.get_input_embeddings().weight[ids], half)
     assert pipe.tokenizer_2.pad_token == "!"
+    # Saved with the real end-of-text id: transformers then pools at EOS, not at the new word.
+    assert pipe.text_encoder_2.config.eos_token_id == 49407
+    ids = pipe.tokenizer_2(["a photo of <star>"], padding="max_length", max_length=77,
+                           return_tensors="pt").input_ids
+    eos = int((ids[0] == 49407).nonzero()[0])
+    with torch.no_grad():
+        out = pipe.text_encoder_2(ids)
+        at_eos = pipe.text_encoder_2.text_projection(out.last_hidden_state[0, eos])
+    torch.testing.assert_close(out.text_embeds[0], at_eos)
 
 
 def test_previews_decode_in_float32_even_under_half_precision_autocast(tiny_sdxl_dir):

@@ -140,14 +140,24 @@ class Conditioner(ABC):
 
     @contextmanager
     def unspliced(self):
-        """Plain token tables holding the learned rows, for saving a whole pipeline."""
-        for encoder, spliced in zip(self.encoders, self.spliced, strict=True):
+        """Plain token tables holding the learned rows, for saving a whole pipeline.
+
+        The encoders' configs also get the tokenizer's real end-of-text id while inside: with
+        the legacy `eos_token_id: 2` that SD and SDXL configs ship, transformers pools at
+        `argmax(input_ids)`, i.e. at the new word (transformers#21029); with the real id it
+        pools at the end-of-text token, so the saved pipeline conditions SDXL as training did.
+        """
+        saved = [encoder.config.eos_token_id for encoder in self.encoders]
+        for encoder, tokenizer, spliced in zip(self.encoders, self.tokenizers, self.spliced,
+                                               strict=True):
             embeddings.unsplice(encoder, spliced)
+            encoder.config.eos_token_id = int(tokenizer.eos_token_id)
         try:
             yield
         finally:
-            for encoder, spliced in zip(self.encoders, self.spliced, strict=True):
+            for encoder, spliced, eos in zip(self.encoders, self.spliced, saved, strict=True):
                 encoder.set_input_embeddings(spliced)
+                encoder.config.eos_token_id = eos
 
     def to(self, device: torch.device) -> Conditioner:
         for encoder in self.encoders:

@@ -112,3 +112,60 @@ def test_start_mode_without_its_answer_descriptor_is_a_usage_error():
     done = subprocess.run([sys.executable, "-m", "trainer", "--start"], capture_output=True,
                           text=True, cwd=ROOT, timeout=300, check=False, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "--start" in done.stderr
+
+
+# --- latents on a CPU: encoded when a batch first draws them (trainer/latents.py) -------------
+
+
+def test_the_lazy_cache_encodes_only_what_a_batch_draws_and_matches_the_eager_one():
+    import torch
+
+    from trainer.demo import tiny_vae
+    from trainer.latents import LatentCache, LazyLatentCache
+
+    torch.manual_seed(0)
+    vae = tiny_vae()
+    calls: list[int] = []
+    encode = vae.encode
+    vae.encode = lambda x: calls.append(x.shape[0]) or encode(x)
+    pixels = torch.rand(3, 3, 32, 32) * 2 - 1
+    lazy = LazyLatentCache(vae, pixels, torch.device("cpu"))
+    assert lazy.num_images == 3 and lazy.encoded == 0 and calls == []
+    drawn = lazy.sample(torch.tensor([2, 2, 0]), torch.tensor([1, 1, 0]),
+                        torch.Generator().manual_seed(1))
+    assert lazy.encoded == 2 and calls == [1, 1]  # two pictures, one per VAE call
+    eager = LatentCache.encode(vae, pixels, torch.device("cpu"))
+    expected = eager.sample(torch.tensor([2, 2, 0]), torch.tensor([1, 1, 0]),
+                            torch.Generator().manual_seed(1))
+    torch.testing.assert_close(drawn, expected)
+    # Drawn again: nothing encoded twice.
+    before = len(calls)
+    lazy.sample(torch.tensor([0]), torch.tensor([0]), torch.Generator())
+    assert lazy.encoded == 2 and len(calls) == before
+    # The latents of a picture do not depend on the order pictures were drawn in.
+    other = LazyLatentCache(vae, pixels, torch.device("cpu"))
+    other.fill(torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([0, 0, 0, 1, 1, 1]))
+    full = lazy.to(torch.device("cpu"))
+    assert torch.equal(full.mean, other.mean) and torch.equal(full.std, other.std)
+    torch.testing.assert_close(full.mean, eager.mean)
+
+
+def test_the_lazy_cache_refuses_overflowing_latents_when_first_drawn():
+    from types import SimpleNamespace
+
+    import torch
+
+    from trainer.errors import ConfigError
+    from trainer.latents import LazyLatentCache
+
+    class OverflowingVAE:
+        config = SimpleNamespace(scaling_factor=0.13025)
+
+        def encode(self, pixels):
+            inf = torch.full((pixels.shape[0], 4, 2, 2), float("inf"), dtype=pixels.dtype)
+            return SimpleNamespace(latent_dist=SimpleNamespace(mean=inf, std=inf))
+
+    cache = LazyLatentCache(OverflowingVAE(), torch.zeros(2, 3, 4, 4), torch.device("cpu"),
+                            dtype=torch.bfloat16)
+    with pytest.raises(ConfigError, match="overflowed in bfloat16.*--vae_precision fp32"):
+        cache.sample(torch.tensor([1]), torch.tensor([0]), torch.Generator())

@@ -24,7 +24,7 @@ from trainer.config import TrainConfig
 from trainer.errors import ConfigError, ResumeError
 from trainer.evaluation import EvalBatch, build_eval_batch
 from trainer.events import Emit, Phase, StopReason, Warning
-from trainer.latents import LatentCache
+from trainer.latents import LatentCache, LazyLatentCache
 from trainer.plan import RunPlan, make_plan, run_limit
 from trainer.preflight import Preflight
 
@@ -60,6 +60,9 @@ class Session:
     """What the training forward calls: the UNet, or its torch.compile wrapper with --compile.
     L_det and previews call the plain UNet: under inference_mode and at their own batch sizes a
     compiled one would compile again for each."""
+    latent_cache_memory_mb: float | None = None
+    """On CUDA, the peak GPU memory (MiB) of start-up through the latent cache; the peak
+    statistics are reset after it, so each step's memory_mb is the steps' own peak."""
 
     @property
     def conditioner(self) -> Conditioner:
@@ -146,11 +149,21 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     # here and once per preview, and SDXL's VAE overflows in fp16.
     vae_dtype = VAE_DTYPES[config.vae_precision]
     components.vae.to(device, dtype=vae_dtype)
-    cache = LatentCache.encode(components.vae, data.to_tensor_batch(loaded.images), device,
-                               dtype=vae_dtype)
+    pixels = data.to_tensor_batch(loaded.images)
+    if device.type == "cpu":
+        # Encoded as batches first draw them: the first update waits for its own pictures
+        # only (trainer/latents.py, LazyLatentCache).
+        cache = LazyLatentCache(components.vae, pixels, device, dtype=vae_dtype)
+    else:
+        cache = LatentCache.encode(components.vae, pixels, device, dtype=vae_dtype)
     if config.validation_steps == 0 and device.type == "cuda":
         # Latents are cached: the VAE is only needed again to decode previews.
         components.vae.to("cpu")
+    latent_cache_memory_mb = None
+    if device.type == "cuda":
+        # The VAE encoding every image makes start-up's peak; reported apart from the steps'.
+        latent_cache_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
+        torch.cuda.reset_peak_memory_stats(device)
 
     templates = data.templates_for(config.learnable_property)
     captions = [t.format(placeholder.prompt_text) for t in templates]
@@ -187,7 +200,8 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
     return Session(config=config, preflight=pf, components=components, placeholder=placeholder,
                    vectors=vectors, cache=cache, caption_ids=caption_ids,
                    image_paths=loaded.paths, device=device, unet_dtype=unet_dtype, seed=seed,
-                   plan=plan, eval_batch=eval_batch, resumed=resumed, train_unet=train_unet)
+                   plan=plan, eval_batch=eval_batch, resumed=resumed, train_unet=train_unet,
+                   latent_cache_memory_mb=latent_cache_memory_mb)
 
 
 def _nothing_left(config: TrainConfig, plan: RunPlan, start_step: int) -> ResumeError:

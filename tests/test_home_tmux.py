@@ -30,6 +30,15 @@ sleep 60
 """
 
 
+def chosen_run(screen: str) -> str:
+    """The detail line under the list's rule: the folder of the run under the cursor."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("─"):
+            return lines[i + 1].strip()
+    return ""
+
+
 class Tmux:
     """One tmux server of our own (-L), so no test shares the user's server or another's."""
 
@@ -53,6 +62,16 @@ class Tmux:
                 return screen
             time.sleep(0.2)
         raise AssertionError(f"{text!r} did not appear; the screen was:\n{screen}")
+
+    def wait_for_change(self, before: str, timeout: float = 30) -> str:
+        """Poll until the chosen run (the folder on the detail line) differs from `before`'s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if chosen_run(screen) != chosen_run(before):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"the cursor did not move:\n{before}")
 
     def flag(self, name: str) -> str:
         return self("display-message", "-p", "-t", "menu", f"#{{{name}}}").strip()
@@ -79,10 +98,11 @@ def test_menu_launches_home_opens_a_run_quits_and_goes_on(root):
         assert tmux.flag("alternate_on") == "1"
         # The rows are listed running first, then newest; walk down to "star" and open it.
         for _ in range(6):
-            if "finished: reached the step limit" in tmux.screen():
+            before = tmux.screen()
+            if "finished: reached the step limit" in before:
                 break
             tmux("send-keys", "-t", "menu", "Down")
-            time.sleep(0.3)  # one key at a time: the detail line follows the cursor
+            tmux.wait_for_change(before)  # one key at a time: the detail line follows it
         tmux.wait_for("finished: reached the step limit")
         tmux("send-keys", "-t", "menu", "Enter")
         tmux.wait_for("Training <star> has ended")

@@ -72,19 +72,19 @@ async def test_f1_help_and_escape_quits(root):
 
 
 async def test_too_small_then_resized_back(root):
-    """Only below 40x10 (ti_tui/terminal.py) does the notice replace the form."""
+    """Only below 39x10 (ti_tui/terminal.py) does the notice replace the form."""
     app = app_for(root, restore=False)
     async with app.run_test(size=(30, 8)) as pilot:
         await pilot.pause(0.2)
         assert isinstance(app.screen, TooSmallScreen)
-        assert "make the window at least 40x10 (now 30x8)" in str(
+        assert "make the window at least 39x10 (now 30x8)" in str(
             app.screen.query_one(Static).render())
         await pilot.resize_terminal(80, 23)  # an 80x24 window under tmux
         await ready(pilot)
-        await pilot.resize_terminal(39, 23)
+        await pilot.resize_terminal(38, 23)
         await pilot.pause()
         assert isinstance(app.screen, TooSmallScreen)
-        await pilot.resize_terminal(40, 10)
+        await pilot.resize_terminal(39, 10)
         await pilot.pause()
         assert isinstance(app.screen, TrainingForm)
         await pilot.resize_terminal(80, 9)

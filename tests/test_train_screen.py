@@ -220,9 +220,9 @@ def test_snapshot_80x24(snap_compare, tmp_path):
     assert snap_compare(app, terminal_size=(80, 24), run_before=_until_drawn)
 
 
-@pytest.mark.parametrize("size", [(80, 23), (60, 20), (40, 10)])
+@pytest.mark.parametrize("size", [(80, 23), (60, 20), (39, 10)])
 def test_snapshot_small_terminals(snap_compare, tmp_path, size):
-    """80x23 (80x24 under tmux), a 60x20 split, and the 40x10 minimum (ti_tui/terminal.py):
+    """80x23 (80x24 under tmux), a 60x20 split, and the 39x10 minimum (ti_tui/terminal.py):
     progress, loss and DVAR, narrower and shorter, never the "too small" notice."""
     app = TrainApp(FakeHandle(run_dir(tmp_path)))
     assert snap_compare(app, terminal_size=size, run_before=_until_drawn)

@@ -30,7 +30,7 @@ from trainer.events import Event, stop_words
 TINY, COMPACT, MEDIUM, FULL = "tiny", "compact", "medium", "full"
 CHARTS_MIN_HEIGHT = 12
 """Below this many rows the charts would get no line inside their borders: only progress
-(issue 19; the 40x10 minimum of any screen is ti_tui/terminal.py)."""
+(issue 19; the 39x10 minimum of any screen is ti_tui/terminal.py)."""
 
 TEXT_REFRESH_S = 0.25
 """Text panels (progress, schedule, files) are redrawn at most 4 times a second."""

@@ -5,15 +5,15 @@ itself out; every entry point (the form, `ti-tui demo`, the home screen, `ti-tui
 `ti-tui watch`) asks `live_screen_problem` before drawing full-screen, and prints plain lines
 (or, for the form, one sentence) where it cannot.
 
-Why MIN_WIDTH x MIN_HEIGHT = 40 x 10: every screen degrades by itself down to it (the form
-stacks its labels over the controls below 64 columns and drops its help lines below 20 rows;
-the live screen keeps only the progress panel below 16 rows; the summary scrolls), and at
-40 x 10 each still shows something whole: four or more form fields with their labels, the
-progress panel (step, bar, clocks, DVAR's earliest stop), or the summary's outcome line. Below
-that a field label, a 30-column input and the key line no longer fit together. 40 x 10 also
-takes in what people actually get: an 80x24 window under tmux or screen (80x23), a window cut
-in two by a tmux split (39-40 columns, or 11 rows, both kept with the status line as a margin
-for... see README "Over SSH").
+Why MIN_WIDTH x MIN_HEIGHT = 39 x 10. The common windows must all work with room to spare:
+an 80x24 terminal under tmux or screen is 80x23 (the status line takes a row), either half of a
+window split by tmux is 39 or 40 columns, or 11 rows, title bars and status lines take a row or two
+more. Above the minimum each screen degrades by itself: the form stacks its labels over the
+controls below NARROW_WIDTH columns and drops the help line below SHORT_HEIGHT rows, the live
+screen drops the charts below panels.CHARTS_MIN_HEIGHT rows (progress alone), the summary and
+the help scroll. At 39 x 10 each still shows something whole: two or three form fields with
+their labels and the key line, the whole progress panel, the outcome of a run. Below it a
+label, a usable input and the key line no longer fit at once, so the notice is shown instead.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-MIN_WIDTH, MIN_HEIGHT = 40, 10
+MIN_WIDTH, MIN_HEIGHT = 39, 10
 """The smallest terminal any screen is drawn in; below it the app shows only a notice."""
 
 NARROW_WIDTH = 64

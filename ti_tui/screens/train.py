@@ -173,7 +173,7 @@ class ConfirmStop(ModalScreen[bool]):
             yield Label("Stop training?")
             yield Static("The trainer finishes this step, saves a checkpoint and the embedding, "
                          "then exits.")
-            # Compact (one row each) so the question fits a 40x10 terminal.
+            # Compact (one row each) so the question fits a 39x10 terminal.
             yield Button("Stop [y]", variant="error", action="screen.answer(True)",
                          compact=True)
             yield Button("Keep training [n]", variant="primary",

@@ -4,6 +4,7 @@ diffusers' StableDiffusionXLPipeline (each half into its own encoder) and genera
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -215,3 +216,30 @@ def test_two_processes_train_sdxl_together(tiny_sdxl_dir, demo_images_dir, tmp_p
             key = next(k for k in f.keys() if k.endswith("token_embedding.weight"))
             start = f.get_slice(key)[star]
         assert not torch.allclose(part, start)
+
+
+def test_an_sdxl_v_prediction_fine_tune_trains_and_previews(tiny_sdxl_dir, demo_images_dir,
+                                                            tmp_path):
+    """SDXL fine-tunes with v-prediction and zero terminal SNR (as NoobAI-XL V-Pred ships):
+    the scheduler config decides the target, the conditioner is the same."""
+    import json
+
+    from .helpers import link_model
+
+    model = link_model(tiny_sdxl_dir, tmp_path / "vpred", skip=("scheduler",))
+    (model / "scheduler").mkdir()
+    config = json.loads((tiny_sdxl_dir / "scheduler" / "scheduler_config.json").read_text())
+    config |= {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True,
+               "timestep_spacing": "trailing"}
+    (model / "scheduler" / "scheduler_config.json").write_text(json.dumps(config))
+    events: list = []
+    result = train(make_config(model, demo_images_dir, tmp_path, max_train_steps=2,
+                               save_steps=0, checkpointing_steps=0, validation_steps=2,
+                               dvar_window=2, dvar_eval_batch_size=2),
+                   emit=events.append)
+    started = next(e for e in events if e.type == "run_started")
+    assert started.model["family"] == "sdxl"
+    assert started.model["prediction_type"] == "v_prediction"
+    steps = [e for e in events if e.type == "step"]
+    assert result.reason == "max_steps" and all(math.isfinite(s.loss) for s in steps)
+    assert any(e.type == "preview" and e.step == 2 for e in events)

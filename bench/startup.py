@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> dict:
 
         trainer.latents.ENCODE_BATCH = args.encode_batch
     rss_before_cache = rss_mb()
-    LatentCache.encode(vae, pixels, accelerator.device)
+    from trainer.devices import resolve_device
+
+    LatentCache.encode(vae, pixels, resolve_device(config.device, accelerator))
     lap("cache_latents")
     return {"preset": preset.name, "resolution": preset.resolution,
             "images": len(loaded.images), "times_s": times,

@@ -98,3 +98,27 @@ def test_early_stopping_off_still_reports_the_ratio(tiny_model_dir, demo_images_
     evaluated = [e.step for e in events if e.type == "step" and e.l_det is not None]
     assert evaluated == [2, 4, 6, 8, 10, 12]
     assert any(e.dvar_ratio is not None for e in events if e.type == "step")
+
+
+def test_a_run_resumed_after_dvar_stopped_it_says_so_before_it_starts(
+        tiny_model_dir, demo_images_dir, tmp_path, monkeypatch):
+    """Issue 16: resuming restores L_det's history, already below the threshold, so the run
+    stops after one update (the spec's rule); the user is told first, with the flag that
+    trains on, and that flag does train on."""
+    import trainer.loop as loop
+
+    monkeypatch.setattr(loop._Loop, "_l_det", lambda self: 100.0 if self.step == 1 else 1.0)
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=20,
+                         early_stopping="dvar", dvar_window=5, dvar_threshold=0.39,
+                         save_steps=0, checkpointing_steps=0)
+    assert train(config).reason == "early_stop"
+    events: list = []
+    resumed = train(config.replace(resume_from_checkpoint="latest"), emit=events.append)
+    kinds = [e.type for e in events]
+    warning = next(e for e in events if e.type == "warning" and "DVAR" in e.message)
+    assert events.index(warning) < kinds.index("step"), "said before the first update"
+    assert "--early_stopping none" in warning.message
+    assert resumed.reason == "early_stop" and resumed.step == 7
+    onward = train(config.replace(resume_from_checkpoint="latest", early_stopping="none",
+                                  max_train_steps=9))
+    assert onward.reason == "max_steps" and onward.step == 9

@@ -17,7 +17,8 @@ def test_two_processes_train_together(tiny_model_dir, demo_images_dir, tmp_path)
                          placeholder_token="star", train_data_dir=str(demo_images_dir),
                          output_dir=str(tmp_path / "out"), train_batch_size=2,
                          max_train_steps=4, learning_rate="5e-3", seed=3, save_steps=0,
-                         checkpointing_steps=0, num_processes=2, early_stopping="none")
+                         checkpointing_steps=0, num_processes=2, early_stopping="none",
+                         device="cpu")  # CPU processes (gloo) on a machine with GPUs too
     config = prepare_output(config)
     command, env = trainer_command(config, config.output_path / "run.toml")
     assert env["ACCELERATE_USE_CPU"] == "true" and "--multi_gpu" in command
@@ -27,6 +28,10 @@ def test_two_processes_train_together(tiny_model_dir, demo_images_dir, tmp_path)
     started = [e for e in events if e["type"] == "run_started"]
     assert len(started) == 1, "only the main process writes events"
     assert started[0]["num_processes"] == 2
+    # Each process waits passively and gets its share of the cores (issue 20).
+    threads = started[0]["cpu_threads"]
+    assert threads["processes"] == 2 and threads["wait_policy"] == "PASSIVE"
+    assert threads["torch_threads"] == threads["threads"]
     # --scale_lr counts processes: 5e-3 x batch 2 x accumulation 1 x 2 processes.
     assert started[0]["learning_rate"] == pytest.approx(0.02)
     steps = [e for e in events if e["type"] == "step"]

@@ -59,7 +59,8 @@ def event_line(event: Event, state: RunState, log_every: int) -> str | None:
     if isinstance(event, RunStarted):
         return (f"run started: {state.trigger} on {state.config.get('model', '-')}, "
                 f"{state.device}, precision {state.precision}, {state.num_processes} process(es), "
-                f"steps {state.start_step}->{state.max_steps}, output {state.output_dir}")
+                + (f"CPU {state.cpu_threads}, " if state.cpu_threads else "")
+                + f"steps {state.start_step}->{state.max_steps}, output {state.output_dir}")
     if isinstance(event, CheckpointSaved):
         return f"checkpoint at step {event.step}: {short_path(state, event.path)}"
     if isinstance(event, EmbeddingSaved):

@@ -144,13 +144,15 @@ def family_words(family: str | None, parts: dict[str, int] | None) -> str:
 
 # --- panels ---------------------------------------------------------------------------------
 def header_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
-    """Trigger, model, device and precision, processes, output dir."""
+    """Trigger, model, device and precision, processes and CPU threads, output dir."""
     model = state.model.get("path") or state.config.get("model") or "-"
     facts = [family_words(state.model.get("family"), state.model.get("parts")),
              state.model.get("prediction_type"), state.model.get("native_resolution")]
     if any(facts):
         model += f" ({', '.join(str(f) for f in facts if f)})"
     procs = f"{state.num_processes} process" + ("es" if state.num_processes != 1 else "")
+    if state.cpu_threads:  # "2 threads, passive wait": the reason stays in the log line
+        procs += f" x {state.cpu_threads.split(' (')[0]}"
     trigger = state.trigger or "-"
     lines = [
         _kv(("", trigger), ("model", model)),

@@ -101,6 +101,9 @@ class RunState:
     device: str = ""
     precision: str = ""
     num_processes: int = 1
+    cpu_threads: str = ""
+    """The trainer's CPU threads in a few words, e.g. "2 threads, passive wait (2 cores / 1
+    process)"; empty when the trainer did not say (an older one)."""
     start_step: int = 0
     max_steps: int = 0
     base_lr: float | None = None
@@ -295,6 +298,7 @@ def _run_started(state: RunState, event: RunStarted) -> None:
     state.model, state.dataset = dict(event.model), dict(event.dataset)
     state.device, state.precision = event.device, event.precision
     state.num_processes = event.num_processes or 1
+    state.cpu_threads = str(event.cpu_threads.get("summary") or "")
     state.start_step = state.step = event.start_step
     state.max_steps = event.max_steps or int(state.config.get("max_train_steps") or 0)
     state.base_lr, state.lr_scale = _finite(event.learning_rate), _finite(event.lr_scale) or 1.0

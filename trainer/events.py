@@ -166,6 +166,12 @@ class RunStarted(Event):
     ldet_history: int = 0
     """L_det values a resumed run's checkpoint already holds: DVAR's window keeps filling
     from there (0 for a fresh run)."""
+    cpu_threads: dict[str, Any] = field(default_factory=dict)
+    """This process's CPU thread plan (trainer/threads.py ThreadPlan.as_dict): threads,
+    wait_policy, cores, processes, source, summary; and torch_threads, what torch uses."""
+    latent_cache_memory_mb: float | None = None
+    """On CUDA, the peak GPU memory (MiB, max_memory_allocated) while the latents were cached;
+    the steps' own peak is each `step`'s memory_mb. None on the CPU."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, divergence, fsutil, outputs
+from trainer import checkpoint, devices, divergence, fsutil, outputs, threads
 from trainer.config import TrainConfig
 from trainer.control import CONTROL_DIR, Control
 from trainer.errors import UserError, write_failed
@@ -41,6 +41,7 @@ class RunResult:
     reason: StopReason
     step: int
     vectors: torch.Tensor
+    """The final rows, fp32 [num_vectors, width], on the CPU whatever the run's device."""
     files: list[Path] = field(default_factory=list)
 
 
@@ -57,6 +58,11 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
     # Mixed precision is applied by the loop itself (autocast + GradScaler on the few trained
     # rows), so accelerate only provides the device, the process group and the reductions.
     accelerator = accelerator or Accelerator(mixed_precision="no")
+    # The CPU threads of this process (trainer/threads.py); in-process callers get their own
+    # count back when the run ends.
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads.plan_threads(config.cpu_threads,
+                                               threads.local_processes()).threads)
     main = accelerator.is_main_process
     sink: Emit = emit if (emit is not None and main) else (lambda event: None)
     control = control or Control(config.output_path / CONTROL_DIR if main else None)
@@ -73,7 +79,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
             outputs.remove_stale_temporaries(config.output_path)
             fsutil.reserve_space(config.output_path)  # room to report a full disk later
         seed = _shared_seed(resolve_seed(config, pf), accelerator)
-        session = prepare(config, pf, device=accelerator.device,
+        session = prepare(config, pf, device=devices.resolve_device(config.device, accelerator),
                           num_processes=accelerator.num_processes, seed=seed, emit=sink)
         loop = _Loop(session, accelerator, sink, control)
         return loop.run()
@@ -99,6 +105,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
                      files=[str(f) for f in files]))
         raise
     finally:
+        torch.set_num_threads(threads_before)
         if lock is not None:
             fsutil.release_reserve()
             lock.release()
@@ -369,7 +376,15 @@ class _Loop:
             learning_rate=s.plan.rate_at(s.start_step), lr_scale=s.plan.lr_scale,
             end_reason=s.plan.limit, ldet_history=len(self.tracker.rows),
             trigger=s.placeholder.trigger, tokens=s.placeholder.tokens,
-            output_dir=str(self.cfg.output_path)))
+            output_dir=str(self.cfg.output_path), cpu_threads=_thread_facts(self.cfg),
+            latent_cache_memory_mb=s.latent_cache_memory_mb))
+        if s.resumed is not None and self.cfg.early_stopping == "dvar" and self.tracker.stopped:
+            # Correct by the spec (the restored history already meets the stop rule), but a
+            # user who resumed to train on must hear it before the run ends after one update.
+            self.emit(Warning(message="The checkpoint's L_det history already meets DVAR's "
+                                      "stop rule, so this run stops again after its first "
+                                      "update; to train on, resume with --early_stopping "
+                                      "none."))
         per_update = s.plan.images_per_update
         if per_update > s.cache.num_images:
             self.emit(Warning(message=f"Batch x accumulation x processes = {per_update} is more "
@@ -395,14 +410,20 @@ class _Loop:
             files = self.files.final(self.step, self.vectors, reason, self.state_dict)
             self.emit(Stopped(reason=reason, step=self.step, files=[str(f) for f in files],
                               **self.tracker.stop_facts(reason)))
-        return RunResult(reason=reason, step=self.step, vectors=self.vectors.detach().clone(),
-                         files=files)
+        return RunResult(reason=reason, step=self.step,
+                         vectors=self.vectors.detach().to("cpu", copy=True), files=files)
 
 
 def _config_dict(config: TrainConfig) -> dict:
     import dataclasses
 
     return {k: v for k, v in dataclasses.asdict(config).items() if k != "hub_token"}
+
+
+def _thread_facts(config: TrainConfig) -> dict:
+    """The run_started event's `cpu_threads`: the plan, and the count torch actually uses."""
+    plan = threads.plan_threads(config.cpu_threads, threads.local_processes())
+    return plan.as_dict() | {"torch_threads": torch.get_num_threads()}
 
 
 def _memory_mb(device: torch.device) -> float:

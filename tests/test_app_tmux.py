@@ -312,6 +312,34 @@ def test_term_on_the_watch_view_restores_the_terminal(term, tmp_path):
         lock.release()
 
 
+def test_hup_on_headless_train_leaves_the_trainer_training(term, tiny_model_dir,
+                                                           demo_images_dir):
+    """`ti-tui train` on a terminal draws Rich's full-screen view; SIGHUP leaves it (terminal
+    restored, exit 129, how to come back) while the trainer, in its own session, goes on."""
+    from ti_tui.runner import run_alive
+    from trainer.lock import LOCK_NAME, read_lock
+
+    out = term.tmp / "out"
+    term.start("cli", "train", "--model", str(tiny_model_dir), "--train_data_dir",
+               str(demo_images_dir), "--output_dir", str(out), "--placeholder_token", "star",
+               "--max_train_steps", "100000", "--train_batch_size", "1", "--device", "cpu")
+    try:
+        term.wait_for(lambda s: "Ctrl-C" in s and "Loss" in s, "the Rich live view")
+        assert term.modes().startswith("1")
+        os.kill(term.app_pid(), signal.SIGHUP)
+        screen = term.wait_for("EXIT=129")
+        assert flat(f"ti-tui watch {out}") in flat(screen)
+        assert term.modes() == RESTORED
+        assert run_alive(out)  # still training
+    finally:
+        owner = read_lock(out / LOCK_NAME)
+        if owner is not None and owner.is_running():
+            try:  # the test's own trainer (a session of its own): end it now
+                os.killpg(owner.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                os.kill(owner.pid, signal.SIGKILL)
+
+
 # --- case 3: input that is not UTF-8, and crashes ----------------------------------------------
 def test_stray_bytes_never_end_the_form(term, root):
     term.start("cli", "--gui", "--root", str(root))

@@ -426,6 +426,15 @@ def _thread_facts(config: TrainConfig) -> dict:
     return plan.as_dict() | {"torch_threads": torch.get_num_threads()}
 
 
+def _nan_advice(config: TrainConfig) -> str:
+    """What to change after a NaN streak: the precision only when it is a half one."""
+    precision = ("" if config.mixed_precision == "no" else
+                 f", or use --mixed_precision no instead of {config.mixed_precision} (half "
+                 "precision overflowing is the usual cause)")
+    return (f"Lower --learning_rate{precision}, then resume with --resume_from_checkpoint "
+            "latest.")
+
+
 def _memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20

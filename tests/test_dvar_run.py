@@ -122,3 +122,35 @@ def test_a_run_resumed_after_dvar_stopped_it_says_so_before_it_starts(
     onward = train(config.replace(resume_from_checkpoint="latest", early_stopping="none",
                                   max_train_steps=9))
     assert onward.reason == "max_steps" and onward.step == 9
+
+
+def test_l_det_from_the_kept_inputs_equals_the_plain_loss(tiny_model_dir, demo_images_dir,
+                                                          tmp_path, monkeypatch):
+    """The evaluation keeps its noised latents and target from the first call: every value is
+    still exactly the diffusion loss of the fixed batch at the current embedding."""
+    import trainer.loop as loop
+    from trainer.objective import diffusion_loss
+
+    pairs = []
+    kept_inputs = []
+    original = loop._Loop._l_det
+
+    def both(self):
+        fast = original(self)
+        batch, c = self.s.eval_batch, self.s.components
+        with torch.inference_mode():
+            plain = diffusion_loss(unet=c.unet, conditioner=c.conditioner,
+                                   scheduler=c.noise_scheduler, latents=batch.latents,
+                                   noise=batch.noise, timesteps=batch.timesteps,
+                                   input_ids=batch.input_ids, time_ids=batch.time_ids,
+                                   autocast=self.s.autocast, unet_dtype=self.s.unet_dtype)
+        pairs.append((fast, float(plain.item())))
+        kept_inputs.append(batch.prepared[1].data_ptr())
+        return fast
+
+    monkeypatch.setattr(loop._Loop, "_l_det", both)
+    train(make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=3,
+                      save_steps=0, checkpointing_steps=0))
+    assert len(pairs) == 3 and all(fast == plain for fast, plain in pairs)
+    assert len(set(v for v, _ in pairs)) == 3, "the embedding moved, so L_det moved"
+    assert len(set(kept_inputs)) == 1, "made once, then reused"

@@ -37,7 +37,19 @@ def diffusion_loss(*, unet, conditioner, scheduler, latents: torch.Tensor,
     """
     noisy = scheduler.add_noise(latents, noise, timesteps)
     target = diffusion_target(scheduler, latents, noise, timesteps)
+    return prediction_loss(unet=unet, conditioner=conditioner, noisy=noisy.to(unet_dtype),
+                           target=target, timesteps=timesteps, input_ids=input_ids,
+                           time_ids=time_ids, autocast=autocast, unet_dtype=unet_dtype)
+
+
+def prediction_loss(*, unet, conditioner, noisy: torch.Tensor, target: torch.Tensor,
+                    timesteps: torch.Tensor, input_ids: torch.Tensor,
+                    time_ids: torch.Tensor | None, autocast: AbstractContextManager,
+                    unet_dtype: torch.dtype) -> torch.Tensor:
+    """The second half of `diffusion_loss`, from the noised latents `noisy` (already in
+    `unet_dtype`) and the `target`: what depends on the trained rows. DVAR's fixed batch
+    computes the first half once (trainer/evaluation.py)."""
     with autocast:
         cond = conditioner.encode(input_ids, time_ids)
-        prediction = unet(noisy.to(unet_dtype), timesteps, **cond.for_unet(unet_dtype)).sample
+        prediction = unet(noisy, timesteps, **cond.for_unet(unet_dtype)).sample
     return F.mse_loss(prediction.float(), target.float(), reduction="mean")

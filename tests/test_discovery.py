@@ -190,3 +190,27 @@ def test_invokeai3_folders_of_other_pipelines_are_listed_as_unsupported(tmp_path
     assert found["sdxl-refiner/main/refiner"].problem == "an SDXL refiner"
     with pytest.raises(ModelError, match="is a Flux model"):
         resolve_model("FLUX.1-dev", root)
+
+
+@pytest.mark.parametrize("layout", ["a1111", "comfyui"])
+def test_a1111_and_comfyui_checkpoints_train_by_name(layout, tmp_path, tiny_model_dir, sd1_file,
+                                                     demo_images_dir):
+    """`--root webui --model tiny` (A1111/Forge install as the root) and `--models_dir
+    ComfyUI/models/checkpoints --model tiny` both find the file by its name and train."""
+    if layout == "a1111":
+        home = tmp_path / "webui"
+        folder = home / "models" / "Stable-diffusion"
+        where = ["--root", str(home)]
+    else:
+        folder = tmp_path / "ComfyUI" / "models" / "checkpoints"
+        where = ["--root", str(tmp_path / "no-invokeai"), "--models_dir", str(folder)]
+    folder.mkdir(parents=True)
+    (folder / "tiny.safetensors").symlink_to(sd1_file)
+    run = subprocess.run(
+        [*TI_TUI, "train", *where, "--model", "tiny", "--model_config", str(tiny_model_dir),
+         "--train_data_dir", str(demo_images_dir), "--output_dir", str(tmp_path / "out"),
+         "--placeholder_token", "star", "--max_train_steps", "2", "--train_batch_size", "1",
+         "--device", "cpu", "--early_stopping", "none", "--checkpointing_steps", "0"],
+        capture_output=True, text=True, timeout=600, env=ENV)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "stopped at step 2" in run.stdout

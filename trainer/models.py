@@ -30,7 +30,7 @@ _CONFIG_FILE = {
     "scheduler": "scheduler_config.json",
 }
 _SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth", ".bin")
-_CONVERT_HINT = "pass --model the file itself (check_model reads single files)"
+_CONVERT_HINT = "pass --model the file itself (ti-tui reads .safetensors and .ckpt files)"
 
 
 # --- checking --------------------------------------------------------------------------------

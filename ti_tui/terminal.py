@@ -94,7 +94,8 @@ def live_screen_problem(*, interactive: bool, env: Mapping[str, str] | None = No
         return "the terminal does not report its size"
     if too_small(*size):
         width, height = size
-        return f"the terminal is {width}x{height}, below the {MIN_WIDTH}x{MIN_HEIGHT} a screen needs"
+        return (f"the terminal is {width}x{height}, below the {MIN_WIDTH}x{MIN_HEIGHT} a screen "
+                "needs")
     return None
 
 

@@ -386,3 +386,14 @@ def test_a_model_config_folder_without_a_vae_config_is_named(sd1_file, tiny_mode
     with pytest.raises(ModelError, match="vae/config.json") as caught:
         models.check_model(sd1_file, model_config=config)
     assert caught.value.field == "model_config"
+
+
+def test_the_config_copy_falls_back_to_a_temporary_folder(tmp_path, monkeypatch):
+    from trainer import model_configs
+
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("TI_TUI_CACHE_DIR", str(blocked))
+    folder = model_configs.complete_config(model_configs.shipped_config("sdxl", "epsilon"))
+    assert (folder / "tokenizer_2" / "vocab.json").is_file()
+    assert models.load_tokenizer(folder / "tokenizer_2").pad_token == "!"

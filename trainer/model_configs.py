@@ -59,9 +59,22 @@ def complete_config(config_dir: Path) -> Path:
     target = cache_root() / "model-configs" / f"{config_dir.name}-{digest}"
     if target.is_dir():
         return target
-    with atomic_dir(target) as tmp:
-        shutil.copytree(config_dir, tmp, dirs_exist_ok=True)
+
+    def fill(folder: Path) -> None:
+        shutil.copytree(config_dir, folder, dirs_exist_ok=True)
         for name in missing:
             for vocab in ("vocab.json", "merges.txt"):
-                shutil.copyfile(asset_path("clip-tokenizer", vocab), tmp / name / vocab)
+                shutil.copyfile(asset_path("clip-tokenizer", vocab), folder / name / vocab)
+
+    try:
+        with atomic_dir(target) as tmp:
+            fill(tmp)
+    except OSError:
+        # A read-only or full cache: a private temporary copy serves this process.
+        import atexit
+        import tempfile
+
+        target = Path(tempfile.mkdtemp(prefix="ti-tui-config-"))
+        atexit.register(shutil.rmtree, target, True)
+        fill(target)
     return target

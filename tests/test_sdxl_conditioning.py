@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 import torch
-from accelerate import Accelerator
 
 from trainer import models
 from trainer.conditioner import SDXLConditioner
@@ -25,7 +24,9 @@ def session(tiny_sdxl_dir, demo_images_dir, tmp_path_factory):
     config = make_config(tiny_sdxl_dir, demo_images_dir, tmp, num_vectors=2,
                          initializer_token="star", dvar_eval_batch_size=3)
     pf = preflight(config)
-    return prepare(config, pf, device=Accelerator(cpu=True).device, num_processes=1, seed=1,
+    # A plain CPU device, not Accelerator(cpu=True): accelerate keeps one device per process, so
+    # asking it for the CPU fails in a test process that already trained on CUDA.
+    return prepare(config, pf, device=torch.device("cpu"), num_processes=1, seed=1,
                    emit=lambda event: None)
 
 

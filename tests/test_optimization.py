@@ -116,7 +116,7 @@ def test_fp16_unscales_before_clipping_and_counts_skipped_updates(
     import trainer.loop as loop
     import trainer.preflight as preflight
 
-    monkeypatch.setattr(preflight, "check_precision", lambda *args: None)
+    monkeypatch.setattr(preflight, "check_precision", lambda *args, **kwargs: None)
     reference, ref_events = run(tiny_model_dir, demo_images_dir, tmp_path / "a",
                                 max_train_steps=1)
     original = loop.diffusion_loss

@@ -31,11 +31,18 @@ from trainer.errors import ResumeError
 
 @dataclass
 class Checkpoint:
+    """One loaded `checkpoint-<step>/` folder (load_checkpoint builds it, finite and whole)."""
+
     step: int
+    """Completed optimizer updates when it was written (the folder name's number)."""
     vectors: torch.Tensor
+    """The learned rows, fp32 [num_vectors, width], on the CPU."""
     state: dict[str, Any]
+    """state.pt: optimizer, loss scaler, generators, RNGs, counters and DVAR history."""
     meta: dict[str, Any]
+    """meta.json: the step and the facts a resume checks against the current config."""
     path: Path
+    """The checkpoint folder."""
 
 
 def capture_rng() -> dict[str, Any]:
@@ -53,6 +60,8 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
+    """Put back the Python, NumPy, torch and (when present and available) CUDA random states
+    that capture_rng saved; a CUDA state is skipped on a machine without CUDA."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]

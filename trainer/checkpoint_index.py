@@ -14,6 +14,7 @@ FILES = ("meta.json", "state.pt", "embedding.safetensors", "run.toml")
 
 
 def is_complete(path: Path) -> bool:
+    """Whether `path` is a folder holding every checkpoint file in FILES."""
     return path.is_dir() and all((path / name).is_file() for name in FILES)
 
 
@@ -30,5 +31,6 @@ def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step in `output_dir`, or None."""
     found = list_checkpoints(output_dir)
     return found[-1][1] if found else None

@@ -72,10 +72,12 @@ class Conditioner(ABC):
     # --- conveniences for code that needs "the" tokenizer (trigger checks, the form) -------
     @property
     def tokenizer(self):
+        """The first tokenizer (CLIP-L on SDXL): the one trigger checks and the form use."""
         return self.tokenizers[0]
 
     @property
     def text_encoder(self):
+        """The first text encoder (CLIP-L on SDXL)."""
         return self.encoders[0]
 
     @property
@@ -160,12 +162,14 @@ class Conditioner(ABC):
                 encoder.config.eos_token_id = eos
 
     def to(self, device: torch.device) -> Conditioner:
+        """Move every text encoder to `device`; returns self."""
         for encoder in self.encoders:
             encoder.to(device)
         return self
 
     @property
     def device(self) -> torch.device:
+        """The device of the first text encoder's weights."""
         return next(self.encoders[0].parameters()).device
 
     # --- captions -> conditioning ------------------------------------------------------------
@@ -205,9 +209,12 @@ class ClipConditioner(Conditioner):
 
     def encode(self, input_ids: torch.Tensor,
                time_ids: torch.Tensor | None = None) -> Conditioning:
+        """The encoder's last hidden state [B, 77, 768 or 1024]; no added conditioning
+        (`time_ids` is ignored)."""
         return Conditioning(hidden=self.encoders[0](input_ids[:, 0])[0], added=None)
 
     def pipeline(self, *, vae, unet, scheduler):
+        """A StableDiffusionPipeline without safety checker or feature extractor."""
         from diffusers import StableDiffusionPipeline
 
         return StableDiffusionPipeline(
@@ -216,6 +223,8 @@ class ClipConditioner(Conditioner):
             requires_safety_checker=False)
 
     def prompt_embeds(self, prompts: list[str], resolution: int) -> dict[str, torch.Tensor]:
+        """`prompt_embeds` and `negative_prompt_embeds` (the empty prompt's), each
+        [len(prompts), 77, width]; `resolution` is unused (no size conditioning)."""
         ids = self.tokenize(prompts + [""] * len(prompts)).to(self.device)
         hidden = self.encode(ids).hidden
         n = len(prompts)
@@ -262,6 +271,9 @@ class SDXLConditioner(Conditioner):
 
     def encode(self, input_ids: torch.Tensor,
                time_ids: torch.Tensor | None = None) -> Conditioning:
+        """Both encoders' penultimate hidden states concatenated, [B, 77, 2048], plus
+        `text_embeds` [B, 1280] (pooled at EOS) and `time_ids` [B, 6]. ValueError without
+        `time_ids`."""
         if time_ids is None:
             raise ValueError("SDXL conditioning needs time_ids (Conditioner.time_ids)")
         first = self.encoders[0](input_ids[:, 0], output_hidden_states=True)
@@ -273,6 +285,7 @@ class SDXLConditioner(Conditioner):
                                                   "time_ids": time_ids.to(hidden.device)})
 
     def pipeline(self, *, vae, unet, scheduler):
+        """A StableDiffusionXLPipeline without the invisible watermarker."""
         from diffusers import StableDiffusionXLPipeline
 
         return StableDiffusionXLPipeline(
@@ -283,6 +296,9 @@ class SDXLConditioner(Conditioner):
             add_watermarker=False)
 
     def prompt_embeds(self, prompts: list[str], resolution: int) -> dict[str, torch.Tensor]:
+        """`prompt_embeds` [n, 77, 2048] and `pooled_prompt_embeds` [n, 1280] at `resolution`;
+        the negative pair (the empty prompt's) only when the model does not force zeros for
+        an empty prompt."""
         n = len(prompts)
         texts = prompts if self.force_zeros_for_empty_prompt else prompts + [""] * n
         ids = self.tokenize(texts).to(self.device)

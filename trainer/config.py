@@ -292,6 +292,7 @@ class TrainConfig:
 
     @property
     def data_path(self) -> Path:
+        """--train_data_dir as a Path, with `~` expanded."""
         return Path(self.train_data_dir).expanduser()
 
     @property
@@ -303,6 +304,8 @@ class TrainConfig:
             self.train_batch_size, self.gradient_accumulation_steps, self.num_processes))
 
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes` applied; validated again, so it raises ConfigError as the
+        constructor does."""
         return dataclasses.replace(self, **changes)
 
     # --- TOML ---------------------------------------------------------------------------
@@ -408,6 +411,8 @@ class TrainConfig:
 
 
 def wrap_trigger(token: str) -> str:
+    """The trigger in angle brackets ("cat" -> "<cat>"), the diffusers examples' convention
+    for a placeholder token; already bracketed or empty input is returned stripped."""
     token = token.strip()
     if not token:
         return token

@@ -15,6 +15,13 @@ CONTROL_DIR = "control"
 
 
 class Control:
+    """The loop's mailbox for stop, save and preview requests.
+
+    Thread-safe: a signal handler or another thread calls `request`/`request_stop`; the
+    loop calls `take` and reads `stop_requested` at each step boundary. With `control_dir`
+    set, request files dropped there by `send` (another process) are read by `take` too.
+    """
+
     def __init__(self, control_dir: Path | None = None):
         self.control_dir = control_dir
         self._stop = threading.Event()
@@ -22,13 +29,17 @@ class Control:
         self._lock = threading.Lock()
 
     def request_stop(self) -> None:
+        """Set the stop flag (safe from a signal handler); the loop saves and ends."""
         self._stop.set()
 
     @property
     def stop_requested(self) -> bool:
+        """Whether a stop was asked for (by a signal, `request("stop")` or a stop file)."""
         return self._stop.is_set()
 
     def request(self, action: str) -> None:
+        """Queue one of ACTIONS for the next `take` ("stop" sets the flag at once).
+        ValueError for any other name."""
         if action not in ACTIONS:
             raise ValueError(f"unknown control action {action!r}")
         if action == "stop":

@@ -54,6 +54,8 @@ MAX_PIXELS = 100_000_000
 
 
 def templates_for(learnable_property: str) -> tuple[str, ...]:
+    """The caption templates for --learnable_property: the style ones for "style", the
+    object ones otherwise."""
     return STYLE_TEMPLATES if learnable_property == "style" else OBJECT_TEMPLATES
 
 

@@ -34,6 +34,8 @@ class Placeholder:
 
 
 def token_names(trigger: str, num_vectors: int) -> list[str]:
+    """The tokens for `num_vectors` vectors: the trigger, then "<trigger>_1"... as diffusers'
+    textual_inversion.py names them."""
     return [trigger] + [f"{trigger}_{i}" for i in range(1, num_vectors)]
 
 
@@ -49,6 +51,8 @@ def is_known_word(tokenizer, word: str) -> bool:
 
 
 def check_trigger(tokenizer, trigger: str) -> None:
+    """ConfigError (field placeholder_token) when the trigger is already one token of the
+    tokenizer's vocabulary: training would overwrite a word the model uses."""
     if is_known_word(tokenizer, trigger):
         bare = trigger.strip("<>")
         raise ConfigError(f"Trigger term {trigger!r} is already a word the model knows; use a "
@@ -81,6 +85,12 @@ def initializer_ids(tokenizer, initializer: str, num_vectors: int, seed: int) ->
 
 
 def add_placeholder(tokenizer, trigger: str, num_vectors: int) -> Placeholder:
+    """Add the trigger's `num_vectors` tokens to `tokenizer` (consecutive new ids).
+
+    Raises ConfigError (field placeholder_token) when the trigger is a known word, a token
+    name clashes with an existing one, or the new ids are not consecutive (SplicedEmbedding
+    maps every id from the first one on to a trained row).
+    """
     check_trigger(tokenizer, trigger)
     names = token_names(trigger, num_vectors)
     added = tokenizer.add_tokens(names)
@@ -120,6 +130,7 @@ class SplicedEmbedding(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
+        """The frozen base table [num_embeddings, embedding_dim] (not the trained rows)."""
         # Some callers read `.weight` (e.g. to learn the dtype); give them the frozen table.
         return self.base.weight
 
@@ -129,6 +140,8 @@ class SplicedEmbedding(nn.Module):
         return self.vectors[:, self.columns]
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token ids [B, 77] -> embeddings [B, 77, embedding_dim] in the table's dtype; ids
+        from `first_id` on read the trained rows (gradients flow into `vectors`)."""
         frozen = self.base(input_ids)
         is_new = input_ids >= self.first_id
         # No "any new token?" shortcut: reading that bool would make the host wait for the GPU

@@ -32,15 +32,22 @@ from trainer.objective import diffusion_target, prediction_loss
 
 @dataclass
 class EvalBatch:
+    """DVAR's fixed evaluation batch E (build_eval_batch draws it; see the module docstring)."""
+
     latents: torch.Tensor
+    """[B, C, h, w] float32 VAE latents, already times the VAE scaling factor."""
     noise: torch.Tensor
+    """[B, C, h, w] standard-normal noise, drawn once."""
     timesteps: torch.Tensor
+    """[B] int64 distinct timesteps in range(num_train_timesteps)."""
     input_ids: torch.Tensor
     """[B, E, 77]: one row of token ids per text encoder."""
     time_ids: torch.Tensor | None
     """[B, 6] SDXL time ids, or None for families without added conditioning."""
     image_indices: list[int]
+    """Dataset item of each row (i mod n, sorted-filename order)."""
     template_indices: list[int]
+    """Caption template of each row (i mod T)."""
     prepared: tuple[torch.dtype, torch.Tensor, torch.Tensor] | None = None
     """(unet dtype, noised latents, target), made at the first evaluation."""
 

@@ -34,6 +34,7 @@ class FriendlyParser(argparse.ArgumentParser):
     """argparse that reports a bad flag as a ConfigError (one line, exit 2) instead of usage."""
 
     def error(self, message: str) -> NoReturn:
+        """argparse's hook for a bad command line: raises ConfigError naming --help."""
         raise ConfigError(f"{message}; see `{self.prog} --help`.")
 
 
@@ -85,6 +86,7 @@ def config_from_args(values: dict[str, Any], base: TrainConfig | None = None) ->
 
 
 def build_parser(prog: str = "python -m trainer") -> FriendlyParser:
+    """The training command's parser: --config RUN.TOML plus one flag per TrainConfig field."""
     parser = FriendlyParser(prog=prog, description="Train a textual-inversion embedding.",
                             allow_abbrev=False)
     parser.add_argument("--config", default=None, metavar="RUN.TOML",

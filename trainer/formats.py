@@ -169,6 +169,8 @@ class EmbeddingFormat:
     """(trigger, parts, family, step, model_name) -> the file's bytes."""
 
     def file_name(self, trigger: str, suffix: str = "") -> str:
+        """This format's file name for `trigger`, e.g. "my-cat.safetensors"; `suffix` marks
+        a snapshot (e.g. "-500")."""
         return self.pattern.format(name=standalone_stem(trigger), suffix=suffix)
 
 

@@ -114,11 +114,14 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to a temporary file beside `target`, fsync it and rename it into place:
+    readers see the old file or the whole new one. OSError (full disk, read-only) as raised."""
     with atomic_path(target) as tmp:
         write_file_synced(tmp, data)
 
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
+    """`atomic_write_bytes` of `text` encoded as UTF-8."""
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
@@ -167,6 +170,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def moved_aside_name(target: Path) -> Path:
+    """Where atomic_dir parks an existing folder while replacing it: `.NAME.old` beside it."""
     return target.with_name(f".{target.name}.old")
 
 
@@ -248,12 +252,14 @@ class TolerantStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
+        """Write to the wrapped stream; on OSError drop the text and report it written."""
         try:
             return self._stream.write(text)
         except OSError:
             return len(text)
 
     def flush(self) -> None:
+        """Flush the wrapped stream, ignoring OSError."""
         with contextlib.suppress(OSError):
             self._stream.flush()
 

@@ -40,6 +40,7 @@ class LatentCache:
 
     @property
     def num_images(self) -> int:
+        """n, the number of dataset images (each also has a mirrored entry)."""
         return self.mean.shape[0]
 
     @classmethod
@@ -72,6 +73,7 @@ class LatentCache:
         return (mean + std * noise) * self.scaling_factor
 
     def to(self, device: torch.device) -> LatentCache:
+        """A cache with the same mean, std and scaling factor on `device`."""
         return LatentCache(self.mean.to(device), self.std.to(device), self.scaling_factor)
 
 
@@ -112,6 +114,7 @@ class LazyLatentCache(LatentCache):
 
     @property
     def num_images(self) -> int:
+        """n, the number of dataset images (encoded or not)."""
         return self._pixels.shape[0]
 
     @property

@@ -24,6 +24,8 @@ LOCK_NAME = ".ti-tui.lock"
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this machine (signal 0; one owned by another user
+    counts). Says nothing about pid reuse: Owner.is_running also compares start times."""
     if pid <= 0:
         return False
     try:
@@ -47,9 +49,15 @@ def start_time(pid: int) -> float | None:
 
 @dataclass(frozen=True)
 class Owner:
+    """Who holds a run lock: the lock file's three lines."""
+
     pid: int
+    """The trainer's process id."""
     started: float | None = None
+    """Its start time, seconds since the epoch (psutil), to detect a reused pid; None if
+    unknown."""
     host: str | None = None
+    """The machine's host name; a lock from another host cannot be checked and counts as held."""
 
     def is_running(self) -> bool:
         """True while the run that wrote the lock may still be going."""
@@ -64,6 +72,7 @@ class Owner:
         return True
 
     def text(self) -> str:
+        """The lock file's content: pid, start time and host, one per line."""
         started = "" if self.started is None else repr(self.started)
         return f"{self.pid}\n{started}\n{self.host or ''}\n"
 
@@ -87,11 +96,17 @@ def check_free(output_dir: Path) -> None:
 
 
 class RunLock:
+    """OUTPUT_DIR/.ti-tui.lock, held by the one process training into that folder."""
+
     def __init__(self, path: Path):
         self.path = path
 
     @classmethod
     def acquire(cls, output_dir: Path) -> RunLock:
+        """Take `output_dir`'s lock, removing a stale one (its owner is gone).
+
+        Raises UserError (field output_dir) when a live run holds it or it cannot be taken
+        in three tries, and the write_failed error when the disk refuses the file."""
         path = output_dir / LOCK_NAME
         for _ in range(3):
             try:
@@ -111,6 +126,7 @@ class RunLock:
                         "training into this folder.", field="output_dir")
 
     def release(self) -> None:
+        """Delete the lock file if this process still owns it; a missing file is fine."""
         with contextlib.suppress(FileNotFoundError):
             owner = read_lock(self.path)
             if owner is not None and owner.pid == os.getpid():

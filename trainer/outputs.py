@@ -77,6 +77,9 @@ class Outputs:
         return paths
 
     def checkpoint(self, step: int, vectors: torch.Tensor, state_fn) -> Path:
+        """Write checkpoint-<step>/ from the rows [n, width] and `state_fn()` (the loop's
+        state dict), pruning to --checkpoints_total_limit; emits CheckpointSaved.
+        OutputError if the disk refuses."""
         meta = {"trigger": self.session.placeholder.trigger,
                 "tokens": self.session.placeholder.tokens,
                 "num_vectors": self.cfg.num_vectors,
@@ -91,6 +94,8 @@ class Outputs:
         return path
 
     def preview(self, step: int) -> Path:
+        """Render --num_validation_images for the validation prompt into
+        previews/step-<step>.png; emits PreviewSaved. OutputError if the disk refuses."""
         from trainer.preview import render_preview
 
         prompt = data.preview_template(self.cfg.validation_prompt,
@@ -104,6 +109,9 @@ class Outputs:
         return target
 
     def periodic(self, step: int, vectors: torch.Tensor, requests: set[str], state_fn) -> None:
+        """After update `step`: the snapshot, checkpoint and preview that --save_steps,
+        --checkpointing_steps and --validation_steps call for, plus those asked for in
+        `requests` ("save", "preview"). The end step's checkpoint is left to `final`."""
         cfg = self.cfg
         if cfg.save_steps and step % cfg.save_steps == 0:
             self._embedding(self.out / "embeddings", step, vectors,

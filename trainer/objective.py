@@ -18,6 +18,10 @@ import torch.nn.functional as F
 
 def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor,
                      timesteps: torch.Tensor) -> torch.Tensor:
+    """What the UNet learns to predict for latents x0 and noise [B, C, h, w] at timesteps [B]:
+    the noise for "epsilon", v = alpha_t * noise - sigma_t * x0 for "v_prediction"
+    (Salimans & Ho 2022, sec. 4; diffusers' scheduler.get_velocity). ValueError for any other
+    scheduler prediction type."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
         return noise

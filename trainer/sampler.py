@@ -19,11 +19,20 @@ class MicroBatch:
     """One process's share of one micro-batch: which images, mirrored or not, which caption."""
 
     indices: torch.Tensor
+    """[batch_size] int64 dataset items (sorted-filename order)."""
     flips: torch.Tensor
+    """[batch_size] int64, 1 = horizontally mirrored."""
     templates: torch.Tensor
+    """[batch_size] int64 caption template numbers."""
 
 
 class BatchSampler:
+    """Draws MicroBatches for process `rank` of `world_size` from one seeded generator.
+
+    `state_dict`/`load_state_dict` carry the generator, the current epoch's permutation and
+    the position in it, so a resumed run draws exactly the items the straight run would.
+    """
+
     def __init__(self, num_images: int, num_templates: int, batch_size: int, *, seed: int,
                  rank: int = 0, world_size: int = 1):
         self.num_images = num_images
@@ -46,6 +55,7 @@ class BatchSampler:
         return index
 
     def next(self) -> MicroBatch:
+        """The next global micro-batch (batch_size x world_size items), this process's slice."""
         total = self.batch_size * self.world_size
         indices = [self._next_index() for _ in range(total)]
         flips = torch.randint(0, 2, (total,), generator=self.generator)
@@ -55,10 +65,12 @@ class BatchSampler:
         return MicroBatch(torch.tensor(indices[mine]), flips[mine], templates[mine])
 
     def state_dict(self) -> dict:
+        """Generator state, permutation, position and items drawn (plain, weights_only-safe)."""
         return {"generator": self.generator.get_state(), "order": list(self.order),
                 "position": self.position, "items_drawn": self.items_drawn}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from a `state_dict` taken by a sampler with the same sizes and seed."""
         self.generator.set_state(state["generator"])
         self.order = list(state["order"])
         self.position = int(state["position"])

@@ -1,10 +1,10 @@
 """Everything a run needs before its first update: models, tokens, latents, captions, rates.
 
-`prepare(config, accelerator, emit)` returns a `Session` holding the frozen models, the
-trainable vectors spliced into the text encoder(s) by the model's conditioner
-(trainer/conditioner.py), the cached latents, the tokenized captions,
-the run's plan (trainer/plan.py: its end, the rate and clip value of every update), and the
-DVAR evaluation batch. trainer/loop.py then only runs updates.
+`prepare(config, preflight, device=..., num_processes=..., seed=..., emit=...)` returns a
+`Session` holding the frozen models, the trainable vectors spliced into the text encoder(s)
+by the model's conditioner (trainer/conditioner.py), the cached latents, the tokenized
+captions, the run's plan (trainer/plan.py: its end, the rate and clip value of every
+update), and the DVAR evaluation batch. trainer/loop.py then only runs updates.
 """
 
 from __future__ import annotations
@@ -39,23 +39,32 @@ class Session:
 
     config: TrainConfig
     preflight: Preflight
+    """The checks' findings: model path and facts, resolution, images, resume folder."""
     components: models.Components
+    """UNet, VAE, noise scheduler and conditioner, loaded."""
     placeholder: embeddings.Placeholder
+    """The trigger's tokens and their ids."""
     vectors: torch.nn.Parameter
     """The trained rows, fp32 [num_vectors, sum of the conditioner's part widths]."""
     cache: LatentCache
+    """VAE posterior of every image and its mirror (lazy on a CPU, eager elsewhere)."""
     caption_ids: torch.Tensor
     """[T, E, 77] token ids of every caption template with the trigger filled in, one row per
     text encoder (Conditioner.tokenize)."""
     image_paths: list[Path]
+    """The training images, in sorted-filename order (dataset item i is image_paths[i])."""
     device: torch.device
     unet_dtype: torch.dtype
+    """fp16/bf16 for the frozen UNet on CUDA with mixed precision, else float32."""
     seed: int
+    """The run's seed (resolve_seed)."""
     plan: RunPlan
     """Images per update, the end step and the limit that sets it, the rate and clip value of
     every update (trainer/plan.py)."""
     eval_batch: EvalBatch | None
+    """DVAR's fixed batch, or None when --dvar_eval_every is 0."""
     resumed: checkpoint.Checkpoint | None
+    """The checkpoint this run continues, or None for a fresh run."""
     train_unet: Any
     """What the training forward calls: the UNet, or its torch.compile wrapper with --compile.
     L_det and previews call the plain UNet: under inference_mode and at their own batch sizes a
@@ -66,6 +75,7 @@ class Session:
 
     @property
     def conditioner(self) -> Conditioner:
+        """The model family's text-encoder side (trainer/conditioner.py)."""
         return self.components.conditioner
 
     def time_ids(self, batch_size: int) -> torch.Tensor | None:
@@ -91,13 +101,13 @@ class Session:
         return self.plan.end_step
 
 
-def resolve_seed(config: TrainConfig, pf: Preflight) -> int:
+def resolve_seed(config: TrainConfig, preflight: Preflight) -> int:
     """The run's seed: as configured, else the resumed run's, else a fresh random one."""
     if config.seed is not None:
         return config.seed
-    if pf.resume_dir is not None:
+    if preflight.resume_dir is not None:
         try:
-            return int(json.loads((pf.resume_dir / "meta.json").read_text())["seed"])
+            return int(json.loads((preflight.resume_dir / "meta.json").read_text())["seed"])
         except (OSError, ValueError, KeyError):
             pass
     return int.from_bytes(os.urandom(4), "little") % 2**31
@@ -108,21 +118,31 @@ def eval_seed(config: TrainConfig, seed: int) -> int:
     return config.dvar_eval_seed if config.dvar_eval_seed is not None else seed
 
 
-def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_processes: int,
-            seed: int, emit: Emit) -> Session:
-    emit(Phase(name="loading model", detail=str(pf.model_path)))
+def prepare(config: TrainConfig, preflight: Preflight, *, device: torch.device,
+            num_processes: int, seed: int, emit: Emit) -> Session:
+    """Load the model checked by `preflight`, add and splice the trigger's tokens, cache the
+    latents, tokenize the caption templates, make the plan and the DVAR batch.
+
+    `device` is this process's device and `num_processes` the data-parallel world size (it
+    sets images per update). Emits Phase and Warning events. Raises ConfigError (a trigger
+    the tokenizer knows, an initializer that does not fit, a VAE that overflows), ResumeError
+    (a checkpoint from another trigger, vector count, width or model; nothing left to train),
+    ModelError and DataError as the loaders do.
+    """
+    emit(Phase(name="loading model", detail=str(preflight.model_path)))
     unet_dtype = torch.float32
     if device.type == "cuda" and config.mixed_precision != "no":
         # Frozen UNet weights in half precision halve its memory; the trained rows stay fp32.
         unet_dtype = PRECISION_DTYPES[config.mixed_precision]
-    if pf.facts.warning:
-        emit(Warning(message=pf.facts.warning, file=str(pf.model_path)))
-    components = models.load_components(pf.model_path, tokenizer=pf.tokenizer, facts=pf.facts)
+    if preflight.facts.warning:
+        emit(Warning(message=preflight.facts.warning, file=str(preflight.model_path)))
+    components = models.load_components(preflight.model_path, tokenizer=preflight.tokenizer,
+                                        facts=preflight.facts)
     conditioner = components.conditioner
     placeholder = conditioner.add_placeholder(config.trigger, config.num_vectors)
 
-    resumed = _load_resume(config, pf, placeholder, emit)
-    start = _start_vectors(config, pf, conditioner, resumed, seed)
+    resumed = _load_resume(config, preflight, placeholder, emit)
+    start = _start_vectors(config, preflight, conditioner, resumed, seed)
     vectors = conditioner.splice(placeholder, start)
     conditioner.to(device)
     # Moved and cast in one call, tensor by tensor: moving the fp32 UNet first and casting on
@@ -142,8 +162,8 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
         # (docs/PERFORMANCE.md: on CPU it is slower).
         train_unet = torch.compile(components.unet)
 
-    emit(Phase(name="caching latents", detail=f"{len(pf.images)} images"))
-    loaded = data.load_images(config.data_path, pf.resolution, config.center_crop,
+    emit(Phase(name="caching latents", detail=f"{len(preflight.images)} images"))
+    loaded = data.load_images(config.data_path, preflight.resolution, config.center_crop,
                               on_warning=lambda msg, f: emit(Warning(message=msg, file=f)))
     # The VAE keeps its own precision (--vae_precision, fp32 by default): it runs once per image
     # here and once per preview, and SDXL's VAE overflows in fp16.
@@ -196,8 +216,9 @@ def prepare(config: TrainConfig, pf: Preflight, *, device: torch.device, num_pro
         eval_batch = build_eval_batch(cache, caption_ids.cpu(), size,
                                       components.noise_scheduler.config.num_train_timesteps,
                                       eval_seed(config, seed), device,
-                                      time_ids=conditioner.time_ids(size, pf.resolution))
-    return Session(config=config, preflight=pf, components=components, placeholder=placeholder,
+                                      time_ids=conditioner.time_ids(size, preflight.resolution))
+    return Session(config=config, preflight=preflight, components=components,
+                   placeholder=placeholder,
                    vectors=vectors, cache=cache, caption_ids=caption_ids,
                    image_paths=loaded.paths, device=device, unet_dtype=unet_dtype, seed=seed,
                    plan=plan, eval_batch=eval_batch, resumed=resumed, train_unet=train_unet,
@@ -218,19 +239,19 @@ def _nothing_left(config: TrainConfig, plan: RunPlan, start_step: int) -> Resume
                        field="max_train_steps")
 
 
-def _load_resume(config: TrainConfig, pf: Preflight, placeholder: embeddings.Placeholder,
+def _load_resume(config: TrainConfig, preflight: Preflight, placeholder: embeddings.Placeholder,
                  emit: Emit) -> checkpoint.Checkpoint | None:
-    if pf.resume_dir is None:
+    if preflight.resume_dir is None:
         return None
     found = checkpoint.load_newest_usable(
-        config.output_path, pf.resume_dir,
+        config.output_path, preflight.resume_dir,
         lambda msg, f: emit(Warning(message=msg, file=f)))
     meta = found.meta
     checks = [("trigger", meta.get("trigger"), placeholder.trigger),
               ("number of vectors", meta.get("num_vectors"), config.num_vectors),
-              ("token dimension", meta.get("token_dim"), pf.facts.token_dim),
+              ("token dimension", meta.get("token_dim"), preflight.facts.token_dim),
               ("model", meta.get("model_path") and os.path.realpath(meta["model_path"]),
-               os.path.realpath(pf.model_path))]
+               os.path.realpath(preflight.model_path))]
     for what, theirs, ours in checks:
         if theirs != ours:
             raise ResumeError(f"Checkpoint {found.path} was made with {what} {theirs!r}, but "
@@ -244,7 +265,7 @@ def _load_resume(config: TrainConfig, pf: Preflight, placeholder: embeddings.Pla
     return found
 
 
-def _start_vectors(config: TrainConfig, pf: Preflight, conditioner: Conditioner,
+def _start_vectors(config: TrainConfig, preflight: Preflight, conditioner: Conditioner,
                    resumed: checkpoint.Checkpoint | None, seed: int) -> torch.Tensor:
     """[n, width] rows to start from: the checkpoint's, the initial embedding's, or each
     encoder's own rows of the initializer token(s)."""
@@ -252,7 +273,7 @@ def _start_vectors(config: TrainConfig, pf: Preflight, conditioner: Conditioner,
         return resumed.vectors.float()
     if config.initial_embedding:
         _, vectors = formats.load_embedding(config.initial_embedding)
-        formats.check_dimension(vectors, pf.facts.token_dim, config.initial_embedding)
+        formats.check_dimension(vectors, preflight.facts.token_dim, config.initial_embedding)
         return vectors.float()
     return conditioner.initial_vectors(config.initializer_token, config.num_vectors, seed)
 

@@ -26,6 +26,10 @@ _early_signal = False
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m trainer [run.toml | flags]`: parse the settings and train; with --start FD,
+    the UI's start protocol (trainer/start.py). Returns the exit code: 0 done, 2 a user
+    error (one sentence on stderr), 1 an internal error (traceback in the log); a second
+    signal exits with 130 at once."""
     _install_early_handlers()
     from trainer.fsutil import TolerantStream
 
@@ -65,8 +69,8 @@ def _plan_threads_before_torch(config) -> None:
                                                   threads.local_processes()))
 
 
-def run(config, pf=None) -> int:
-    """Train `config`; `pf` is its Preflight when this process already ran the checks."""
+def run(config, checked=None) -> int:
+    """Train `config`; `checked` is its Preflight when this process already ran the checks."""
     from trainer import lock
     from trainer.control import CONTROL_DIR, Control
     from trainer.events import EVENTS_FILE, Error, EventLog, StopReason
@@ -105,7 +109,7 @@ def run(config, pf=None) -> int:
     try:
         from trainer.loop import train
 
-        result = train(config, emit=emit, control=control, checked=pf)
+        result = train(config, emit=emit, control=control, checked=checked)
     except UserError as exc:
         print(f"ti-tui: {exc}", file=sys.stderr)
         return 2

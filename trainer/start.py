@@ -59,7 +59,7 @@ def prepare_output(config: TrainConfig):
     # Relative paths are the caller's: fixed now, since the trainer works in the output
     # folder and run.toml may be rerun from anywhere (trainer/paths.py).
     config = paths.absolute(config)
-    pf = preflight(config)
+    checked = preflight(config)
     if config.seed is None:
         config = config.replace(seed=int.from_bytes(os.urandom(4), "little") % 2**31)
     out = config.output_path
@@ -79,7 +79,7 @@ def prepare_output(config: TrainConfig):
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise write_failed(exc.filename or out, exc, out) from None
-    return config, pf
+    return config, checked
 
 
 # --- the UI's side ---------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def serve(argv: list[str], *, plan_threads: Callable[[TrainConfig], None],
           run: Callable[..., int]) -> int:
     """`python -m trainer --start FD`: check, write the folder, answer on FD, then train.
 
-    `plan_threads(config)` runs before anything imports torch; `run(config, pf)` is the
+    `plan_threads(config)` runs before anything imports torch; `run(config, checked)` is the
     trainer's run (trainer/__main__.py), handed the Preflight so nothing is checked twice.
     """
     try:
@@ -170,13 +170,13 @@ def serve(argv: list[str], *, plan_threads: Callable[[TrainConfig], None],
         try:
             config = _read_settings(sys.stdin.buffer.read())
             plan_threads(config)
-            config, pf = prepare_output(config)
+            config, checked = prepare_output(config)
         except UserError as exc:
             _answer(status, {"error": str(exc), "field": exc.field, "kind": type(exc).__name__})
             return 2
         _into_log(config.output_path)
         _answer(status, {"ok": True})
-    return run(config, pf)
+    return run(config, checked)
 
 
 def _read_settings(data: bytes) -> TrainConfig:

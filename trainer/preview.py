@@ -60,22 +60,23 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def render_images(session, prompt: str, count: int, seed: int = PREVIEW_SEED) -> list[Image.Image]:
     """`count` images of `prompt` with the embedding as it is now (fixed seed)."""
-    c = session.components
-    vae_device = next(c.vae.parameters()).device
-    c.vae.to(session.device)  # the VAE may have been moved off the GPU after caching latents
+    components = session.components
+    vae_device = next(components.vae.parameters()).device
+    # The VAE may have been moved off the GPU after caching latents.
+    components.vae.to(session.device)
     size = session.preflight.resolution
     try:
         generator = torch.Generator().manual_seed(seed)
         pipe = _pipeline(session)
         with session.autocast:
-            embeds = c.conditioner.prompt_embeds([prompt] * count, size)
+            embeds = components.conditioner.prompt_embeds([prompt] * count, size)
             latents = pipe(height=size, width=size, num_inference_steps=PREVIEW_STEPS,
                            guidance_scale=session.config.validation_guidance,
                            generator=generator, output_type="latent", **embeds).images
-        pixels = decode_latents(c.vae, latents)
+        pixels = decode_latents(components.vae, latents)
         images = pipe.image_processor.postprocess(pixels.float(), output_type="pil")
     finally:
-        c.vae.to(vae_device)
+        components.vae.to(vae_device)
     return list(images)
 
 
@@ -89,6 +90,8 @@ def contact_sheet(images: list[Image.Image]) -> Image.Image:
 
 
 def render_preview(session, prompt: str, target: Path, count: int = 1) -> Path:
+    """Render `count` images of `prompt` (render_images) side by side into the PNG `target`,
+    written atomically; returns `target`. OSError when the disk refuses."""
     sheet = contact_sheet(render_images(session, prompt, count))
     atomic_save(target, lambda tmp: sheet.save(tmp, format="PNG"))
     return target

@@ -77,18 +77,25 @@ _SCALE = 4  # draw 4x larger and downsample: cheap antialiasing
 
 @dataclass(frozen=True)
 class Scene:
+    """One toy picture's content: `render` draws it, `describe` and `caption` put it in words."""
+
     colour: str
+    """A COLOURS name, e.g. "red"."""
     shape: str
+    """A SHAPES name, e.g. "circle" (or an erased one: star, heart, moon)."""
     position: str
+    """A POSITIONS name, e.g. "left" (captions say POSITION_PHRASES: "on the left")."""
     radius: float
     """Shape radius in pixels of the 32 px image."""
     dx: float
     dy: float
     """Jitter of the shape's centre, in pixels."""
     background: tuple[int, int, int]
+    """Light grey RGB, each channel 0-255."""
 
     @property
     def concept(self) -> str:
+        """The colour-shape pair as parse_concept reads it, e.g. "green-star"."""
         return f"{self.colour}-{self.shape}"
 
 

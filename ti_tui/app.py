@@ -89,6 +89,8 @@ class TiTuiApp(App[str]):
 
     @work(exclusive=True, group="flow")
     async def run_flow(self) -> None:
+        """The app's one flow worker, started on mount: the home screen's loop when the app
+        opened on it, else one train_flow; then exit with its outcome (1 for "error")."""
         if self.home is not None:
             from ti_tui.screens.home import home_flow
 
@@ -179,6 +181,7 @@ class TiTuiApp(App[str]):
             self.exit("signal", return_code=exit_code)
 
     def is_running_trainer(self) -> bool:
+        """Whether this app started or attached a trainer whose process is still alive."""
         alive = getattr(self.handle, "is_alive", None)
         return bool(alive()) if callable(alive) else False
 

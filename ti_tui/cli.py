@@ -33,6 +33,9 @@ COMMANDS = ("train", "demo", "models", "watch")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `ti-tui` command: dispatch to train, demo, models, watch or the form, and map
+    every ending to an exit code (0 done, 2 a user error as one sentence on stderr, 1 a
+    logged crash, 128+N after signal N)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # ti-tui never downloads a model
     from ti_tui import exits
@@ -128,6 +131,8 @@ def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] 
 
 
 def cmd_train(argv: list[str]) -> int:
+    """`ti-tui train FLAGS`: parse the flags (ConfigError on a bad one) and train with the
+    headless view; remembered --models_dir folders apply when none is given."""
     from trainer.flags import parse_config
 
     if any(a in ("-h", "--help") for a in argv):
@@ -318,6 +323,8 @@ def cmd_models(argv: list[str]) -> int:
 
 
 def cmd_watch(argv: list[str]) -> int:
+    """`ti-tui watch OUTPUT_DIR`: follow a running trainer's events, or summarise a finished
+    run; leaving the view (a signal) prints how to come back and never stops the run."""
     parser = argparse.ArgumentParser(prog="ti-tui watch",
                                      description="Re-attach to a run, or summarise it.")
     parser.add_argument("output_dir", type=Path)

@@ -55,6 +55,7 @@ def signal_exit_code(signum: int) -> int:
 
 
 def signal_name(signum: int) -> str:
+    """"SIGTERM" for 15; "signal N" for a number the platform does not name."""
     try:
         return signal.Signals(signum).name
     except ValueError:
@@ -73,6 +74,7 @@ class Signalled(BaseException):
 
     @property
     def exit_code(self) -> int:
+        """128 + the signal number."""
         return signal_exit_code(self.signum)
 
 
@@ -233,6 +235,7 @@ class _AppWatch:
         self._timer.start()
 
     def done(self) -> None:
+        """The app ended on its own: cancel the forced exit armed by a leave signal."""
         if self._timer is not None:
             self._timer.cancel()
 

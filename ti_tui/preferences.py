@@ -28,6 +28,7 @@ NOT_SAVED = frozenset({"placeholder_token", "root", "resume_from_checkpoint", "h
 
 
 def preferences_path(root: str | Path) -> Path:
+    """ROOT/text-inversion-output/preferences.toml, where the form's last values are kept."""
     return Path(root).expanduser() / "text-inversion-output" / PREFERENCES_NAME
 
 

@@ -79,14 +79,18 @@ class RunEntry:
 
     @property
     def is_run(self) -> bool:
+        """Whether the folder holds a readable run (any state but DAMAGED and NOT_A_RUN)."""
         return self.state not in (DAMAGED, NOT_A_RUN)
 
     @property
     def running(self) -> bool:
+        """Whether a live trainer holds the folder's lock."""
         return self.state == RUNNING
 
     @property
     def ended(self) -> bool:
+        """Whether the run stopped: finished, stopped by DVAR or the user, failed, or ended
+        without a stopped event."""
         return self.state in ENDED_STATES
 
     @property
@@ -133,6 +137,7 @@ def default_runs_folder(root: str | os.PathLike[str]) -> Path:
 
 
 def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` holds an events.jsonl or a run.toml."""
     return (folder / EVENTS_FILE).is_file() or (folder / RUN_FILE).is_file()
 
 
@@ -332,9 +337,12 @@ class AttachedRun:
 
     @property
     def events_path(self) -> Path:
+        """OUTPUT_DIR/events.jsonl, the run's event log."""
         return self.output_dir / EVENTS_FILE
 
     def request(self, action: str) -> None:
+        """Drop a control file for `action` ("stop", "save", "preview"); UserError when the
+        folder cannot be written (trainer.control.send)."""
         from trainer import control
 
         control.send(self.output_dir, action)
@@ -344,7 +352,9 @@ class AttachedRun:
         self.request("stop")
 
     def is_alive(self) -> bool:
+        """Whether a live trainer holds the folder's run lock."""
         return run_alive(self.output_dir)
 
     def wait(self, timeout: float | None = None) -> int | None:
+        """Always None at once: the trainer is not this process's child."""
         return None  # not our child: its exit code is not ours to collect

@@ -156,17 +156,21 @@ class TrainingForm(Screen[TrainConfig]):
 
     @property
     def model_picker(self) -> ModelPicker:
+        """The model row's control: the list of found models plus a path input."""
         return self.controls["model"]  # type: ignore[return-value]
 
     @property
     def resolution_picker(self) -> ResolutionPicker:
+        """The resolution row's control: the model's native size, presets or a custom value."""
         return self.controls["resolution"]  # type: ignore[return-value]
 
     @property
     def derived_line(self) -> DerivedLine:
+        """The line of derived facts under the form (images per update, end step...)."""
         return self.query_one(DerivedLine)
 
     def text(self, name: str) -> str:
+        """The current value of the control for TrainConfig field `name`, as typed."""
         return self.controls[name].value  # type: ignore[attr-defined]
 
     # --- reading the form -------------------------------------------------------------------------
@@ -327,6 +331,8 @@ class TrainingForm(Screen[TrainConfig]):
 
     @property
     def tokenizer_pending(self) -> bool:
+        """Whether the chosen model passed its checks and its tokenizer is still loading
+        (trigger and initializer checks wait for it)."""
         return self._tokenizer_key is not None and self.tokenizer is None \
             and self.model_problem is None
 
@@ -434,7 +440,8 @@ class TrainingForm(Screen[TrainConfig]):
         self.notify(str(exc), title="Cannot start", severity="error")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Esc is "Quit" when the form opened first (--gui), "Runs" when home opened it.
+        """Textual's hook for which bindings apply: Esc is "Quit" when the form opened first
+        (--gui), "Runs" when the home screen opened it; every other action is allowed."""
         if action in ("quit", "runs"):
             return (action == "runs") == (getattr(self.app, "home", None) is not None)
         return True

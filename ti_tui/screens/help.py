@@ -25,6 +25,7 @@ KEYS: tuple[tuple[str, str], ...] = (
 
 
 def keys_table() -> Table:
+    """KEYS as a two-column Rich grid: the keys in bold, what they do beside them."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()

@@ -134,6 +134,8 @@ class HomeScreen(Screen[HomeChoice]):
         self.app.call_from_thread(self.show_entries, entries)
 
     def show_entries(self, entries: list[RunEntry]) -> None:
+        """Fill the table with `entries`, keeping the selected run under the cursor; skipped
+        when nothing changed and the ages are fresh (AGE_REDRAW_S)."""
         now = time.time()
         if entries == self.entries and self._select is None and \
                 now - self._drawn_at < AGE_REDRAW_S:
@@ -166,6 +168,7 @@ class HomeScreen(Screen[HomeChoice]):
 
     @property
     def selected(self) -> RunEntry | None:
+        """The run under the table's cursor, or None when the table is empty."""
         table = self.query_one(DataTable)
         if not self.entries or table.cursor_row is None:
             return None
@@ -174,6 +177,7 @@ class HomeScreen(Screen[HomeChoice]):
 
     @on(DataTable.RowHighlighted)
     def show_detail(self) -> None:
+        """Describe the selected run (folder, state, model, last L_det...) under the table."""
         detail = self.query_one("#home-detail", Static)
         entry = self.selected
         if entry is None:

@@ -128,6 +128,7 @@ class PreviewGrid(Widget):
         self._fit_columns()
 
     def resize_tiles(self, size: tuple[int, int]) -> None:
+        """Redraw every tile at `size` (columns, rows), one of TILE_SIZES."""
         self.tile_size = size
         self.query(PreviewTile).remove()
         self.shown = []

@@ -36,4 +36,5 @@ class TooSmallScreen(Screen[None]):
         self.show_size(self.app.size.width, self.app.size.height)
 
     def show_size(self, width: int, height: int) -> None:
+        """Say the terminal's size (columns x rows) against the minimum, and how to quit."""
         self.query_one(Static).update(f"{too_small_words(width, height)}\nCtrl-Q quits")

@@ -93,30 +93,44 @@ class PanelView(Widget):
 
 
 class HeaderView(PanelView):
+    """Trigger, model, device and output (panels.header_panel)."""
+
     spec = panels.HEADER
 
 
 class ProgressView(PanelView):
+    """Step, bar, clocks, rates and DVAR's earliest stop (panels.progress_panel)."""
+
     spec = panels.PROGRESS
 
 
 class LossView(PanelView):
+    """Training loss, its smoothed line and L_det (panels.loss_panel)."""
+
     spec = panels.LOSS
 
 
 class DvarView(PanelView):
+    """The DVAR ratio against its threshold (panels.dvar_panel)."""
+
     spec = panels.DVAR
 
 
 class ScheduleView(PanelView):
+    """Learning rate, its next change and gradient clipping (panels.schedule_panel)."""
+
     spec = panels.SCHEDULE
 
 
 class FilesView(PanelView):
+    """Checkpoints, snapshots, previews, warnings and errors (panels.files_panel)."""
+
     spec = panels.FILES
 
 
 class PreviewView(PanelView):
+    """The last preview image in half-blocks (panels.preview_panel)."""
+
     spec = panels.PREVIEW
 
 
@@ -225,10 +239,12 @@ class TrainScreen(Screen[str]):
 
     @property
     def views(self) -> list[PanelView]:
+        """Every panel widget on the screen, in layout order."""
         return list(self.query(PanelView))
 
     @property
     def status_line(self) -> StatusLine:
+        """The line above the footer that says what the last key did."""
         return self.query_one(StatusLine)
 
     def on_mount(self) -> None:
@@ -329,6 +345,8 @@ class TrainScreen(Screen[str]):
 
     # --- keys -------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Textual's hook for which bindings apply: close only once the run ended; save,
+        preview, stop and detach only while it runs."""
         if action == "close":
             return self.ended
         if action in ("save", "preview", "stop", "detach"):

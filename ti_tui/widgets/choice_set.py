@@ -57,6 +57,8 @@ class ChoiceSet(RadioSet):
 
     @property
     def value(self) -> str:
+        """The pressed button's value (the first value when none is pressed); setting it
+        presses that button and posts Changed as a click would, ignoring unknown values."""
         button = self.pressed_button
         return button.name if button is not None and button.name else self.values[0]
 

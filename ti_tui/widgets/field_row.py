@@ -77,6 +77,7 @@ class FieldRow(Widget):
 
     @property
     def message_line(self) -> Static:
+        """The line under the control that shows its error, warning or note."""
         return self.query_one(".field-message", Static)
 
     def set_message(self, message: str = "", level: Level | None = None) -> None:

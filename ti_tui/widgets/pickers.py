@@ -80,14 +80,17 @@ class ModelPicker(Vertical):
 
     @property
     def select(self) -> Select:
+        """The drop-down of found models, plus the "other" entry."""
         return self.query_one(Select)
 
     @property
     def path_input(self) -> Input:
+        """The path typed when "other" is chosen."""
         return self.query_one(Input)
 
     @property
     def value(self) -> str:
+        """The chosen model's path, or the typed path (stripped) under "other"."""
         choice = self.select.value
         if choice == OTHER:
             return self.path_input.value.strip()
@@ -175,14 +178,17 @@ class ResolutionPicker(Horizontal):
 
     @property
     def choice(self) -> ChoiceSet:
+        """The standard sizes plus "custom"."""
         return self.query_one(ChoiceSet)
 
     @property
     def custom_input(self) -> Input:
+        """The pixel size typed when "custom" is chosen."""
         return self.query_one(Input)
 
     @property
     def value(self) -> str:
+        """The resolution in pixels as text: a standard size, or the typed one (stripped)."""
         choice = self.choice.value
         return self.custom_input.value.strip() if choice == CUSTOM else choice
 

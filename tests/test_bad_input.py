@@ -62,8 +62,8 @@ def cfg(tiny_model_dir, demo_images_dir, tmp_path):
 
 
 def test_the_base_config_passes(cfg):
-    pf = preflight(cfg())
-    assert pf.images and not cfg().output_path.exists()
+    checked = preflight(cfg())
+    assert checked.images and not cfg().output_path.exists()
 
 
 # --- values: TrainConfig refuses them, whichever way they came in --------------------------

@@ -23,10 +23,10 @@ def session(tiny_sdxl_dir, demo_images_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sdxl-session")
     config = make_config(tiny_sdxl_dir, demo_images_dir, tmp, num_vectors=2,
                          initializer_token="star", dvar_eval_batch_size=3)
-    pf = preflight(config)
+    checked = preflight(config)
     # A plain CPU device, not Accelerator(cpu=True): accelerate keeps one device per process, so
     # asking it for the CPU fails in a test process that already trained on CUDA.
-    return prepare(config, pf, device=torch.device("cpu"), num_processes=1, seed=1,
+    return prepare(config, checked, device=torch.device("cpu"), num_processes=1, seed=1,
                    emit=lambda event: None)
 
 

@@ -144,7 +144,8 @@ fi
 
 # --- DVAR's cost ------------------------------------------------------------------------------
 stage dvar 200 "$W/dvar.json" \
-  $PY bench/dvar_overhead.py --preset $PRESET --steps $DVAR_STEPS -- --mixed_precision $PREC
+  $PY bench/dvar_overhead.py --preset $PRESET --steps $DVAR_STEPS --settings every_1,every_5 \
+    -- --mixed_precision $PREC
 
 # --- the CUDA tests -----------------------------------------------------------------------------
 run_tests() {  # NAME LIMIT PYTEST_ARGS...
@@ -164,7 +165,7 @@ run_tests() {  # NAME LIMIT PYTEST_ARGS...
 run_tests gpu_tests 150 -m gpu tests
 
 # --- torch.compile ------------------------------------------------------------------------------
-stage compile 180 "$W/compile.json" \
+stage compile 300 "$W/compile.json" \
   $PY bench/compile_cost.py --preset $PRESET --steps $COMPILE_STEPS -- --mixed_precision $PREC
 
 # --- the whole suite with the time left -------------------------------------------------------

@@ -105,13 +105,13 @@ def capture_session(monkeypatch) -> dict:
     original = loop._Loop.run
 
     def run(self):
-        c = self.s.components
-        seen["device"] = self.s.device
-        seen["unet_dtype"] = next(c.unet.parameters()).dtype
-        seen["channels_last"] = c.unet.conv_in.weight.is_contiguous(
+        components = self.session.components
+        seen["device"] = self.session.device
+        seen["unet_dtype"] = next(components.unet.parameters()).dtype
+        seen["channels_last"] = components.unet.conv_in.weight.is_contiguous(
             memory_format=torch.channels_last)
-        seen["vae_device"] = next(c.vae.parameters()).device
-        seen["text_encoder_device"] = next(c.text_encoder.parameters()).device
+        seen["vae_device"] = next(components.vae.parameters()).device
+        seen["text_encoder_device"] = next(components.text_encoder.parameters()).device
         return original(self)
 
     monkeypatch.setattr(loop._Loop, "run", run)

@@ -137,13 +137,14 @@ def test_l_det_from_the_kept_inputs_equals_the_plain_loss(tiny_model_dir, demo_i
 
     def both(self):
         fast = original(self)
-        batch, c = self.s.eval_batch, self.s.components
+        batch, components = self.session.eval_batch, self.session.components
         with torch.inference_mode():
-            plain = diffusion_loss(unet=c.unet, conditioner=c.conditioner,
-                                   scheduler=c.noise_scheduler, latents=batch.latents,
+            plain = diffusion_loss(unet=components.unet, conditioner=components.conditioner,
+                                   scheduler=components.noise_scheduler, latents=batch.latents,
                                    noise=batch.noise, timesteps=batch.timesteps,
                                    input_ids=batch.input_ids, time_ids=batch.time_ids,
-                                   autocast=self.s.autocast, unet_dtype=self.s.unet_dtype)
+                                   autocast=self.session.autocast,
+                                   unet_dtype=self.session.unet_dtype)
         pairs.append((fast, float(plain.item())))
         kept_inputs.append(batch.prepared[1].data_ptr())
         return fast

@@ -69,7 +69,8 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
     lock = None
     loop: _Loop | None = None
     try:
-        pf = checked if checked is not None else preflight(config, check_lock=main)
+        if checked is None:
+            checked = preflight(config, check_lock=main)
         if main:
             try:
                 config.output_path.mkdir(parents=True, exist_ok=True)
@@ -78,8 +79,9 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
             lock = RunLock.acquire(config.output_path)
             outputs.remove_stale_temporaries(config.output_path)
             fsutil.reserve_space(config.output_path)  # room to report a full disk later
-        seed = _shared_seed(resolve_seed(config, pf), accelerator)
-        session = prepare(config, pf, device=devices.resolve_device(config.device, accelerator),
+        seed = _shared_seed(resolve_seed(config, checked), accelerator)
+        device = devices.resolve_device(config.device, accelerator)
+        session = prepare(config, checked, device=device,
                           num_processes=accelerator.num_processes, seed=seed, emit=sink)
         loop = _Loop(session, accelerator, sink, control)
         return loop.run()
@@ -130,10 +132,17 @@ def _shared_seed(seed: int, accelerator) -> int:
 
 
 class _Loop:
+    """One run's updates after `prepare`: the optimizer, loss scaler, sampler and noise
+    generator, the DVAR tracker, the divergence guard and (main process) the Outputs.
+
+    `run()` loops until the plan's end step, DVAR's stop, a stop request or an error, and
+    returns the RunResult; `state_dict()` is what a checkpoint stores to continue bit for bit.
+    """
+
     def __init__(self, session: Session, accelerator, emit: Emit, control: Control):
-        self.s = session
+        self.session = session
         self.cfg: TrainConfig = session.config
-        self.acc = accelerator
+        self.accelerator = accelerator
         self.emit = emit
         self.control = control
         self.main = accelerator.is_main_process
@@ -179,6 +188,8 @@ class _Loop:
         self.tracker.load_state_dict(state["tracker"])
 
     def state_dict(self) -> dict:
+        """Optimizer, loss scaler, sampler, noise generator, global RNGs, counters and the
+        DVAR tracker: the checkpoint's state.pt (loaded back by `_restore`)."""
         return {"optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else {},
                 "sampler": self.sampler.state_dict(), "noise_generator": self.noise_gen.get_state(),
@@ -188,33 +199,34 @@ class _Loop:
     # --- one update -------------------------------------------------------------------------
     def _inputs(self):
         batch = self.sampler.next()
-        device = self.s.device
-        latents = self.s.cache.sample(batch.indices, batch.flips, self.noise_gen)
+        device = self.session.device
+        latents = self.session.cache.sample(batch.indices, batch.flips, self.noise_gen)
         noise = torch.randn(latents.shape, generator=self.noise_gen).to(device)
-        t = torch.randint(0, self.timesteps, (len(batch.indices),),
-                          generator=self.noise_gen).to(device)
-        return (latents, noise, t, self.s.caption_ids[batch.templates.to(device)],
-                self.s.time_ids(len(batch.indices)))
+        timesteps = torch.randint(0, self.timesteps, (len(batch.indices),),
+                                  generator=self.noise_gen).to(device)
+        caption_ids = self.session.caption_ids[batch.templates.to(device)]
+        return latents, noise, timesteps, caption_ids, self.session.time_ids(len(batch.indices))
 
     def _accumulate(self, batches) -> torch.Tensor:
         """Forward and backward every micro-batch; returns the update's mean loss."""
-        total = torch.zeros((), device=self.s.device)
-        ga = len(batches)
-        for latents, noise, t, ids, time_ids in batches:
-            c = self.s.components
-            loss = diffusion_loss(unet=self.s.train_unet, conditioner=c.conditioner,
-                                  scheduler=c.noise_scheduler, latents=latents, noise=noise,
-                                  timesteps=t, input_ids=ids, time_ids=time_ids,
-                                  autocast=self.s.autocast,
-                                  unet_dtype=self.s.unet_dtype) / ga
+        session = self.session
+        components = session.components
+        total = torch.zeros((), device=session.device)
+        accumulation_steps = len(batches)
+        for latents, noise, timesteps, ids, time_ids in batches:
+            loss = diffusion_loss(unet=session.train_unet, conditioner=components.conditioner,
+                                  scheduler=components.noise_scheduler, latents=latents,
+                                  noise=noise, timesteps=timesteps, input_ids=ids,
+                                  time_ids=time_ids, autocast=session.autocast,
+                                  unet_dtype=session.unet_dtype) / accumulation_steps
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             total += loss.detach()
-        self.micro_batches += ga
+        self.micro_batches += accumulation_steps
         return total
 
     def _sync_grad(self) -> None:
         if self.world > 1:
-            self.vectors.grad = self.acc.reduce(self.vectors.grad, reduction="mean")
+            self.vectors.grad = self.accelerator.reduce(self.vectors.grad, reduction="mean")
 
     def _backward(self, batches) -> torch.Tensor:
         """One gradient pass over the update's micro-batches, averaged over processes."""
@@ -224,13 +236,13 @@ class _Loop:
 
     def update(self) -> tuple[float, float, bool]:
         """One optimizer update; returns (loss, pre-clip grad norm, skipped)."""
-        plan = self.s.plan
+        plan = self.session.plan
         for group in self.optimizer.param_groups:
             group["lr"] = plan.rate_at(self.step)
         batches = [self._inputs() for _ in range(self.cfg.gradient_accumulation_steps)]
         loss = self.optimizer.gradients(lambda: self._backward(batches))
         if self.world > 1:
-            loss = self.acc.reduce(loss, reduction="mean")
+            loss = self.accelerator.reduce(loss, reduction="mean")
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clip true gradients, never scaled ones
         grad_norm = float(self.vectors.grad.norm())
@@ -257,13 +269,16 @@ class _Loop:
 
     # --- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """Emit run_started, train until the run ends, write the final files and emit
+        stopped; returns why and where it ended. UserError from a file write propagates
+        (train reports it)."""
         self._announce()
-        reason = self.s.plan.limit
+        reason = self.session.plan.limit
         if self._stop_requested():  # asked to stop while the model was loading
             return self._finish(StopReason.USER)
         if self.main and self.cfg.validation_steps and self.step == 0:
             self.files.preview(0)  # the starting point, so later previews can be compared
-        while self.step < self.s.end_step:
+        while self.step < self.session.end_step:
             started = time.perf_counter()
             loss, grad_norm, skipped = self.update()
             stop_reason = self._after_update(loss, grad_norm, skipped, started)
@@ -288,19 +303,21 @@ class _Loop:
             self.last_good = self.vectors.detach().clone()
             self.last_good_step = self.step
             self.last_good_optimizer = copy.deepcopy(self.optimizer.state_dict())
-        metrics = self.tracker.evaluate(self.step, self._l_det) if self.s.eval_batch else {}
+        metrics = (self.tracker.evaluate(self.step, self._l_det) if self.session.eval_batch
+                   else {})
         seconds = time.perf_counter() - started
-        plan = self.s.plan
+        plan = self.session.plan
         images = plan.images_per_update
         done = self.step - 1  # the update just made
         self.emit(Step(step=self.step, loss=loss, lr=plan.rate_at(done),
                        images_seen=self.sampler.items_drawn,
-                       epoch=self.sampler.items_drawn / self.s.cache.num_images,
+                       epoch=self.sampler.items_drawn / self.session.cache.num_images,
                        micro_batches=self.micro_batches * self.world, grad_norm=grad_norm,
                        clip_value=plan.clip_at(done),
                        skipped=skipped, skipped_total=self.skipped_total,
                        images_per_s=images / seconds if seconds > 0 else None,
-                       step_seconds=seconds, memory_mb=_memory_mb(self.s.device), **metrics))
+                       step_seconds=seconds, memory_mb=_memory_mb(self.session.device),
+                       **metrics))
         if self.tracker.constant_warning_due():
             self.emit(Warning(message="L_det has not changed at all: the learning rate may be 0 "
                                       "or the embedding frozen; DVAR cannot decide."))
@@ -337,8 +354,9 @@ class _Loop:
         problem = self.vocabulary.problem(self.vectors)
         if problem is None:
             return
-        if self.s.resumed is not None:
-            raise UserError(f"Checkpoint {self.s.resumed.path} holds vectors that {problem}; "
+        resumed = self.session.resumed
+        if resumed is not None:
+            raise UserError(f"Checkpoint {resumed.path} holds vectors that {problem}; "
                             "resume from an older checkpoint-N folder, or drop "
                             "--resume_from_checkpoint to start fresh.",
                             field="resume_from_checkpoint")
@@ -347,54 +365,59 @@ class _Loop:
                         "embedding or from --initializer_token.", field="initial_embedding")
 
     def _l_det(self) -> float:
-        c = self.s.components
-        return deterministic_loss(self.s.eval_batch, unet=c.unet, conditioner=c.conditioner,
-                                  scheduler=c.noise_scheduler, autocast=self.s.autocast,
-                                  unet_dtype=self.s.unet_dtype)
+        session = self.session
+        components = session.components
+        return deterministic_loss(session.eval_batch, unet=components.unet,
+                                  conditioner=components.conditioner,
+                                  scheduler=components.noise_scheduler, autocast=session.autocast,
+                                  unet_dtype=session.unet_dtype)
 
     def _stop_requested(self) -> bool:
         if self.world == 1:
             return self.control.stop_requested
         # Every process must leave the loop at the same update, or the next all-reduce hangs.
         if self.control.stop_requested:
-            self.acc.set_trigger()
-        return bool(self.acc.check_trigger())
+            self.accelerator.set_trigger()
+        return bool(self.accelerator.check_trigger())
 
     def _announce(self) -> None:
-        s = self.s
-        facts = s.preflight.facts
+        session = self.session
+        facts = session.preflight.facts
         self.emit(RunStarted(
-            config=_config_dict(self.cfg) | {"seed": s.seed}, model={
-                "name": self.cfg.model, "path": str(s.preflight.model_path),
+            config=_config_dict(self.cfg) | {"seed": session.seed}, model={
+                "name": self.cfg.model, "path": str(session.preflight.model_path),
                 "token_dim": facts.token_dim, "prediction_type": facts.prediction_type,
                 "native_resolution": facts.native_resolution,
                 # The family and the width of each encoder's rows come from the conditioner.
-                "family": s.conditioner.family, "parts": dict(s.conditioner.parts)},
-            dataset=describe_dataset(s), device=str(s.device),
+                "family": session.conditioner.family,
+                "parts": dict(session.conditioner.parts)},
+            dataset=describe_dataset(session), device=str(session.device),
             precision=self.cfg.mixed_precision, num_processes=self.world,
-            start_step=s.start_step, max_steps=s.end_step,
-            learning_rate=s.plan.rate_at(s.start_step), lr_scale=s.plan.lr_scale,
-            end_reason=s.plan.limit, ldet_history=len(self.tracker.rows),
-            trigger=s.placeholder.trigger, tokens=s.placeholder.tokens,
+            start_step=session.start_step, max_steps=session.end_step,
+            learning_rate=session.plan.rate_at(session.start_step),
+            lr_scale=session.plan.lr_scale,
+            end_reason=session.plan.limit, ldet_history=len(self.tracker.rows),
+            trigger=session.placeholder.trigger, tokens=session.placeholder.tokens,
             output_dir=str(self.cfg.output_path), cpu_threads=_thread_facts(self.cfg),
-            latent_cache_memory_mb=s.latent_cache_memory_mb))
-        if s.resumed is not None and self.cfg.early_stopping == "dvar" and self.tracker.stopped:
+            latent_cache_memory_mb=session.latent_cache_memory_mb))
+        if (session.resumed is not None and self.cfg.early_stopping == "dvar"
+                and self.tracker.stopped):
             # Correct by the spec (the restored history already meets the stop rule), but a
             # user who resumed to train on must hear it before the run ends after one update.
             self.emit(Warning(message="The checkpoint's L_det history already meets DVAR's "
                                       "stop rule, so this run stops again after its first "
                                       "update; to train on, resume with --early_stopping "
                                       "none."))
-        per_update = s.plan.images_per_update
-        if per_update > s.cache.num_images:
+        per_update = session.plan.images_per_update
+        if per_update > session.cache.num_images:
             self.emit(Warning(message=f"Batch x accumulation x processes = {per_update} is more "
-                                      f"than the {s.cache.num_images} images, so each update "
-                                      f"sees some images twice ({per_update} images per "
+                                      f"than the {session.cache.num_images} images, so each "
+                                      f"update sees some images twice ({per_update} images per "
                                       "update); nothing was clamped."))
 
     def emergency_save(self) -> list[Path]:
         """After an unexpected failure, keep the last finite embedding if at all possible."""
-        if self.step == self.s.start_step:
+        if self.step == self.session.start_step:
             return []
         try:
             with torch.no_grad():

@@ -162,7 +162,9 @@ class LoadedImages:
     """The usable training images, in sorted-filename order, already square and RGB."""
 
     paths: list[Path]
+    """The files kept, sorted by name (dataset item i is paths[i])."""
     images: list[Image.Image]
+    """The same images, RGB, cropped or resized to resolution x resolution."""
     warnings: list[tuple[str, str]] = field(default_factory=list)
     """(message, file) for every skipped or upscaled file."""
 

@@ -43,7 +43,9 @@ class VocabularyRange:
     """
 
     widths: tuple[int, ...]
+    """Token dimension of each encoder's table, in encoder order."""
     max_norms: tuple[float, ...]
+    """Largest finite L2 row norm of each table (1.0 for a table with none)."""
 
     @classmethod
     def from_tables(cls, tables: Sequence[torch.Tensor]) -> VocabularyRange:

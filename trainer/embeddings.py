@@ -26,6 +26,7 @@ class Placeholder:
     tokens: list[str]
     """"<my-cat>", "<my-cat>_1", ... as diffusers names extra vectors."""
     ids: list[int]
+    """The tokens' ids in the (first) tokenizer: consecutive, one per vector."""
 
     @property
     def prompt_text(self) -> str:

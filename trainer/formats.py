@@ -158,6 +158,7 @@ class EmbeddingFormat:
     """One embedding file layout: its registry name, file name rule, families and writer."""
 
     name: str
+    """The registry key, e.g. "standalone", "diffusers", "a1111"."""
     pattern: str
     """File name with `{name}` (standalone_stem of the trigger) and `{suffix}` (snapshots)."""
     families: frozenset[str]
@@ -165,6 +166,7 @@ class EmbeddingFormat:
     default_for: frozenset[str]
     """Families for which every run writes it; the others need `--save_as <requested_by>`."""
     requested_by: str | None
+    """The --save_as value that adds it where it is not a default; None if none does."""
     write: Callable[..., bytes]
     """(trigger, parts, family, step, model_name) -> the file's bytes."""
 

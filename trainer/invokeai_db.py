@@ -38,12 +38,19 @@ class DbModel:
     """One main model of the database."""
 
     name: str
+    """The model's name in InvokeAI (the file or folder stem when it has none)."""
     path: Path
+    """The model file or folder, absolute (relative rows are under ROOT/models)."""
     base: str
+    """InvokeAI's base type: "sd-1", "sd-2", "sdxl", "sdxl-refiner", "flux"..."""
     format: str
+    """InvokeAI's storage format, e.g. "diffusers" or "checkpoint"."""
     prediction_type: str | None
+    """"epsilon" or "v_prediction" when the row says, else None."""
     variant: str | None
+    """InvokeAI's variant ("normal", "inpaint"...), or None."""
     key: str
+    """The row's key (its `key` field, else its id)."""
 
     @property
     def problem(self) -> str | None:

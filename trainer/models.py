@@ -41,16 +41,21 @@ class ModelFacts:
     """What the trainer needs to know about a model, read from its JSON configs alone."""
 
     path: Path
+    """The model folder or single file the facts were read for."""
     token_dim: int
     """Width of one token embedding (text encoder hidden size): 768 for SD 1.x, 1024 for 2.x."""
     vocab_size: int
+    """Rows of the (first) text encoder's token table, 49408 for CLIP."""
     native_resolution: int
     """Pixels per side the UNet was trained at: UNet sample_size x VAE scale factor."""
     prediction_type: str
     """"epsilon", "v_prediction" or "sample", from the scheduler config."""
     num_train_timesteps: int
+    """The noise schedule's length (scheduler config; 1000 if absent)."""
     latent_channels: int
+    """Channels of a VAE latent (4 for SD 1.x/2.x/SDXL)."""
     vae_scaling_factor: float
+    """The factor latents are multiplied by before the UNet (0.18215 SD, 0.13025 SDXL)."""
     family: str
     """"sd1", "sd2" or "sdxl" (trainer/conditioner.py FAMILIES)."""
     parts: dict[str, int] | None = None
@@ -302,9 +307,14 @@ class Components:
     """
 
     conditioner: Conditioner
+    """Tokenizer(s) and text encoder(s), and how they condition the UNet."""
     vae: Any
+    """diffusers AutoencoderKL: images to latents and back."""
     unet: Any
+    """diffusers UNet2DConditionModel, frozen."""
     noise_scheduler: Any
+    """diffusers DDPMScheduler built from the model's scheduler config (adds noise in
+    training, gives the v-prediction target)."""
 
     @property
     def tokenizer(self):

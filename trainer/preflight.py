@@ -23,11 +23,17 @@ class Preflight:
     """What the checks found, reused by the trainer so nothing is looked up twice."""
 
     model_path: Path
+    """The model folder or single file --model resolved to."""
     facts: models.ModelFacts
+    """The model's facts, from its JSON configs (or its single file's header)."""
     images: list[Path]
+    """The image files found in --train_data_dir, sorted by name (decoded later)."""
     resolution: int
+    """Training size in pixels per side: --resolution, else the model's native one."""
     resume_dir: Path | None
+    """The checkpoint folder to resume from, or None for a fresh run."""
     tokenizer: object
+    """The (first) tokenizer, loaded for the trigger and caption checks."""
 
 
 def preflight(config: TrainConfig, *, check_device: bool = True,

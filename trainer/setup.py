@@ -38,6 +38,7 @@ class Session:
     rows, the cached latents and captions, the plan and the DVAR evaluation batch."""
 
     config: TrainConfig
+    """The run's validated settings."""
     preflight: Preflight
     """The checks' findings: model path and facts, resolution, images, resume folder."""
     components: models.Components
@@ -54,6 +55,7 @@ class Session:
     image_paths: list[Path]
     """The training images, in sorted-filename order (dataset item i is image_paths[i])."""
     device: torch.device
+    """This process's device (--device, resolved per process)."""
     unet_dtype: torch.dtype
     """fp16/bf16 for the frozen UNet on CUDA with mixed precision, else float32."""
     seed: int

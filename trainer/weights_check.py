@@ -40,7 +40,10 @@ class TensorInfo:
     """One tensor as a file's header describes it."""
 
     dtype: str
+    """The dtype name: a safetensors header's ("F16", "F32", "BF16") or, for a .ckpt,
+    torch's without the prefix ("float16")."""
     shape: tuple[int, ...]
+    """The tensor's dimensions, outermost first."""
 
 
 def _damaged(path: Path, why: str, field: str = "model") -> ModelError:

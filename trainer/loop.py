@@ -39,10 +39,13 @@ class RunResult:
     """How `train` ended: why, at which step, the final rows and the files written."""
 
     reason: StopReason
+    """Why the run ended (the stopped event's reason)."""
     step: int
+    """Completed updates when it ended."""
     vectors: torch.Tensor
     """The final rows, fp32 [num_vectors, width], on the CPU whatever the run's device."""
     files: list[Path] = field(default_factory=list)
+    """Every file the final save wrote (empty outside the main process)."""
 
 
 def train(config: TrainConfig, emit: Emit | None = None, control: Control | None = None,

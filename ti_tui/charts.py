@@ -29,10 +29,13 @@ class Line:
     """One series to draw."""
 
     xs: Sequence[float]
+    """Positions on the x axis (steps)."""
     ys: Sequence[float]
+    """Values, one per x."""
     color: str
     """A plotext colour name (gray, cyan, magenta+, ...)."""
     side: str = "left"
+    """The y axis it is read against: "left" or "right" (plotext's yside)."""
     """Which y axis it is read against: left or right."""
     scatter: bool = False
     """Unconnected dots, sampled rather than averaged: a noisy raw series stays faint and

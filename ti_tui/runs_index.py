@@ -55,20 +55,26 @@ class RunEntry:
     """One folder as the home screen shows it."""
 
     folder: Path
+    """The run's output folder."""
     state: str
     """One of RUNNING, FINISHED, EARLY_STOP, USER_STOP, FAILED, ENDED, NOT_STARTED, DAMAGED,
     NOT_A_RUN."""
     words: str
     """The state in words, with the one-line reason: "stopped early by DVAR at step 606"."""
     trigger: str = ""
+    """The trigger, from run_started or run.toml; "" when unknown."""
     model: str = ""
+    """The model's name or path as run_started gave it; "" when unknown."""
     family: str = ""
     """sd1 / sd2 / sdxl as the trainer reported it in run_started; "" when unknown."""
     step: int = 0
     """Updates done (the last step event read, or the stopped event's step)."""
     max_steps: int = 0
+    """The step the run ends at (run_started's max_steps); 0 when unknown."""
     l_det: float | None = None
+    """The last L_det read (DVAR's deterministic loss), if any."""
     dvar_ratio: float | None = None
+    """The last DVAR ratio read, if any."""
     updated: float | None = None
     """Unix time of the last write to events.jsonl (its mtime): the run's age."""
     best_file: Path | None = None
@@ -334,6 +340,7 @@ class AttachedRun:
     """
 
     output_dir: Path
+    """The run's output folder (holds events.jsonl, the lock and control/)."""
 
     @property
     def events_path(self) -> Path:

@@ -53,7 +53,9 @@ class HomeChoice:
     """What the user picked: action is new | resume | open | previews | models | quit."""
 
     action: str
+    """new, resume, open, previews, models or quit."""
     entry: RunEntry | None = None
+    """The run it applies to (resume, open, previews); None otherwise."""
 
 
 def age_words(seconds: float | None) -> str:

@@ -54,14 +54,19 @@ class DerivedFacts:
     """What the current settings imply; None where a value is missing or half-typed."""
 
     n_images: int | None
+    """Images found in the data folder."""
     batch: int | None
+    """--train_batch_size, per process."""
     accumulation: int | None
+    """--gradient_accumulation_steps."""
     processes: int | None
+    """--num_processes."""
     images_per_update: int | None
     """batch x accumulation x processes (trainer/plan.py)."""
     base_lr: float | None
     """The first rate of the learning-rate text, before scaling."""
     lr_scale: float | None
+    """The factor --scale_lr multiplies the rate by (1.0 when off; trainer/plan.py)."""
     steps: int | None
     """The step the run ends at: max steps, or sooner when the schedule or epochs end it."""
     limit: StopReason

@@ -169,3 +169,52 @@ def test_the_lazy_cache_refuses_overflowing_latents_when_first_drawn():
                             dtype=torch.bfloat16)
     with pytest.raises(ConfigError, match="overflowed in bfloat16.*--vae_precision fp32"):
         cache.sample(torch.tensor([1]), torch.tensor([0]), torch.Generator())
+
+
+FAKE_TRAINER = """
+import pathlib, sys, time
+out = pathlib.Path(sys.argv[1])
+out.mkdir(parents=True)
+(out / "run.toml").write_text("")
+(out / "trainer.log").write_text("")
+time.sleep(120)  # never answers: still checking when Ctrl-C comes
+"""
+
+
+def test_ctrl_c_while_the_trainer_checks_ends_it_and_leaves_no_folder(tmp_path, monkeypatch,
+                                                                      tiny_model_dir,
+                                                                      demo_images_dir):
+    import signal
+    import time
+
+    from ti_tui import runner
+    from trainer import start
+    from trainer.flags import parse_config
+
+    out = tmp_path / "run"
+    config = parse_config(_flags(tiny_model_dir, demo_images_dir, out), prog="t")
+    real_launch = start.launch
+    started = []
+
+    def fake_launch(config, trainer, env):
+        started.append(True)
+        return real_launch(config, [sys.executable, "-c", FAKE_TRAINER, str(out)], env)
+
+    deadline = time.monotonic() + 60
+
+    def arm(signum, frame):
+        """Ctrl-C once the fake trainer wrote its folder (polled every 50 ms)."""
+        if (out / "trainer.log").exists() or time.monotonic() > deadline:
+            raise KeyboardInterrupt
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+
+    monkeypatch.setattr(start, "launch", fake_launch)
+    previous = signal.signal(signal.SIGALRM, arm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(KeyboardInterrupt):
+            runner.start_run(config)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert started and not out.exists()

@@ -186,9 +186,16 @@ def start_run(config: TrainConfig) -> TrainerProcess:
     if config.num_processes == 1:
         from trainer.start import launch
 
-        command, env = trainer_command(config, config.output_path / RUN_FILE)
-        process = launch(config, command[:3], env)  # [python, -m, trainer]
         out = config.output_path
+        fresh = not os.path.exists(out)
+        command, env = trainer_command(config, out / RUN_FILE)
+        try:
+            process = launch(config, command[:3], env)  # [python, -m, trainer]
+        except KeyboardInterrupt:
+            # Ended while checking: a folder it had just written holds only a start's files.
+            if fresh and os.path.isdir(out):
+                discard_failed_start(out)
+            raise
         return TrainerProcess(output_dir=out, events_path=out / EVENTS_FILE, process=process)
     config = prepare_output(config)
     out = config.output_path

@@ -92,8 +92,9 @@ def launch(config: TrainConfig, trainer: list[str], env: dict[str, str]) -> subp
     The process runs in its own session (a closed terminal does not end it) with the caller's
     working directory until the folder exists. Raises the trainer's UserError (same class,
     sentence and field) when a check refused the run; RuntimeError with the end of its output
-    when it failed before answering. Ctrl-C while waiting ends the trainer (nothing of it is
-    left: it had either written nothing or only the files a start writes).
+    when it failed before answering. Ctrl-C while waiting ends the trainer at once (SIGKILL to
+    its session) and is raised again; a folder it had already written then holds only a start's
+    files (run.toml, trainer.log), which ti_tui.runner.start_run removes.
     """
     read_fd, write_fd = os.pipe()
     early = tempfile.TemporaryFile()  # its output until trainer.log exists

@@ -136,6 +136,7 @@ class RunStarted(Event):
 
     type: ClassVar[str] = "run_started"
     config: dict[str, Any]
+    """The run's TrainConfig as plain values (hub_token left out), with the seed used."""
     model: dict[str, Any]
     """Facts about the model: path, token_dim, prediction_type, native_resolution..."""
     dataset: dict[str, Any]
@@ -145,6 +146,7 @@ class RunStarted(Event):
     precision: str
     """--mixed_precision: no, fp16 or bf16."""
     num_processes: int
+    """Data-parallel processes training together (1 without `accelerate launch`)."""
     start_step: int
     """Updates already done (a resumed run's checkpoint step; 0 for a fresh run)."""
     max_steps: int
@@ -159,6 +161,7 @@ class RunStarted(Event):
     tokens: list[str]
     """The tokens added to the tokenizer (one per vector)."""
     output_dir: str
+    """The run's output folder, absolute."""
     pid: int = field(default_factory=os.getpid)
     """The trainer's process id, so `ti-tui watch` can tell whether it still runs."""
     end_reason: StopReason | str = StopReason.MAX_STEPS
@@ -199,6 +202,7 @@ class Step(Event):
     skipped: bool = False
     """fp16 only: the scaler found inf/nan gradients and skipped this update."""
     skipped_total: int = 0
+    """Updates skipped so far (an fp16 overflow, or a NaN/inf loss or gradient)."""
     l_det: float | None = None
     """The deterministic loss L_det after this update (spec A3, A4); None when not due."""
     dvar_ratio: float | None = None
@@ -210,6 +214,7 @@ class Step(Event):
     trend: float | None = None
     """Appendix-B diagnostic: OLS slope over the window, loss per evaluation (spec A8)."""
     images_per_s: float | None = None
+    """Images per update (all processes) over this update's wall seconds."""
     step_seconds: float | None = None
     """Wall seconds this update took, evaluation included."""
     memory_mb: float | None = None
@@ -222,7 +227,9 @@ class CheckpointSaved(Event):
 
     type: ClassVar[str] = "checkpoint"
     step: int
+    """Completed updates the checkpoint holds."""
     path: str
+    """The checkpoint folder."""
 
 
 @dataclass(frozen=True)
@@ -231,8 +238,11 @@ class EmbeddingSaved(Event):
 
     type: ClassVar[str] = "embedding_saved"
     step: int
+    """Completed updates the embedding holds."""
     paths: list[str]
+    """Every file written, one per format (trainer/formats.py)."""
     final: bool = False
+    """True for the run's final files, False for a periodic snapshot (--save_steps)."""
 
 
 @dataclass(frozen=True)
@@ -241,8 +251,11 @@ class PreviewSaved(Event):
 
     type: ClassVar[str] = "preview"
     step: int
+    """Completed updates when it was rendered (0: before the first update)."""
     path: str
+    """The PNG: previews/step-<step>.png, the images side by side."""
     prompt: str
+    """The prompt as a user would type it (the trigger, not its vector tokens)."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +264,7 @@ class Warning(Event):  # noqa: A001 - the event type name from DESIGN.md
 
     type: ClassVar[str] = "warning"
     message: str
+    """One or two sentences: what happened and what it means for the run."""
     file: str | None = None
     """The file the warning is about, if any."""
 
@@ -261,7 +275,9 @@ class Error(Event):
 
     type: ClassVar[str] = "error"
     message: str
+    """What went wrong and what to do, in one sentence."""
     hint: str | None = None
+    """Extra advice (what to change, where the traceback is), if any."""
     user_error: bool = True
     """True for a problem the user can fix (exit 2), False for an internal failure (exit 1)."""
 
@@ -275,13 +291,20 @@ class Stopped(Event):
     """A `StopReason` (max_steps, epochs, schedule_end, early_stop, user, error); read back
     as a plain string when a newer trainer wrote a reason this reader does not know."""
     step: int
+    """Completed updates when the run ended."""
     files: list[str] = field(default_factory=list)
+    """Every file the final save wrote (empty when nothing could be saved)."""
     ratio: float | None = None
     """DVAR's last ratio (the one below the threshold for early_stop)."""
     window: int | None = None
+    """DVAR's window N (spec A5), given once L_det was evaluated."""
     threshold: float | None = None
+    """DVAR's ratio threshold; early_stop means the ratio fell below it."""
     ddof: int | None = None
+    """Delta degrees of freedom of DVAR's variances: 0 as the DVAR code, 1 as the paper's
+    Fig. 3 in PyTorch (spec A5)."""
     message: str = ""
+    """The error's text for an error stop; otherwise empty."""
 
 
 @dataclass(frozen=True)

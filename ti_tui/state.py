@@ -84,11 +84,13 @@ class RunState:
     phase: str = ""
     """Name of the last phase event (loading_model, caching_latents, ...)."""
     phase_detail: str = ""
+    """That phase's detail for people (the model path, the number of images)."""
     events: int = 0
     """Events folded so far: a version number the views use to skip redrawing."""
     ignored: int = 0
     """Events of an unknown type, ignored as the contract asks."""
     first_time: float | None = None
+    """Time (Unix seconds) of the first event: the clock's start before run_started."""
     started_time: float | None = None
     """Time of run_started: elapsed time counts from here."""
     last_time: float | None = None
@@ -96,21 +98,34 @@ class RunState:
 
     # --- facts from run_started ---------------------------------------------------------
     config: dict[str, Any] = field(default_factory=dict)
+    """The run's settings as run_started gave them (TrainConfig field names)."""
     model: dict[str, Any] = field(default_factory=dict)
+    """Model facts: name, path, family, parts, token_dim, prediction_type..."""
     dataset: dict[str, Any] = field(default_factory=dict)
+    """Dataset facts: n_images, images_per_update, updates_per_epoch, epochs_total..."""
     device: str = ""
+    """The trainer's torch device, e.g. "cpu", "cuda:0"."""
     precision: str = ""
+    """--mixed_precision: no, fp16 or bf16."""
     num_processes: int = 1
+    """Data-parallel processes training together."""
     cpu_threads: str = ""
     """The trainer's CPU threads in a few words, e.g. "2 threads, passive wait (2 cores / 1
     process)"; empty when the trainer did not say (an older one)."""
     start_step: int = 0
+    """Updates already done when the run started (a resumed checkpoint's step)."""
     max_steps: int = 0
+    """The step the run ends at (set by end_reason's limit)."""
     base_lr: float | None = None
+    """run_started's learning_rate: the first update's rate, after --scale_lr."""
     lr_scale: float = 1.0
+    """The --scale_lr multiplier (batch x accumulation x processes, or 1)."""
     trigger: str = ""
+    """The trigger as written in prompts, e.g. "<my-cat>"."""
     output_dir: str = ""
+    """The run's output folder."""
     pid: int | None = None
+    """The trainer's process id, None until run_started."""
     end_reason: StopReason | str = StopReason.MAX_STEPS
     """Which limit sets max_steps (run_started's end_reason)."""
     lr_schedule: schedules.RateSchedule | None = None
@@ -125,18 +140,24 @@ class RunState:
     step: int = 0
     """Optimizer updates completed (the start step until the first step event)."""
     loss_smooth: float | None = None
+    """Bias-corrected exponential moving average of the loss (weight LOSS_SMOOTHING)."""
     ldet_count: int = 0
     """L_det values so far, a resumed run's restored history included: the fill of the DVAR
     window."""
     converged_step: int | None = None
     """First step whose ratio fell below the threshold (sticky, as the stopper is)."""
     converged_ratio: float | None = None
+    """The DVAR ratio at converged_step."""
 
     # --- histories for the charts ---------------------------------------------------------
     loss_hist: Series = field(default_factory=Series)
+    """(step, training loss) of every finite loss, thinned to a bounded length."""
     smooth_hist: Series = field(default_factory=Series)
+    """(step, loss_smooth) alongside loss_hist."""
     ldet_hist: Series = field(default_factory=Series)
+    """(step, L_det) of every evaluation."""
     ratio_hist: Series = field(default_factory=Series)
+    """(step, DVAR ratio) once the ratio exists."""
     recent: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
     """(time, step) of the latest step events, for the rolling steps/s."""
     _ema: float = 0.0
@@ -144,11 +165,15 @@ class RunState:
 
     # --- files and messages ---------------------------------------------------------------
     last_checkpoint: CheckpointSaved | None = None
+    """The newest checkpoint event."""
     last_embedding: EmbeddingSaved | None = None
+    """The newest embedding event (snapshot or final)."""
     last_preview: PreviewSaved | None = None
+    """The newest preview event."""
     warnings: deque = field(default_factory=lambda: deque(maxlen=50))
     """The latest warnings as one line each ("message (file)")."""
     warning_count: int = 0
+    """Warnings so far (the deque keeps only the latest 50)."""
     error: Error | None = None
     """The last error event of this run (message, hint)."""
     stopped: Stopped | None = None

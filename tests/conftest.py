@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny SD-1.x-shaped diffusers folder (epsilon prediction, 64 px native)."""
-    from trainer.demo import build_tiny_model
+    from trainer.toy.demo import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", seed=0)
 
@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_vpred_model_dir(tmp_path_factory):
     """The same tiny model with a v-prediction scheduler (like SD 2.x-768)."""
-    from trainer.demo import build_tiny_model
+    from trainer.toy.demo import build_tiny_model
 
     out = tmp_path_factory.mktemp("models") / "tiny-vpred"
     return build_tiny_model(out, seed=0, prediction_type="v_prediction")
@@ -76,7 +76,7 @@ def tiny_sdxl_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_images_dir(tmp_path_factory):
     """A folder holding the 6 demo training images (64 px PNGs)."""
-    from trainer.demo import write_demo_images
+    from trainer.toy.demo import write_demo_images
 
     folder = tmp_path_factory.mktemp("demo-images")
     write_demo_images(folder, count=6)

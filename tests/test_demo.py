@@ -1,4 +1,4 @@
-"""The tiny demo model and the demo images (trainer/demo.py)."""
+"""The tiny demo model and the demo images (trainer/toy/demo.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from trainer import demo
+from trainer.toy import demo
 from trainer.models import check_model_folder
 
 COMPONENT_FILES = [

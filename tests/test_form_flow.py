@@ -166,7 +166,7 @@ def test_derived_facts_arithmetic():
 
 async def test_demo_opens_prefilled_and_starts(tmp_path):
     from ti_tui.demo_setup import demo_data_dir
-    from trainer.toyworld import toy_model_dir
+    from trainer.toy.world import toy_model_dir
 
     runner = FakeRunner()
     app = app_for(tmp_path / "root", runner, demo=True)

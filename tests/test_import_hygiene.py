@@ -36,7 +36,7 @@ def test_import_linter_contract_holds():
     assert out.returncode == 0, out.stdout + out.stderr
     assert "KEPT" in out.stdout and " 0 broken" in out.stdout
     for contract in ("never imports the UI", "never import Textual", "plain Python (no Rich)",
-                     "never import the headless Rich/Live view"):
+                     "never import the headless Rich/Live view", "never imports the toy"):
         assert contract in " ".join(out.stdout.split()), contract
 
 
@@ -47,3 +47,13 @@ def test_the_views_without_textual_load_no_textual():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == ""
+
+
+def test_the_toy_modules_keep_their_old_names():
+    """trainer/demo.py and trainer/toyworld.py moved to trainer/toy/; the old names are the
+    same module objects, so old imports and monkeypatches keep working."""
+    code = ("import trainer.demo, trainer.toyworld, trainer.toy.demo, trainer.toy.world\n"
+            "print(trainer.demo is trainer.toy.demo, trainer.toyworld is trainer.toy.world)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.split() == ["True", "True"]

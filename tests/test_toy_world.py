@@ -1,4 +1,4 @@
-"""The toy world (trainer/toyworld.py), the shipped toy model and the scorer (tools/).
+"""The toy world (trainer/toy/world.py), the shipped toy model and the scorer (tools/).
 
 The model in assets/toy-model was trained by tools/train_toy_model.py on the world's images;
 these tests check that it loads offline, that it draws what captions ask for (judged by the
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer import toyworld
+from trainer.toy import world as toyworld
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainer.config import TrainConfig
-from trainer.demo import cache_root
-from trainer.toyworld import toy_concept_images, toy_model_dir
+from trainer.assets import cache_root
+from trainer.toy.world import toy_concept_images, toy_model_dir
 
 DEMO_CONCEPT = "green-star"
 

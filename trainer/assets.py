@@ -1,4 +1,4 @@
-"""Find the data files the program ships (the CLIP tokenizer, templates).
+"""Find the data files the program ships (the CLIP tokenizer, templates), and its cache.
 
 In a source checkout they live in `<repo>/assets`. A wheel cannot ship a top-level folder
 beside the packages, so the wheel build force-includes the same folder as `trainer/_assets`.
@@ -6,6 +6,7 @@ beside the packages, so the wheel build force-includes the same folder as `train
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _CANDIDATES = (
@@ -28,3 +29,15 @@ def assets_dir() -> Path:
 def asset_path(*parts: str) -> Path:
     """Path of a shipped asset, e.g. `asset_path("clip-tokenizer")`; it may not exist."""
     return assets_dir().joinpath(*parts)
+
+
+def cache_root(cache_dir: Path | None = None) -> Path:
+    """Where ti-tui caches what it builds (the demo model and images, config folders): `cache_dir`, else $TI_TUI_CACHE_DIR, else the user cache."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("TI_TUI_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("ti-tui"))

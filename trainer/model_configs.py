@@ -42,10 +42,10 @@ def complete_config(config_dir: Path) -> Path:
     The shipped folders keep only each tokenizer's settings (SD 2.x and SDXL's second
     tokenizer pad with "!"); the 1.5 MB vocab.json + merges.txt, the same for every CLIP
     tokenizer of SD 1.x/2.x/SDXL, ship once in assets/clip-tokenizer. The copy lives in the
-    ti-tui cache (trainer.demo.cache_root), written atomically, made once per folder.
+    ti-tui cache (trainer.assets.cache_root), written atomically, made once per folder.
     """
     from trainer import models
-    from trainer.demo import cache_root
+    from trainer.assets import cache_root
     from trainer.fsutil import atomic_dir
 
     config_dir = Path(config_dir)

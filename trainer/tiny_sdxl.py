@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from trainer.assets import asset_path
-from trainer.demo import TOKENIZER_FILES, tiny_vae
+from trainer.toy.demo import TOKENIZER_FILES, tiny_vae
 from trainer.fsutil import atomic_dir
 
 ADDITION_TIME_EMBED_DIM = 8

@@ -105,7 +105,10 @@ class RunPlan:
     """What a run will do, from its settings, its images and its process count."""
 
     images_per_update: int
+    """batch x gradient accumulation x processes: images one update learns from."""
     lr_scale: float
+    """The --scale_lr multiplier: images_per_update when on, 1.0 when off (diffusers
+    textual_inversion.py --scale_lr)."""
     start_step: int
     """Updates already done (a resumed run's checkpoint step)."""
     end_step: int
@@ -116,11 +119,13 @@ class RunPlan:
     limit_end: int
     """The end by the step and epoch limits alone (the span of an HF shape)."""
     learning_rates: RateSchedule
+    """The rate of every update of this run, scaled, as segments (never a list per step)."""
     clip_values: RateSchedule | None
     """None when clipping is off."""
     earliest_stop: int | None
     """The first step DVAR can stop at; None when DVAR is off."""
     n_images: int | None = None
+    """Training images the plan was made for; None when not known yet (no epoch limit)."""
 
     def rate_at(self, step: int) -> float:
         """The learning rate of update `step` (IndexError outside this run)."""

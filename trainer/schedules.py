@@ -346,6 +346,7 @@ class RateSchedule:
     """
 
     segments: tuple[tuple[float, int, int], ...]
+    """(piece_rate, first_update, stop_update), unscaled, contiguous from `start`."""
     start: int
     """The first update this run does (``cur_step``)."""
     shape: str = "constant"
@@ -353,10 +354,13 @@ class RateSchedule:
     scale: float = 1.0
     """--scale_lr's multiplier."""
     warmup_steps: int = 0
+    """--lr_warmup_steps (ignored by the plain ``constant`` shape)."""
     total_steps: int = 0
     """The step count the HF shape spans (the run's end by its step and epoch limits)."""
     num_cycles: float = 1.0
+    """--lr_num_cycles: hard restarts of ``cosine_with_restarts`` (hf_lr_factor)."""
     power: float = 1.0
+    """--lr_power: the exponent of the ``polynomial`` shape's decay (hf_lr_factor)."""
 
     @property
     def end(self) -> int:

@@ -42,10 +42,15 @@ class RunOutcome:
     reason: StopReason | str | None = None
     """The `stopped` event's reason, or None when the run has not said it stopped."""
     step: int | None = None
+    """The step the run stopped at; None without a stopped event."""
     files: list[str] = field(default_factory=list)
+    """The final files the stopped event lists."""
     message: str = ""
+    """The stopped event's message (an error stop's text)."""
     ratio: float | None = None
+    """DVAR's last ratio, when the stopped event gives it."""
     threshold: float | None = None
+    """DVAR's threshold, when the stopped event gives it."""
     error: str = ""
     """The last `error` event's message and hint."""
 
@@ -141,7 +146,9 @@ class SummaryResult:
     """What the summary did: where the embedding was copied (or None) and what was deleted."""
 
     copied_to: Path | None
+    """Where the final embedding was copied, or None when it was not."""
     deleted: list[Path]
+    """The checkpoint folders removed (delete_checkpoints), empty unless the user chose it."""
 
 
 class SummaryScreen(Screen[SummaryResult]):

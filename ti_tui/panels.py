@@ -347,6 +347,8 @@ class PanelSpec:
     the headless view) and the Textual screen (ti_tui/screens/train.py, one widget each)."""
 
     name: str
+    """Its key ("header", "progress", "loss"...): the Rich layout keeps each panel's last
+    drawing under it."""
     draw: Callable[[RunState, int, int, float | None], Panel]
     """The pure function that draws it at a size (cells) and a wall clock."""
     refresh_s: float

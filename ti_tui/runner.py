@@ -74,8 +74,12 @@ class TrainerProcess:
     """A running trainer started by `start_run` (the RunHandle the views talk to)."""
 
     output_dir: Path
+    """The run's output folder."""
     events_path: Path
+    """OUTPUT_DIR/events.jsonl, which the views tail."""
     process: subprocess.Popen
+    """The trainer child process (`python -m trainer`, in its own session so that it
+    outlives the UI)."""
 
     def request(self, action: str) -> None:
         """Ask for "save" or "preview" at the next update boundary (a control file)."""

@@ -88,8 +88,9 @@ class Scene:
     radius: float
     """Shape radius in pixels of the 32 px image."""
     dx: float
+    """Horizontal jitter of the shape's centre, in pixels (positive is right)."""
     dy: float
-    """Jitter of the shape's centre, in pixels."""
+    """Vertical jitter of the shape's centre, in pixels (positive is down)."""
     background: tuple[int, int, int]
     """Light grey RGB, each channel 0-255."""
 

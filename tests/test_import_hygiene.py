@@ -11,23 +11,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def fresh_python(code: str) -> str:
+    """What `code` prints in a fresh interpreter started in the repository root."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=ROOT).stdout
+
+
 def test_trainer_loads_no_ui_module():
     code = ("import sys, trainer, trainer.loop, trainer.flags, trainer.__main__\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('textual', 'rich', 'ti_tui'))\n"
             "print(','.join(bad))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
-    assert out.stdout.strip() == ""
+    assert fresh_python(code).strip() == ""
 
 
 def test_import_trainer_is_light():
     """`import trainer` and the pure modules must not pull torch (the CLI starts fast)."""
     code = ("import sys, trainer, trainer.config, trainer.schedules, trainer.stopping, "
             "trainer.events\nprint('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
-    assert out.stdout.strip() == "False"
+    assert fresh_python(code).strip() == "False"
 
 
 def test_import_linter_contract_holds():
@@ -44,9 +46,7 @@ def test_the_views_without_textual_load_no_textual():
     code = ("import sys, ti_tui.state, ti_tui.panels, ti_tui.charts, ti_tui.tail, "
             "ti_tui.runner, ti_tui.headless\n"
             "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'textual')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
-    assert out.stdout.strip() == ""
+    assert fresh_python(code).strip() == ""
 
 
 def test_the_toy_modules_keep_their_old_names():
@@ -54,6 +54,4 @@ def test_the_toy_modules_keep_their_old_names():
     same module objects, so old imports and monkeypatches keep working."""
     code = ("import trainer.demo, trainer.toyworld, trainer.toy.demo, trainer.toy.world\n"
             "print(trainer.demo is trainer.toy.demo, trainer.toyworld is trainer.toy.world)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
-    assert out.stdout.split() == ["True", "True"]
+    assert fresh_python(code).split() == ["True", "True"]

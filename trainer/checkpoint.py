@@ -74,7 +74,10 @@ def restore_rng(state: dict[str, Any]) -> None:
 def save_checkpoint(output_dir: Path, step: int, vectors: torch.Tensor, state: dict[str, Any],
                     meta: dict[str, Any], config_toml: str,
                     total_limit: int | None = None) -> Path:
-    """Write checkpoint-<step>/ atomically, then prune to the newest `total_limit`."""
+    """Write checkpoint-<step>/ atomically, then prune to the newest `total_limit`.
+
+    `vectors` [num_vectors, width] is stored as fp32 on the CPU; `state` is the loop's
+    state_dict. OSError (full or read-only disk) propagates; nothing half-written remains."""
     target = output_dir / f"checkpoint-{step}"
     # Everything is serialised in memory first (a few KB) and written with plain file I/O, so
     # a full disk or a read-only folder is an OSError (trainer.outputs turns it into one

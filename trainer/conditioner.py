@@ -181,7 +181,8 @@ class Conditioner(ABC):
         return torch.stack(rows, dim=1)
 
     def time_ids(self, batch_size: int, resolution: int) -> torch.Tensor | None:
-        """The added time conditioning for `batch_size` images, or None if the family has none."""
+        """The added time conditioning [batch_size, 6] for images of `resolution` pixels, or
+        None if the family has none (SD 1.x/2.x)."""
         return None
 
     @abstractmethod

@@ -92,7 +92,8 @@ class VocabularyRange:
 
 
 def frozen_tables(text_encoders: Sequence[torch.nn.Module]) -> list[torch.Tensor]:
-    """The vocabulary rows of each text encoder's input table, without the new tokens.
+    """The vocabulary rows of each text encoder's input table, [vocab, width] each, without
+    the new tokens.
 
     A SplicedEmbedding (trainer.embeddings) keeps the frozen table as `.base` and the new
     tokens from `.first_id` on; the rows past that are placeholders and are left out.

@@ -66,7 +66,8 @@ class LatentCache:
 
     def sample(self, indices: torch.Tensor, flips: torch.Tensor,
                generator: torch.Generator) -> torch.Tensor:
-        """Scaled latents for the given images (flip 1 = mirrored), one fresh posterior draw."""
+        """Scaled latents [B, C, h, w] float32 for images `indices` [B] (flips [B]: 1 =
+        mirrored): one fresh posterior draw from `generator`, times the VAE scaling factor."""
         mean = self.mean[indices, flips]
         std = self.std[indices, flips]
         noise = torch.randn(mean.shape, generator=generator).to(mean.device)

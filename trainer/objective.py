@@ -51,8 +51,9 @@ def prediction_loss(*, unet, conditioner, noisy: torch.Tensor, target: torch.Ten
                     time_ids: torch.Tensor | None, autocast: AbstractContextManager,
                     unet_dtype: torch.dtype) -> torch.Tensor:
     """The second half of `diffusion_loss`, from the noised latents `noisy` (already in
-    `unet_dtype`) and the `target`: what depends on the trained rows. DVAR's fixed batch
-    computes the first half once (trainer/evaluation.py)."""
+    `unet_dtype`) and the `target`, both [B, C, h, w]: what depends on the trained rows.
+    Returns the 0-dim float32 mean-squared error. DVAR's fixed batch computes the first half
+    once (trainer/evaluation.py)."""
     with autocast:
         cond = conditioner.encode(input_ids, time_ids)
         prediction = unet(noisy, timesteps, **cond.for_unet(unet_dtype)).sample

@@ -29,6 +29,7 @@ FLAGS = ["--early_stopping", "none", "--dvar_eval_every", "0"]
 
 
 def one(preset, steps: int, batch: int, extra: list[str], warmup: int) -> dict:
+    """One `ti-tui train` run: its first update (run_started to step 1) and later steps."""
     r = runs.run_titui(preset, steps, batch, [*FLAGS, *extra], warmup=warmup, per_step=True)
     times = r["step_times_s"]
     median = statistics.median(times)

@@ -131,6 +131,7 @@ def scenario(preset, count: int, steps: int, batch: int, extra: list[str], code:
 
 
 def pooled(parts: list[dict]) -> dict:
+    """One scenario's repeats pooled: median/p90/mean s/step, per-repeat medians, facts."""
     times = [t for p in parts for t in p["times"]]
     if not times:
         return {"median_s": None, "steps_measured": 0}

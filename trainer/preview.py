@@ -26,9 +26,10 @@ PREVIEW_SEED = 37
 def _pipeline(session):
     from diffusers import DPMSolverMultistepScheduler
 
-    c = session.components
-    scheduler = DPMSolverMultistepScheduler.from_config(c.noise_scheduler.config)
-    pipe = c.conditioner.pipeline(vae=c.vae, unet=c.unet, scheduler=scheduler)
+    components = session.components
+    scheduler = DPMSolverMultistepScheduler.from_config(components.noise_scheduler.config)
+    pipe = components.conditioner.pipeline(vae=components.vae, unet=components.unet,
+                                           scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

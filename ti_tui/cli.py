@@ -100,7 +100,8 @@ def _parse_gui(argv: list[str]) -> argparse.Namespace | None:
 def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] | None = None,
              preview: str | None = None) -> int:
     """The Textual app: the home screen first when `home` is a list (extra run folders),
-    else the form. `preview`: the --preview choice (preview_art.choose_protocol)."""
+    else the form. `preview`: the --preview choice (preview_art.choose_protocol; UserError
+    for an unknown one). Without a terminal to draw on: one sentence on stderr, exit 2."""
     from ti_tui import exits, terminal
 
     problem = terminal.live_screen_problem(interactive=True)
@@ -269,7 +270,8 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 def cmd_models(argv: list[str]) -> int:
-    """`ti-tui models`: every model found, with family, format, size and where it was found."""
+    """`ti-tui models`: every model found, with family, format, size and where it was found.
+    ConfigError (field models_dir) for a --models_dir that is not a folder."""
     parser = argparse.ArgumentParser(
         prog="ti-tui models",
         description="List the models ti-tui can find: an InvokeAI root (4.x-6.x database, "

@@ -149,7 +149,8 @@ def read_meta(path: Path) -> dict[str, Any] | None:
 
 def load_newest_usable(output_dir: Path, first_choice: Path,
                        warn) -> Checkpoint:
-    """Load `first_choice`; if it is damaged, warn and fall back to older checkpoints."""
+    """Load `first_choice`; if it is damaged, `warn(message, path)` and fall back to older
+    checkpoints. ResumeError (field resume_from_checkpoint) when none is usable."""
     match = CHECKPOINT_PATTERN.match(first_choice.name)
     newest = int(match.group(1)) if match else None
     older = [p for step, p in reversed(list_checkpoints(output_dir))

@@ -94,14 +94,16 @@ class Conditioner(ABC):
 
     # --- the trained rows ------------------------------------------------------------------
     def split(self, vectors: torch.Tensor) -> dict[str, torch.Tensor]:
-        """[n, width] -> {part: [n, part width]} (views), keys in `parts` order."""
+        """[n, width] -> {part: [n, part width]} (views), keys in `parts` order; ValueError
+        for another width."""
         if vectors.shape[-1] != self.width:
             raise ValueError(f"vectors are {vectors.shape[-1]} wide, this model's {self.width}")
         return {name: vectors[..., cols]
                 for name, cols in zip(self.parts, self._columns(), strict=True)}
 
     def join(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
-        """{part: [n, part width]} -> [n, width]; the inverse of `split`."""
+        """{part: [n, part width]} -> [n, width]; the inverse of `split`. ValueError unless
+        the keys are exactly `parts`."""
         if set(parts) != set(self.parts):
             raise ValueError(f"expected parts {list(self.parts)}, got {list(parts)}")
         return torch.cat([parts[name] for name in self.parts], dim=-1)
@@ -128,7 +130,8 @@ class Conditioner(ABC):
 
     def splice(self, placeholder: embeddings.Placeholder,
                start_vectors: torch.Tensor) -> nn.Parameter:
-        """Splice one trainable fp32 parameter [n, width] into every encoder; return it."""
+        """Splice one trainable fp32 parameter [n, width] into every encoder; return it.
+        ValueError when `start_vectors` is not [len(placeholder.ids), width]."""
         if start_vectors.shape != (len(placeholder.ids), self.width):
             raise ValueError(f"start vectors {tuple(start_vectors.shape)}, expected "
                              f"({len(placeholder.ids)}, {self.width})")
@@ -316,7 +319,8 @@ class SDXLConditioner(Conditioner):
 def make_conditioner(tokenizers: list, encoders: list, *,
                      force_zeros_for_empty_prompt: bool = True) -> Conditioner:
     """The conditioner for a model with these tokenizers and text encoders, by their count:
-    one encoder is SD 1.x/2.x, two (CLIP-L, then bigG with projection) are SDXL."""
+    one encoder is SD 1.x/2.x, two (CLIP-L, then bigG with projection) are SDXL. ConfigError
+    (field model) for any other count."""
     if len(encoders) == 1:
         return ClipConditioner(tokenizers[0], encoders[0])
     if len(encoders) == 2:

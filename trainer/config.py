@@ -320,7 +320,10 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> TrainConfig:
-        """Read a run.toml written by to_toml (or by hand: flat keys work too)."""
+        """Read a run.toml written by to_toml (or by hand: flat keys work too).
+
+        Raises ConfigError (field config) for a missing, unreadable or invalid file, and as
+        the constructor does for bad values."""
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -115,7 +115,8 @@ def check_fits_window(tokenizer, *, num_vectors: int, learnable_property: str,
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly in `folder`, any letter case, sorted by name.
+    """Image files directly in `folder`, any letter case, sorted by name. DataError (field
+    train_data_dir) when the folder is missing, a file, or unreadable.
 
     Sub-folders are not entered, so a symlink loop inside the folder cannot trap us. A link
     with an image name that cannot be followed (dangling, or a loop) is listed all the same:

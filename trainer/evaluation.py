@@ -68,7 +68,8 @@ def build_eval_batch(cache: LatentCache, caption_ids: torch.Tensor, batch_size: 
                      num_train_timesteps: int, seed: int, device: torch.device,
                      time_ids: torch.Tensor | None = None) -> EvalBatch:
     """Draw E once. `caption_ids` is [T, E, 77]: the tokenized templates, in template order;
-    `time_ids` [batch_size, 6] or None is carried as it is (it draws nothing)."""
+    `time_ids` [batch_size, 6] or None is carried as it is (it draws nothing). ValueError
+    when `batch_size` exceeds `num_train_timesteps` (the timesteps are distinct)."""
     generator = torch.Generator().manual_seed(seed)
     n = cache.num_images
     images = [i % n for i in range(batch_size)]

@@ -38,7 +38,9 @@ def describe(f: dataclasses.Field) -> str:
 
 
 def coerce(f: dataclasses.Field, value: Any) -> Any:
-    """Turn a loose value (a form string, a TOML number) into the field's type, or explain."""
+    """Turn a loose value (a form string, a TOML number) into the field's type; ConfigError
+    naming the field for a missing value, a bad type, a choice not offered or a value out of
+    its limits."""
     kind = f.type if isinstance(f.type, str) else f.type.__name__
     optional = "None" in kind
     base = kind.replace(" | None", "").strip()

@@ -194,7 +194,8 @@ trainer/install_guide.py's lines."""
 
 
 def formats_for(family: str, save_as: str = "diffusers") -> list[EmbeddingFormat]:
-    """The formats a run on `family` writes with `--save_as save_as`, in registry order."""
+    """The formats a run on `family` writes with `--save_as save_as`, in registry order.
+    ValueError for a family not in FAMILIES."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}")
     return [f for f in FORMATS.values() if family in f.default_for

@@ -108,7 +108,8 @@ def is_main_process() -> bool:
 
 
 def check_model_path(model: str) -> None:
-    """A --model written as a path (absolute, ./, ../ or ~) must exist: say so plainly.
+    """A --model written as a path (absolute, ./, ../ or ~) must exist: ModelError (field
+    model) if it does not.
 
     Names such as `sd-1/main/stable-diffusion-v1-5` are left to models.resolve_model, which
     lists the names found under the root.
@@ -181,7 +182,8 @@ def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def find_resume(config: TrainConfig) -> Path | None:
-    """The checkpoint folder to resume from, or None for a fresh run."""
+    """The checkpoint folder to resume from, or None for a fresh run. ResumeError (field
+    resume_from_checkpoint) when "latest" finds none or the named folder is incomplete."""
     wanted = config.resume_from_checkpoint
     if not wanted:
         return None

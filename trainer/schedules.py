@@ -284,6 +284,8 @@ def hf_lr_factor(name: str, step: int, *, warmup_steps: int, total_steps: int,
       so diffusers' default 0.5 applies); ``num_cycles`` only shapes ``cosine_with_restarts``;
     * ``polynomial`` decays to the absolute rate 1e-7, so its factor needs ``base_lr``
       (the optimizer's initial rate), which must exceed 1e-7.
+
+    ScheduleError for an unknown `name`, and for ``polynomial`` without a `base_lr` above 1e-7.
     """
     if name not in HF_SCHEDULERS:
         raise _unknown_scheduler(name)

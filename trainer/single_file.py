@@ -308,7 +308,8 @@ def load_components(path: Path, facts, *, torch_dtype=None, tokenizer=None):
     `facts` (`from_single_file(state, config=..., subfolder=..., local_files_only=True)` for
     the UNet and VAE, `create_diffusers_clip_model_from_ldm` for the text encoders, as
     diffusers' own pipeline loader does); the file is read once. Models come back frozen, in
-    eval mode; the scheduler is a DDPMScheduler with `facts.prediction_type`.
+    eval mode; the scheduler is a DDPMScheduler with `facts.prediction_type`. ModelError
+    (field model) when the file cannot be read or does not fit the config.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm

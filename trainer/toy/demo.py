@@ -148,7 +148,8 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0, prediction_type: str = "ep
     """Build the tiny SD-1.x-shaped diffusers folder at `out_dir` and return it.
 
     Same seed, same weights. Native resolution is 64 px (UNet sample 32 x VAE factor 2);
-    prediction_type is "epsilon" or "v_prediction". An existing folder is replaced whole.
+    prediction_type is "epsilon", "v_prediction" or "sample" (ValueError otherwise). An
+    existing folder is replaced whole.
     """
     if prediction_type not in ("epsilon", "v_prediction", "sample"):
         raise ValueError(f"unknown prediction_type {prediction_type!r}")

@@ -206,7 +206,8 @@ def training_set(count: int, seed: int) -> list[tuple[Scene, str]]:
 
 
 def parse_concept(concept: str) -> tuple[str, str]:
-    """"green-star", "green star" or a CONCEPTS key -> (colour, shape)."""
+    """"green-star", "green star" or a CONCEPTS key -> (colour, shape); ValueError naming
+    the colours and shapes for anything else."""
     key = concept.strip().strip("<>").replace(" ", "-").lower()
     if key in CONCEPTS:
         return CONCEPTS[key]

@@ -73,6 +73,26 @@ def test_plain_lines_one_per_log_every_steps_and_per_other_event(tmp_path, log_e
     assert "window 50/282" in step_lines[0] or log_every == 100
 
 
+def test_plain_lines_end_with_which_file_for_which_tool(tmp_path):
+    """`ti-tui train > log` ends as the terminal summary does: the tool lines, read from the
+    files in the folder (trainer/install_guide.py), after the stopped line."""
+    out = run_dir(tmp_path)
+    for name in ("my-cat.safetensors", "learned_embeds.safetensors", "learned_embeds.bin"):
+        (out / name).write_bytes(b"\0" * 16)
+    console = plain_console(300)
+    follow_run(out / "events.jsonl", console=console, tty=False, log_every=100)
+    lines = console.file.getvalue().splitlines()
+    end = lines.index("stopped at step 437: stopped early by DVAR (DVAR ratio 0.387 < 0.39 "
+                      "after 437 updates)")
+    assert lines[end + 1] == "which file for which tool:"
+    guide = lines[end + 2:]
+    assert f"  A1111/Forge: {out / 'my-cat.safetensors'} (put it in the webui's embeddings/ " \
+           "folder; prompt word my-cat)" in guide
+    assert f"  diffusers: {out / 'learned_embeds.safetensors'} (pipe.load_textual_inversion)" \
+        in guide
+    assert all(line.startswith("  ") for line in guide) and len(guide) >= 5
+
+
 def test_a_trainer_gone_without_a_stopped_event_ends_the_view(tmp_path):
     path = run_dir(tmp_path, lines=200) / "events.jsonl"
     console = plain_console()

@@ -2,7 +2,8 @@
 
 On a terminal the panels of ti_tui/panels.py are drawn full-screen with `rich.live.Live`;
 when stdout is not a terminal (a log file, a pipe, CI) each event becomes one plain line,
-steps only every `log_every`, and no escape code is ever written.
+steps only every `log_every`, and no escape code is ever written; either way the run's end
+lists which file each tool takes (`guide_lines`).
 """
 
 from __future__ import annotations
@@ -104,10 +105,7 @@ def summary_lines(state: RunState, exit_note: str = "") -> list[str]:
                      + (f" {state.error.hint}" if state.error.hint else ""))
     if state.stopped and state.stopped.files:
         lines.append("final files: " + ", ".join(state.stopped.files))
-        guide = tool_lines(state.output_dir, state.trigger, state.config.get("root"),
-                           int(state.config.get("num_vectors") or 1)) if state.output_dir else []
-        if guide:
-            lines += ["which file for which tool:"] + [f"  {line}" for line in guide]
+        lines += guide_lines(state)
     for label, saved in (("last checkpoint", state.last_checkpoint),
                          ("last preview", state.last_preview)):
         if saved:
@@ -115,6 +113,21 @@ def summary_lines(state: RunState, exit_note: str = "") -> list[str]:
     if state.warning_count:
         lines.append(f"warnings: {state.warning_count} (last: {state.warnings[-1]})")
     return lines
+
+
+def guide_lines(state: RunState) -> list[str]:
+    """"Which file for which tool" for an ended run that saved its final files, as plain lines
+    (trainer/install_guide.py `tool_lines`, the summary screen's source too); [] otherwise.
+
+    The files are looked for where events.jsonl is (`base_dir`), so a run folder that was
+    moved or is watched under --runs still gets its lines; else in run_started's output_dir.
+    """
+    folder = state.base_dir or state.output_dir
+    if not (state.stopped and state.stopped.files and folder):
+        return []
+    guide = tool_lines(folder, state.trigger, state.config.get("root"),
+                       int(state.config.get("num_vectors") or 1))
+    return ["which file for which tool:"] + [f"  {line}" for line in guide] if guide else []
 
 
 def follow_run(events_path: str | os.PathLike[str], *, console: Console,
@@ -178,8 +191,10 @@ def follow_run(events_path: str | os.PathLike[str], *, console: Console,
     if tty:
         for line in summary_lines(state, exit_note):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
-    elif exit_note:
-        console.print(exit_note, markup=False, highlight=False)
+    else:
+        # The plain view's last lines say which file each tool takes, as the summary does.
+        for line in ([exit_note] if exit_note else []) + guide_lines(state):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     return state
 
 

@@ -14,7 +14,8 @@ from tests.home_runs import build_root, release, write_run
 from ti_tui import runs_index
 from ti_tui.runs_index import (DAMAGED, EARLY_STOP, ENDED, FAILED, FINISHED, NOT_A_RUN,
                                NOT_STARTED, RUNNING, AttachedRun, index_runs, read_entry)
-from trainer.events import EventLog, Step, Stopped
+from trainer.events import (EmbeddingSaved, EventLog, Phase, RunStarted, Step, Stopped,
+                            Warning)
 from trainer.lock import LOCK_NAME
 
 
@@ -170,3 +171,96 @@ def test_an_unchanged_run_is_read_once(tmp_path, runs, monkeypatch):
     log.close()
     entries = {e.folder.name: e for e in index_runs([runs_index.default_runs_folder(tmp_path)])}
     assert reads == ["cat"] and entries["cat"].step == 31
+
+
+def write_long_run(root: Path, *, steps: int = 606, moved_from: Path | None = None) -> Path:
+    """A run folder whose events.jsonl is over 64 KB and starts, as the trainer's does
+    (trainer/setup.py), with phase and warning events before run_started; its final files are
+    the ones the embedding_saved and stopped events name."""
+    out = root / "green-star"
+    out.mkdir(parents=True)
+    where = moved_from or out  # the output_dir the trainer wrote in its events
+    finals = [where / "green-star.safetensors", where / "learned_embeds.safetensors",
+              where / "learned_embeds.bin"]
+    for path in finals:
+        (out / path.name).write_bytes(b"\0" * 16)
+    log = EventLog(out / "events.jsonl")
+    log(Phase(name="loading model", detail="/models/tiny-sd", time=1.0))
+    log(Warning(message="The model has no safety checker.", file="/models/tiny-sd", time=1.5))
+    log(Phase(name="caching latents", detail="5 images", time=2.0))
+    log(RunStarted(config={"model": "sd-1/main/tiny", "placeholder_token": "green-star",
+                           "max_train_steps": 1000}, model={"name": "sd-1/main/tiny",
+                                                            "family": "sd1"},
+                   dataset={"n_images": 5}, device="cpu", precision="no", num_processes=1,
+                   start_step=0, max_steps=1000, learning_rate=5e-3, lr_scale=1.0,
+                   trigger="<green-star>", tokens=["<green-star>"], output_dir=str(where),
+                   time=3.0))
+    for step in range(1, steps + 1):
+        log(Step(step=step, loss=0.5, lr=5e-3, images_seen=2 * step, epoch=step / 5,
+                 micro_batches=step, l_det=0.2, dvar_ratio=0.5, time=3.0 + step))
+    log(EmbeddingSaved(step=steps, paths=[str(p) for p in finals], final=True, time=700.0))
+    log(Stopped(reason="early_stop", step=steps, files=[str(p) for p in finals], ratio=0.38,
+                window=20, threshold=0.39, time=701.0))
+    log.close()
+    assert (out / "events.jsonl").stat().st_size > runs_index.TAIL_BYTES
+    return out
+
+
+def test_a_long_run_that_starts_with_phases_keeps_its_model_limit_and_file(tmp_path):
+    """Over 64 KB, the run_started event after the phases is still read: model, 606/1000,
+    the standalone file (was "-", no limit, learned_embeds.safetensors)."""
+    entry = read_entry(write_long_run(tmp_path))
+    assert (entry.state, entry.trigger, entry.model, entry.family) == (
+        EARLY_STOP, "<green-star>", "sd-1/main/tiny", "sd1")
+    assert (entry.step, entry.max_steps) == (606, 1000)
+    assert entry.best_file == tmp_path / "green-star" / "green-star.safetensors"
+    assert "step 606/1000" in runs_index.plain_lines([entry])[0]
+
+
+def test_the_head_read_stops_at_run_started(tmp_path, monkeypatch):
+    """The cost rule, honestly counted: the lines up to run_started, then one tail read."""
+    out = write_long_run(tmp_path)
+    raw = (out / "events.jsonl").read_bytes()
+    head = raw[:raw.index(b"\n", raw.index(b'"run_started"')) + 1]
+    sizes = []
+    real_open = open
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def read(self, n=-1):
+            data = self.fh.read(n)
+            sizes.append(len(data))
+            return data
+
+        def readline(self, n=-1):
+            data = self.fh.readline(n)
+            sizes.append(len(data))
+            return data
+
+    monkeypatch.setattr(runs_index, "open", lambda *a, **k: Counting(real_open(*a, **k)),
+                        raising=False)
+    heads, tail = runs_index.read_head_and_tail(out / "events.jsonl")
+    assert len(heads) == 4 and '"run_started"' in heads[-1]
+    assert sum(sizes) <= len(head) + runs_index.TAIL_BYTES
+    assert sizes[:4] == [len(line) for line in head.splitlines(keepends=True)]
+
+
+def test_the_best_file_is_one_the_run_reported_even_in_a_moved_folder(tmp_path):
+    """The stopped event names the final files under the output_dir the trainer had; a folder
+    moved (or listed under --runs) finds them by their place in the run."""
+    out = write_long_run(tmp_path / "now", moved_from=tmp_path / "then" / "green-star")
+    (out / "green-star.safetensors").unlink()  # the one left is a reported diffusers file
+    entry = read_entry(out)
+    assert entry.best_file == out / "learned_embeds.safetensors"
+    assert entry.model == "sd-1/main/tiny"

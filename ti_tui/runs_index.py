@@ -1,10 +1,12 @@
 """The runs under a root, one line each, read cheaply: what the home screen lists.
 
 A run folder is one `ti-tui train` wrote (`run.toml`, `events.jsonl`, the lock while it
-trains). For each folder `index_runs` reads only the FIRST line of events.jsonl (the
-run_started event: trigger, model, family, limits) and the LAST `TAIL_BYTES` (the latest
-step and, once it has ended, the error and stopped events), folds them with the dashboard's
-own `ti_tui.state.fold`, and decides the state:
+trains). For each folder `index_runs` reads only the HEAD of events.jsonl, from its first line
+up to and including the run_started event (trigger, model, family, limits; the trainer writes
+a few phase and warning events before it, trainer/setup.py), at most `HEAD_LINES` lines and
+`HEAD_MAX` bytes, and the LAST `TAIL_BYTES` (the latest step and, once it has ended, the
+embedding_saved, error and stopped events), folds them with the dashboard's own
+`ti_tui.state.fold`, and decides the state:
 
 - running: the folder's run lock (trainer/lock.py) is held by a live process, checked as the
   lock checks it (pid alive AND the same start time, so a reused pid is not a run);
@@ -12,9 +14,10 @@ own `ti_tui.state.fold`, and decides the state:
   reason) from the stopped and error events;
 - ended without a word (the trainer was killed: no stopped event and no live lock);
 - not started (run.toml but no events), damaged (events.jsonl whose first line is not a
-  run_started event) and "not a run" (neither file): listed so, never an exception.
+  phase or run_started event) and "not a run" (neither file): listed so, never an exception.
 
-Cost: at most two reads per folder, ~64 KB, whatever the length of the run.
+Cost: the head (a few KB) and one read of at most `TAIL_BYTES` per folder, whatever the
+length of the run.
 """
 
 from __future__ import annotations
@@ -33,8 +36,12 @@ from trainer.lock import LOCK_NAME, Owner, read_lock
 
 TAIL_BYTES = 64 * 1024
 """How much of the end of events.jsonl is read: many hundred step events, and the end."""
-FIRST_LINE_MAX = 1024 * 1024
-"""The run_started line holds the config and dataset facts: a few KB; more is damage."""
+HEAD_MAX = 1024 * 1024
+"""The most bytes read from the start looking for run_started: that line holds the config and
+dataset facts (a few KB), the phase and warning events before it are short; more is damage."""
+HEAD_LINES = 256
+"""The most lines read from the start looking for run_started: a handful of phases, and one
+warning per skipped image."""
 RUN_FILE = "run.toml"
 OUTPUT_FOLDER = "text-inversion-output"
 """Where runs go by default: ROOT/text-inversion-output/<trigger> (TrainConfig.output_path)."""
@@ -178,23 +185,42 @@ def index_runs(places: list[Path], now: float | None = None) -> list[RunEntry]:
                                           e.folder.name))
 
 
-def read_head_and_tail(path: Path, tail_bytes: int = TAIL_BYTES) -> tuple[str | None, list[str]]:
-    """The first complete line of `path` and the complete lines of its last `tail_bytes`
-    (without the first line, without a partial last line). Raises OSError."""
+def read_head_and_tail(path: Path, tail_bytes: int = TAIL_BYTES) -> tuple[list[str], list[str]]:
+    """The complete lines of `path` from its start up to and including the run_started
+    event (at most HEAD_LINES lines and HEAD_MAX bytes; all of them when the run has none
+    yet), and the complete lines of its last `tail_bytes` after those (without a partial
+    first or last line). ([], []) when the first line is empty, half-written or enormous.
+    Raises OSError."""
+    head: list[bytes] = []
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        head = fh.readline(FIRST_LINE_MAX)
-        if not head.endswith(b"\n"):
-            return None, []  # empty, half-written first line, or an enormous one
-        start = max(len(head), size - tail_bytes)
+        used = 0
+        while len(head) < HEAD_LINES and used < HEAD_MAX:
+            line = fh.readline(HEAD_MAX - used)
+            if not line.endswith(b"\n"):
+                break  # the end of the file, a line being written, or the byte limit
+            head.append(line)
+            used += len(line)
+            if _is_run_started(line):
+                break
+        if not head:
+            return [], []  # empty, half-written first line, or an enormous one
+        start = max(used, size - tail_bytes)
         fh.seek(start)
         chunk = fh.read(size - start)
     lines = chunk.split(b"\n")
     lines.pop()  # after the last newline: b"" or a line still being written
-    if start > len(head) and lines:
+    if start > used and lines:
         lines.pop(0)  # the read began mid-line
     decode = (lambda raw: raw.decode("utf-8", errors="replace"))
-    return decode(head), [decode(raw) for raw in lines]
+    return [decode(raw) for raw in head], [decode(raw) for raw in lines]
+
+
+def _is_run_started(line: bytes) -> bool:
+    """Whether a raw events.jsonl line is the run_started event (a cheap look at its type
+    before the line is parsed; parse_event decides what it really is)."""
+    return b'"run_started"' in line and isinstance(
+        parse_event(line.decode("utf-8", errors="replace")), RunStarted)
 
 
 def read_entry(folder: Path) -> RunEntry:
@@ -226,7 +252,7 @@ def read_entry(folder: Path) -> RunEntry:
                     model=str(model), family=str(run.model.get("family") or ""),
                     step=int(run.stopped.step if run.stopped else run.step),
                     max_steps=run.max_steps, l_det=run.l_det, dvar_ratio=run.dvar_ratio,
-                    updated=updated, best_file=best_file(folder, run.trigger), owner=live)
+                    updated=updated, best_file=best_file(folder, run.trigger, run), owner=live)
 
 
 _SUMMARIES: dict[Path, tuple[tuple[int, int, int], RunState | None, str]] = {}
@@ -237,7 +263,7 @@ SUMMARY_CACHE_MAX = 4096
 
 
 def read_events_summary(path: Path) -> tuple[RunState | None, str]:
-    """The first line and the tail of events.jsonl folded into a RunState, or (None, what is
+    """The head (up to run_started) and the tail of events.jsonl folded into a RunState, or (None, what is
     wrong with the file). Cached on the file's inode, size and mtime. Raises OSError."""
     info = os.stat(path)
     key = (info.st_ino, info.st_size, info.st_mtime_ns)
@@ -245,16 +271,15 @@ def read_events_summary(path: Path) -> tuple[RunState | None, str]:
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
     head, tail = read_head_and_tail(path)
-    first = parse_event(head) if head is not None else None
+    first = parse_event(head[0]) if head else None
     run: RunState | None = None
     what = ""
     if isinstance(first, (Phase, RunStarted)):
         run = RunState(base_dir=str(path.parent))
-        fold(run, first)
-        for line in tail:
+        for line in (*head, *tail):
             fold(run, parse_event(line))  # None (a damaged line) is counted and skipped
     else:
-        what = "is empty or half-written" if head is None else "does not start with a run"
+        what = "is empty or half-written" if not head else "does not start with a run"
     if len(_SUMMARIES) >= SUMMARY_CACHE_MAX:
         _SUMMARIES.clear()
     _SUMMARIES[path] = (key, run, what)
@@ -287,13 +312,26 @@ def _one_line(run: RunState) -> str:
     return text.strip().splitlines()[0] if text.strip() else "see trainer.log"
 
 
-def best_file(folder: Path, trigger: str = "") -> Path | None:
-    """The embedding a user should take from `folder`: the final standalone
-    `<name>.safetensors` (the one file every tool installs, trainer/formats.py), else the
-    final diffusers files, else the newest snapshot (embeddings/<file>-steps-N.safetensors).
+def best_file(folder: Path, trigger: str = "", run: RunState | None = None) -> Path | None:
+    """The embedding a user should take from `folder`.
+
+    First the files the run itself reported, when `run` (its folded events) has them: the
+    stopped event's final files, else the newest embedding_saved event's; among them the
+    standalone `<name>.safetensors` (the one file every tool installs, trainer/formats.py),
+    else that file found by the trigger's name, else a reported .safetensors, else any
+    reported file, that is still on disk. Reported paths are taken relative to the run's
+    output_dir, so a folder moved or listed under --runs still finds them. Without events
+    that name files: the final standalone file, else the final diffusers files, else the
+    newest snapshot (embeddings/<file>-steps-N.safetensors).
     None when the run wrote no embedding yet."""
     names = [FORMATS["standalone"].file_name(trigger)] if trigger else []
-    for name in (*names, "learned_embeds.safetensors", "learned_embeds.bin"):
+    reported = [p for p in _reported_files(folder, run) if p.is_file()]
+    for path in (*(p for p in reported if p.name in names), *(folder / n for n in names)):
+        if path.is_file():
+            return path
+    if reported:
+        return next((p for p in reported if p.suffix == ".safetensors"), reported[0])
+    for name in ("learned_embeds.safetensors", "learned_embeds.bin"):
         if (folder / name).is_file():
             return folder / name
     snapshots = []
@@ -306,6 +344,28 @@ def best_file(folder: Path, trigger: str = "") -> Path | None:
     except OSError:
         return None
     return max(snapshots)[2] if snapshots else None
+
+
+def _reported_files(folder: Path, run: RunState | None) -> list[Path]:
+    """The embedding files the run's last stopped (else embedding_saved) event names, moved
+    from the run's output_dir into `folder`."""
+    if run is None:
+        return []
+    if run.stopped is not None and run.stopped.files:
+        paths = run.stopped.files
+    elif run.last_embedding is not None:
+        paths = run.last_embedding.paths
+    else:
+        return []
+    found = []
+    for text in paths:
+        path = Path(text)
+        try:
+            rel = path.relative_to(run.output_dir) if run.output_dir else Path(path.name)
+        except ValueError:
+            rel = Path(path.name)  # written elsewhere: look for it by name in the folder
+        found.append(folder / rel)
+    return found
 
 
 def _toml_trigger(folder: Path) -> str:

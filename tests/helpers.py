@@ -23,9 +23,11 @@ def make_config(model, images, tmp_path, **changes) -> TrainConfig:
 
 def fill_invokeai_root(root: Path, model_dir: Path, images_dir: Path, word: str) -> Path:
     """Make `root` an InvokeAI root: the model linked as models/sd-1/main/tiny and the images
-    copied to text-inversion-training-data/<word>."""
+    copied to text-inversion-training-data/<word>; invokeai.yaml makes it a 3.x root (one
+    that gets the ROOT/embeddings copy, install_guide.is_invokeai_legacy_root)."""
     models = root / "models" / "sd-1" / "main"
     models.mkdir(parents=True)
+    (root / "invokeai.yaml").write_text("InvokeAI:\n  Paths: {}\n")
     (models / "tiny").symlink_to(model_dir, target_is_directory=True)
     shutil.copytree(images_dir, root / "text-inversion-training-data" / word)
     return root

@@ -91,6 +91,7 @@ def test_an_older_root_gets_the_file_invokeai_2_3_reads(tiny_model_dir, demo_ima
     from diffusers import StableDiffusionPipeline
 
     (tmp_path / "root" / "configs").mkdir(parents=True)
+    (tmp_path / "root" / "configs" / "models.yaml").write_text("{}\n")  # an InvokeAI 2.3 root
     config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=2,
                          save_steps=0, checkpointing_steps=0, dvar_eval_every=0,
                          save_as_full_pipeline=True)

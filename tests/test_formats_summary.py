@@ -64,6 +64,7 @@ async def test_an_older_root_gets_the_file_its_reader_takes(tmp_path):
     """Two vectors: InvokeAI 2.3 reads them from <name>.safetensors, so that is the copy."""
     root = tmp_path / "root"
     root.mkdir()
+    (root / "invokeai.init").write_text("")  # an InvokeAI 2.3 root
     config = finished_run(tmp_path, root, 2)
     app = SummaryApp(config)
     async with app.run_test(size=(120, 40)) as pilot:

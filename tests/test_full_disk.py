@@ -181,6 +181,7 @@ def test_the_courtesy_copy_to_the_root_failing_is_only_a_warning(tiny_model_dir,
     real_copy = Outputs._copy_to_root
     monkeypatch.setattr(Outputs, "_copy_to_root", copy)
     (tmp_path / "root" / "embeddings").mkdir(parents=True)
+    (tmp_path / "root" / "invokeai.init").write_text("")  # an InvokeAI 2.3 root gets the copy
     sink: list = []
     result = train(config, emit=sink.append)
     assert result.reason == "max_steps"

@@ -20,6 +20,7 @@ from .helpers import make_config
 def two_vector_run(tiny_model_dir, demo_images_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run2")
     (tmp / "root").mkdir()
+    (tmp / "root" / "invokeai.init").write_text("")  # an InvokeAI 2.3 root: it gets the copy
     config = make_config(tiny_model_dir, demo_images_dir, tmp, num_vectors=2,
                          initializer_token="star", save_as="a1111")
     events = []

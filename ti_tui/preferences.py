@@ -1,7 +1,7 @@
 """The last run's settings: saved on start, restored by the next form (all but the trigger).
 
 Like invokeai-ti's `preferences.conf`, there is one slot, ROOT/text-inversion-output/
-preferences.toml, holding the flat TrainConfig values of the last run started from the form.
+preferences.toml (the user's config folder when the root does not exist), holding the flat TrainConfig values of the last run started from the form.
 The trigger is left out on purpose (a new run usually means a new word), and so are the root
 (the command line says where it is), the resume choice (the form ticks it from the disk) and
 the hub token (a secret). The file is written atomically; a bad or stale file never stops the
@@ -28,8 +28,16 @@ NOT_SAVED = frozenset({"placeholder_token", "root", "resume_from_checkpoint", "h
 
 
 def preferences_path(root: str | Path) -> Path:
-    """ROOT/text-inversion-output/preferences.toml, where the form's last values are kept."""
-    return Path(root).expanduser() / "text-inversion-output" / PREFERENCES_NAME
+    """Where the form's last values are kept: ROOT/text-inversion-output/preferences.toml when
+    the root folder exists, else preferences.toml in the user's config folder
+    (platformdirs.user_config_dir, which follows $XDG_CONFIG_HOME). Saving never creates the
+    root: a missing ~/invokeai made on the fly would later pass for an InvokeAI install."""
+    folder = Path(root).expanduser()
+    if folder.is_dir():
+        return folder / "text-inversion-output" / PREFERENCES_NAME
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("ti-tui")) / PREFERENCES_NAME
 
 
 def preference_values(config: TrainConfig) -> dict[str, Any]:

@@ -24,6 +24,22 @@ def is_invokeai4_root(root: str | Path) -> bool:
     return database_path(Path(root).expanduser()).is_file()
 
 
+def is_invokeai_legacy_root(root: str | Path | None) -> bool:
+    """True when `root` really is an InvokeAI 2.3 or 3.x install, the only kind that gets a
+    copy in ROOT/embeddings: 2.3 has configs/models.yaml or invokeai.init, 3.x has
+    invokeai.yaml next to models/ (and no 4+ database, `is_invokeai4_root`). An empty or
+    missing folder is not a root, so nothing is created there (the default ~/invokeai may
+    simply not exist on an A1111 or ComfyUI machine)."""
+    if root is None:
+        return False
+    path = Path(root).expanduser()
+    if not path.is_dir() or is_invokeai4_root(path):
+        return False
+    if (path / "configs" / "models.yaml").is_file() or (path / "invokeai.init").is_file():
+        return True
+    return (path / "invokeai.yaml").is_file() and (path / "models").is_dir()
+
+
 def root_copy_source(output_dir: str | Path, trigger: str, num_vectors: int) -> Path | None:
     """The final file an InvokeAI 2.3/3.x root gets: `learned_embeds.bin` when it holds one
     vector (the file invokeai-ti copied), else `<name>.safetensors`, because InvokeAI 2.3 reads
@@ -86,9 +102,10 @@ def tool_lines(output_dir: str | Path, trigger: str, root: str | Path | None = N
     source = root_copy_source(folder, trigger, num_vectors)
     if source is not None and not modern:
         older = "InvokeAI 3.x" if sdxl else "InvokeAI 2.3/3.x"  # 2.3 has no SDXL
-        target = root_copy_target(root, trigger, source) if root is not None else None
+        target = (root_copy_target(root, trigger, source) if is_invokeai_legacy_root(root)
+                  else None)
         lines.append(f"{older}: copied to {target}" if target is not None and target.is_file()
-                     else f"{older}: {source}")
+                     else f"{older}: {source} (put it in ROOT/embeddings/)")
     if modern and single is not None:
         lines.append(invokeai4_steps(single, trigger))
     return lines

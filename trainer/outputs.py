@@ -156,8 +156,9 @@ class Outputs:
         invokeai-ti did; an InvokeAI 4+ root gets no copy (its model manager installs files,
         and the run's end says how)."""
         root = Path(self.cfg.root).expanduser()
-        if (not self.cfg.copy_to_embeddings or not root.is_dir()
-                or install_guide.is_invokeai4_root(root)):
+        # Only a real 2.3/3.x install: an empty or missing root (the default ~/invokeai on a
+        # machine without InvokeAI) must not be created or filled.
+        if not self.cfg.copy_to_embeddings or not install_guide.is_invokeai_legacy_root(root):
             return None
         trigger = self.session.placeholder.trigger
         source = install_guide.root_copy_source(self.out, trigger, self.cfg.num_vectors)
@@ -172,7 +173,7 @@ class Outputs:
                                       f"({exc.strerror or exc}); copy {source} there yourself.",
                               file=str(target)))
             return None
-        return target
+        return target  # the end lines say so (install_guide.tool_lines: "copied to ...")
 
     def _full_pipeline(self) -> Path:
         from trainer.preview import save_pipeline

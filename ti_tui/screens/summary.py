@@ -31,8 +31,8 @@ from trainer.config import TrainConfig
 from trainer.events import EVENTS_FILE, StopReason, load_events, stop_sentence
 from trainer.formats import FORMATS
 from trainer.fsutil import atomic_write_bytes
-from trainer.install_guide import (is_invokeai4_root, root_copy_source, root_copy_target,
-                                   tool_lines)
+from trainer.install_guide import (is_invokeai4_root, is_invokeai_legacy_root,
+                                   root_copy_source, root_copy_target, tool_lines)
 
 
 @dataclass
@@ -119,8 +119,8 @@ def place_embedding(config: TrainConfig, keep: bool) -> Path | None:
     """Make ROOT/embeddings/<trigger>/ hold the final embedding (keep) or not our copy (not
     keep). Returns the copy's path when it is there afterwards."""
     source, target = final_embedding(config), embeddings_target(config)
-    if source is None:
-        return None
+    if source is None or not is_invokeai_legacy_root(config.root):
+        return None  # only a real InvokeAI 2.3/3.x root gets (or loses) a copy
     ours = target.is_file() and target.read_bytes() == source.read_bytes()
     if keep:
         if not ours:
@@ -197,9 +197,12 @@ class SummaryScreen(Screen[SummaryResult]):
                 yield Static("Which file for which tool:\n" + "\n".join(guide),
                              classes="summary-files", id="summary-tools", markup=False)
             with Vertical():
-                copyable = embedding is not None and not modern_root
-                label = (f"Put the embedding in {target.parent}/" if not modern_root else
-                         "No copy into this InvokeAI 4+ root: add the file in its Model Manager")
+                legacy_root = is_invokeai_legacy_root(self.config.root)
+                copyable = embedding is not None and legacy_root
+                label = (f"Put the embedding in {target.parent}/" if legacy_root else
+                         "No copy into this InvokeAI 4+ root: add the file in its Model Manager"
+                         if modern_root else f"No copy: {self.config.root} is not an InvokeAI "
+                         "2.3/3.x root")
                 yield Tick(label, copyable, disabled=not copyable, id="summary-copy",
                            compact=True)
                 yield Tick(f"Delete the {len(checkpoints)} intermediate checkpoint "

@@ -7,7 +7,8 @@ Sources, all read-only and offline:
   (`sd-1/main/stable-diffusion-v1-5`); 2.3: ROOT/configs/models.yaml (a `path:` or a Hugging
   Face cache `repo_id:`). A root with a database is not scanned as 3.x (its folders are the
   database's).
-- A1111/Forge and ComfyUI: `*.safetensors` / `*.ckpt` under each --models_dir folder, and
+- A1111/Forge and ComfyUI: `*.safetensors` / `*.ckpt` under each --models_dir folder (and
+  the diffusers folders there, each as one model, never searched inside), and
   under ROOT/models/Stable-diffusion (A1111/Forge) or ROOT/models/checkpoints (ComfyUI) when
   --root is such an install; named by their path in that folder.
 
@@ -194,11 +195,21 @@ def checkpoint_folders(root: Path, models_dirs: list[Path] | tuple = ()) -> list
 
 def _scan_checkpoints(folder: Path) -> list[ModelEntry]:
     """`*.safetensors` / `*.ckpt` under `folder` (A1111 and ComfyUI search subfolders too),
-    named by their path there; hidden files and folders are skipped."""
+    named by their path there; hidden files and folders are skipped.
+
+    A diffusers folder (it has model_index.json) met on the way is listed as one model, and
+    nothing inside it is: its unet/, vae/ and text_encoder/ weight files are components, not
+    checkpoints (listing them called each one "not a full Stable Diffusion checkpoint")."""
     from trainer.single_file import LISTED_SUFFIXES
 
     found = []
     for dirpath, dirnames, names in os.walk(folder, followlinks=True):
+        if "model_index.json" in names:
+            here = Path(dirpath)
+            name = here.relative_to(folder).as_posix() if here != folder else here.name
+            found.append(ModelEntry(name, here, "models-dir", found_in=folder))
+            dirnames[:] = []
+            continue
         depth = Path(dirpath).relative_to(folder).parts
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and len(depth) < _MAX_SCAN_DEPTH)

@@ -24,7 +24,8 @@ fi
 export HF_HUB_OFFLINE=1
 case "${1:-}" in
   demo) shift; exec "$VENV/bin/ti-tui" demo "$@" ;;
-  test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  # Everything, the slow layer included (plain pytest leaves it out: see pyproject.toml).
+  test) shift; exec "$VENV/bin/python" -m pytest -m "slow or not slow" "$@" ;;
   "") echo "Set up. Run: $VENV/bin/ti-tui --help" ;;
   *) echo "usage: bash setup.sh [demo|test] [ARGS...]" >&2; exit 2 ;;
 esac

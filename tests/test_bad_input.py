@@ -321,10 +321,20 @@ def finished_run(tiny_model_dir, demo_images_dir, tmp_path_factory):
     return config
 
 
-def test_resume_latest_without_checkpoint_says_where_it_looked(cfg, tmp_path):
+def test_resume_latest_without_checkpoint_starts_fresh_and_says_so(cfg, tmp_path):
+    """As diffusers' textual_inversion.py and invokeai-ti do (README's typical usage)."""
     (tmp_path / "out").mkdir()
-    refused(cfg(resume_from_checkpoint="latest"), ResumeError, "resume_from_checkpoint",
-            "found no complete checkpoint", str(tmp_path / "out"))
+    checked = preflight(cfg(resume_from_checkpoint="latest"))
+    assert checked.resume_dir is None
+    (warning,) = checked.warnings
+    assert "fresh run" in warning and str(tmp_path / "out") in warning
+
+
+def test_a_fresh_run_into_a_finished_run_is_refused(finished_run):
+    before = sorted(p.name for p in finished_run.output_path.iterdir())
+    refused(finished_run, ConfigError, "output_dir", "already holds a run", "checkpoint-2",
+            "--resume_from_checkpoint latest", "--output_dir")
+    assert sorted(p.name for p in finished_run.output_path.iterdir()) == before
 
 
 def test_resume_named_checkpoint_missing(cfg, tmp_path):

@@ -76,6 +76,17 @@ def _output_busy(tmp: Path, ctx: dict) -> list[str]:
     return ["--output_dir", str(out)]
 
 
+def _output_holds_a_run(tmp: Path, ctx: dict) -> list[str]:
+    from trainer.checkpoint_index import FILES
+
+    out = tmp / "done"
+    for step in (20, 40):
+        (out / f"checkpoint-{step}").mkdir(parents=True)
+        for name in FILES:
+            (out / f"checkpoint-{step}" / name).write_text("a finished run's file")
+    return ["--output_dir", str(out)]
+
+
 CASES = [
     # values (refused while parsing: no torch import)
     Case("resolution", ("--resolution", "multiple of 8", "got 30"), ["--resolution", "30"]),
@@ -109,8 +120,11 @@ CASES = [
          setup=_output_is_a_file),
     Case("busy output dir", (f"Another run (pid {os.getpid()})", "ti-tui watch"),
          setup=_output_busy),
-    Case("resume without checkpoint", ("--resume_from_checkpoint latest found no complete",),
-         ["--resume_from_checkpoint", "latest"]),
+    Case("resume from a missing named checkpoint", ("checkpoint-500", "does not exist"),
+         ["--resume_from_checkpoint", "checkpoint-500"]),
+    Case("output dir holds a finished run", ("already holds a run", "checkpoint-40, step 40",
+                                              "--resume_from_checkpoint latest",
+                                              "--output_dir"), setup=_output_holds_a_run),
     Case("fp16 on CPU", ("fp16 needs a CUDA GPU", "--mixed_precision no"),
          ["--device", "cpu", "--mixed_precision", "fp16"]),
     Case("vectors past CLIP's window", ("--num_vectors", "77-token window", "at most 66"),

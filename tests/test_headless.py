@@ -103,6 +103,31 @@ def test_a_trainer_gone_without_a_stopped_event_ends_the_view(tmp_path):
         "the trainer exited without a stopped event (exit code -9)"
 
 
+@pytest.mark.parametrize("code", [130, -2])
+@pytest.mark.parametrize("saved", [True, False])
+def test_a_second_ctrl_c_says_it_stopped_at_once_and_what_is_left(tmp_path, code, saved):
+    """A second Ctrl-C ends the trainer at once (exit 130): say so and name the checkpoint
+    left to resume from, not "exited without a stopped event"."""
+    from trainer.checkpoint_index import FILES
+
+    out = run_dir(tmp_path, lines=200)
+    if saved:
+        (out / "checkpoint-100").mkdir(exist_ok=True)
+        for name in FILES:
+            (out / "checkpoint-100" / name).write_text("x")
+    console = plain_console(300)
+    follow_run(out / "events.jsonl", console=console, tty=False, log_every=50,
+               handle=DeadHandle(out / "events.jsonl", code=code))
+    last = console.file.getvalue().splitlines()[-1]
+    assert last.startswith("The second Ctrl-C stopped the trainer at once without saving; ")
+    assert "without a stopped event" not in last
+    if saved:
+        assert f"{out / 'checkpoint-100'} is left" in last
+        assert "--resume_from_checkpoint latest" in last
+    else:
+        assert "no checkpoint had been saved yet" in last
+
+
 def test_the_live_dashboard_on_a_terminal(tmp_path):
     console = Console(file=io.StringIO(), width=100, height=30, force_terminal=True,
                       color_system="256")

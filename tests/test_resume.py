@@ -82,12 +82,20 @@ def test_checkpoints_total_limit_keeps_the_newest(tiny_model_dir, demo_images_di
     assert names == ["checkpoint-5", "checkpoint-6"]
 
 
-def test_resume_without_checkpoint_says_where_it_looked(tiny_model_dir, demo_images_dir,
-                                                        tmp_path):
-    config = make_config(tiny_model_dir, demo_images_dir, tmp_path,
+def test_resume_latest_without_checkpoint_starts_fresh_with_a_warning(tiny_model_dir,
+                                                                      demo_images_dir, tmp_path):
+    """README's typical usage passes `latest` on the first run too; diffusers'
+    textual_inversion.py and invokeai-ti then start a new run, and so does this trainer."""
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=2,
+                         save_steps=0, checkpointing_steps=0, dvar_eval_every=0,
                          resume_from_checkpoint="latest")
-    with pytest.raises(ResumeError, match=str(config.output_path)):
-        preflight(config)
+    seen: list = []
+    result = train(config, emit=seen.append)
+    assert result.reason == "max_steps" and result.step == 2
+    assert next(e for e in seen if e.type == "run_started").start_step == 0
+    warnings = [e.message for e in seen if e.type == "warning"]
+    assert any("found no checkpoint" in w and str(config.output_path) in w
+               and "fresh run" in w for w in warnings), warnings
 
 
 def test_resume_refuses_a_different_trigger(straight_and_resumed, tmp_path):

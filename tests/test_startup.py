@@ -71,8 +71,8 @@ def test_the_ui_starts_a_run_without_importing_torch(tmp_path, tiny_model_dir,
 
 @pytest.mark.parametrize("extra, kind, field, words", [
     ({"initializer_token": "zzqx qqz"}, "ConfigError", "initializer_token", "splits into"),
-    ({"resume_from_checkpoint": "latest"}, "ResumeError", "resume_from_checkpoint",
-     "found no complete checkpoint"),
+    ({"resume_from_checkpoint": "checkpoint-500"}, "ResumeError", "resume_from_checkpoint",
+     "does not exist"),
 ])
 def test_a_refused_run_raises_the_same_error_in_the_ui_and_writes_nothing(
         tmp_path, tiny_model_dir, demo_images_dir, extra, kind, field, words):

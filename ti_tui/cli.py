@@ -156,7 +156,7 @@ def train_headless(config) -> int:
     from rich.console import Console
 
     from ti_tui import exits, terminal
-    from ti_tui.headless import follow_run
+    from ti_tui.headless import FORCED_CODES, follow_run
     from ti_tui.runner import start_run, watch_hint
 
     fresh = not os.path.exists(config.output_path)  # False, not OSError, for a bad path
@@ -186,7 +186,9 @@ def train_headless(config) -> int:
     code = handle.wait()
     if code is None:
         code = handle.wait(30)
-    if code not in (0, None):
+    if code in FORCED_CODES and not state.finished:
+        pass  # follow_run said what the second Ctrl-C did and what is left
+    elif code not in (0, None):
         _report_failure(handle.output_dir, code, recorded=state.error is not None,
                         state=state, fresh=fresh)
     return 0 if code is None else code

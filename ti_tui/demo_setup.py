@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainer import checkpoint_index
 from trainer.config import TrainConfig
+from trainer.events import StopReason
 from trainer.assets import cache_root
 from trainer.toy.world import toy_concept_images, toy_model_dir
 
@@ -25,14 +27,35 @@ def demo_data_dir() -> Path:
     return folder
 
 
+def demo_output_dir(parent: Path) -> tuple[Path, bool]:
+    """The folder this demo run trains into, and whether it resumes the run there.
+
+    The first of green-star, green-star-2, ... that holds no run, or a run that can go on (its
+    user stopped it, or it never recorded a stop). A run that ended by itself is kept: DVAR
+    (or the step limit) would stop a resumed one again after one update, and a fresh run may
+    not overwrite it (trainer/preflight.py refuses that).
+    """
+    number = 1
+    while True:
+        folder = parent / (DEMO_CONCEPT if number == 1 else f"{DEMO_CONCEPT}-{number}")
+        if checkpoint_index.latest_checkpoint(folder) is None:
+            return folder, False
+        stop = checkpoint_index.last_stop(folder)
+        if stop is None or stop[0] in (StopReason.USER, StopReason.ERROR):
+            return folder, True
+        number += 1
+
+
 def demo_config(root: str | None = None, max_train_steps: int = 1000) -> TrainConfig:
     """A config that shows real learning and a DVAR stop in about a minute and a half on CPU."""
     demo_root = Path(root).expanduser() if root else cache_root() / "demo-root"
+    output, resume = demo_output_dir(demo_root / "text-inversion-output")
     return TrainConfig(
         model=str(toy_model_dir()), root=str(demo_root),
         placeholder_token=f"<{DEMO_CONCEPT}>", initializer_token="*",
         train_data_dir=str(demo_data_dir()),
-        output_dir=str(demo_root / "text-inversion-output" / DEMO_CONCEPT), resolution=32,
+        output_dir=str(output), resume_from_checkpoint="latest" if resume else None,
+        resolution=32,
         train_batch_size=4, gradient_accumulation_steps=1, max_train_steps=max_train_steps,
         learning_rate="2e-3", scale_lr=False, lr_scheduler="constant", lr_warmup_steps=0,
         seed=0, dvar_window=282, dvar_threshold=0.39, save_steps=100, checkpointing_steps=100,

@@ -130,6 +130,25 @@ def guide_lines(state: RunState) -> list[str]:
     return ["which file for which tool:"] + [f"  {line}" for line in guide] if guide else []
 
 
+FORCED_CODES = (130, -2)
+"""A trainer's exit code after a second SIGINT: it exits at once (130), or the signal ended it
+before its handler was installed (-2, Popen's -SIGINT). Only a second Ctrl-C sends it."""
+
+
+def forced_stop_note(output_dir: Path) -> str:
+    """What a second Ctrl-C did (the trainer ended at once, nothing saved) and what is left:
+    the newest complete checkpoint on disk, to resume from, or nothing."""
+    from trainer.checkpoint_index import latest_checkpoint
+
+    try:
+        latest = latest_checkpoint(output_dir)
+    except OSError:
+        latest = None
+    left = (f"{latest} is left: continue with --resume_from_checkpoint latest"
+            if latest is not None else "no checkpoint had been saved yet, so start it again")
+    return f"The second Ctrl-C stopped the trainer at once without saving; {left}."
+
+
 def follow_run(events_path: str | os.PathLike[str], *, console: Console,
                handle: RunHandle | None = None, tty: bool, log_every: int,
                poll: float = 0.1) -> RunState:
@@ -176,7 +195,8 @@ def follow_run(events_path: str | os.PathLike[str], *, console: Console,
                         fold(state, event)
                     if not state.finished:
                         code = handle.wait(0) if handle is not None else None
-                        exit_note = ("the trainer exited without a stopped event"
+                        exit_note = (forced_stop_note(path.parent) if code in FORCED_CODES
+                                     else "the trainer exited without a stopped event"
                                      + (f" (exit code {code})" if code is not None else ""))
                     break
                 time.sleep(poll)

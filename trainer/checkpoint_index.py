@@ -34,3 +34,31 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     """The complete checkpoint with the highest step in `output_dir`, or None."""
     found = list_checkpoints(output_dir)
     return found[-1][1] if found else None
+
+
+def last_stop(output_dir: Path) -> tuple[str, int] | None:
+    """(reason, step) of the last `stopped` event in output_dir/events.jsonl, or None (no
+    event log, or the last run never recorded one: killed, or still running).
+
+    The form and the demo ask it so that resuming a run DVAR already stopped is flagged
+    before Start: its restored DVAR window would stop the run again after one update.
+    """
+    from trainer.events import EVENTS_FILE, read_events
+
+    path = output_dir / EVENTS_FILE
+    found = None
+    try:
+        for data in read_events(path):
+            if data.get("type") == "run_started":
+                found = None  # a newer run began: an older stop says nothing about it
+            elif data.get("type") == "stopped":
+                found = (str(data.get("reason")), int(data.get("step") or 0))
+    except (OSError, ValueError):
+        return None
+    return found
+
+
+def stopped_by_dvar(output_dir: Path) -> int | None:
+    """The step at which DVAR stopped the run in output_dir, if its last run ended so."""
+    stop = last_stop(output_dir)
+    return stop[1] if stop is not None and stop[0] == "early_stop" else None

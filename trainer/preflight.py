@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import checkpoint, data, devices, embeddings, formats, lock, models, paths
-from trainer import single_file, weights_check
+from trainer import checkpoint, checkpoint_index, data, devices, embeddings, formats, lock
+from trainer import models, paths, single_file, weights_check
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, DataError, ModelError, ResumeError
 
@@ -34,6 +34,8 @@ class Preflight:
     """The checkpoint folder to resume from, or None for a fresh run."""
     tokenizer: object
     """The (first) tokenizer, loaded for the trigger and caption checks."""
+    warnings: tuple[str, ...] = ()
+    """Findings that do not stop the run; trainer.setup.prepare emits them as Warning events."""
 
 
 def preflight(config: TrainConfig, *, check_device: bool = True,
@@ -82,8 +84,17 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
                            learnable_property=config.learnable_property,
                            validation_prompt=config.validation_prompt, trigger=config.trigger)
     resume_dir = find_resume(config)
+    warnings: list[str] = []
     if resume_dir is not None:
         check_resume_matches(config, resume_dir, model_path, facts)
+        warnings += resume_stops_at_once(config, resume_dir)
+    elif config.resume_from_checkpoint == "latest":
+        # diffusers' textual_inversion.py and invokeai-ti start a new run here, so the
+        # documented "typical usage" (the flag on every run, the first included) works.
+        warnings.append(f"--resume_from_checkpoint latest found no checkpoint in "
+                        f"{config.output_path} yet, so this is a fresh run.")
+    else:
+        check_no_previous_run(config.output_path)
     if config.initial_embedding:
         _, vectors = formats.load_embedding(config.initial_embedding)
         formats.check_dimension(vectors, facts.token_dim, config.initial_embedding)
@@ -96,7 +107,8 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
         check_precision(config.mixed_precision, config.device)
         check_precision(config.vae_precision, config.device, field="vae_precision")
     resolution = config.resolution or facts.native_resolution
-    return Preflight(model_path, facts, images, resolution, resume_dir, tokenizer)
+    return Preflight(model_path, facts, images, resolution, resume_dir, tokenizer,
+                     tuple(warnings))
 
 
 def is_main_process() -> bool:
@@ -147,6 +159,32 @@ def check_output_dir(path: Path) -> None:
     paths.check_creatable("output_dir", path)
 
 
+def check_no_previous_run(output_dir: Path) -> None:
+    """Refuse a fresh run into a folder that holds another run's checkpoints: ConfigError
+    (field output_dir).
+
+    Training over it would replace its embeddings and leave its checkpoint-N folders beside
+    the new ones, so a later `--resume_from_checkpoint latest` would pick the wrong run.
+    """
+    found = checkpoint.list_checkpoints(output_dir)
+    if found:
+        step, last = found[-1]
+        raise ConfigError(f"Output folder {output_dir} already holds a run (last checkpoint "
+                          f"{last.name}, step {step}); pass --resume_from_checkpoint latest "
+                          "to continue it, or choose a new --output_dir.", field="output_dir")
+
+
+def resume_stops_at_once(config: TrainConfig, resume_dir: Path) -> list[str]:
+    """A warning when resuming the checkpoint DVAR stopped its run at with DVAR still on: the
+    restored DVAR window is already below the threshold, so the run stops after one update."""
+    step = checkpoint_index.stopped_by_dvar(resume_dir.parent)
+    if config.early_stopping != "dvar" or step is None or resume_dir.name != f"checkpoint-{step}":
+        return []
+    return [f"DVAR already stopped this run at step {step}, so it stops again after one "
+            "update; pass --early_stopping none to train on, or start fresh in a new "
+            "--output_dir."]
+
+
 def check_resume_matches(config: TrainConfig, resume_dir: Path, model_path: Path,
                          facts: models.ModelFacts) -> None:
     """Refuse a checkpoint made for another trigger, vector count or model, before writing.
@@ -182,18 +220,14 @@ def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def find_resume(config: TrainConfig) -> Path | None:
-    """The checkpoint folder to resume from, or None for a fresh run. ResumeError (field
-    resume_from_checkpoint) when "latest" finds none or the named folder is incomplete."""
+    """The checkpoint folder to resume from, or None for a fresh run ("latest" in a folder
+    with no checkpoint yet, as diffusers' textual_inversion.py does). ResumeError (field
+    resume_from_checkpoint) when a named folder is missing or incomplete."""
     wanted = config.resume_from_checkpoint
     if not wanted:
         return None
     if wanted == "latest":
-        found = checkpoint.latest_checkpoint(config.output_path)
-        if found is None:
-            raise ResumeError(f"--resume_from_checkpoint latest found no complete checkpoint-* "
-                              f"folder in {config.output_path}; drop the flag to start fresh.",
-                              field="resume_from_checkpoint")
-        return found
+        return checkpoint.latest_checkpoint(config.output_path)
     path = Path(wanted).expanduser()
     if not path.is_absolute() and not path.exists():
         path = config.output_path / wanted

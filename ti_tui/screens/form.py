@@ -358,7 +358,8 @@ class TrainingForm(Screen[TrainConfig]):
         notes.setdefault("train_data_dir", self._data_note)
         notes.setdefault("output_dir", checks.writable_note(values["output_dir"]))
         notes.setdefault("resume_from_checkpoint", checks.resume_note(
-            bool(values["resume_from_checkpoint"]), values["output_dir"]))
+            bool(values["resume_from_checkpoint"]), values["output_dir"],
+            values["early_stopping"]))
         if values["resolution"] == "" and "resolution" not in notes:
             notes["resolution"] = checks.error("Type a size in pixels, a multiple of 8 such as 640.")
         native = self.facts.native_resolution if self.facts is not None else None

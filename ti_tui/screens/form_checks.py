@@ -180,15 +180,23 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     return checkpoint_index.latest_checkpoint(Path(folder).expanduser())
 
 
-def resume_note(resume: bool, output_dir: str) -> Note | None:
-    """Resume ticked with no checkpoint is an error; a checkpoint left unused, a warning."""
-    checkpoint = latest_checkpoint(output_dir) if output_dir.strip() else None
+def resume_note(resume: bool, output_dir: str, early_stopping: str = "dvar") -> Note | None:
+    """What Resume will do with the output folder, as the trainer's preflight decides it: a
+    folder holding a run must be resumed (or another folder chosen); resuming where DVAR
+    stopped the run stops it again after one update unless Early stopping is none."""
+    folder = output_dir.strip()
+    checkpoint = latest_checkpoint(output_dir) if folder else None
     if resume and checkpoint is None:
-        return error(f"There is no checkpoint-* folder in {output_dir or 'the output directory'} "
-                     "to resume from; untick Resume.")
-    if resume and checkpoint is not None:
-        return Note("info", f"continues from {checkpoint.name}.")
-    if checkpoint is not None:
-        return Note("warning", f"{checkpoint.name} exists; starting over writes new checkpoints "
-                               "beside it.")
-    return None
+        return Note("info", "no checkpoint yet: this starts a fresh run.")
+    if checkpoint is None:
+        return None
+    if not resume:
+        return error(f"{output_dir} already holds a run (last checkpoint {checkpoint.name}); "
+                     "tick Resume to continue it, or choose a new output directory.")
+    step = checkpoint_index.stopped_by_dvar(Path(folder).expanduser())
+    if early_stopping == "dvar" and checkpoint.name == f"checkpoint-{step}":
+        return Note("warning", f"DVAR already stopped this run at step {step}, so it stops "
+                               "again after one update; set Early stopping to off "
+                               "(--early_stopping none) to train on, or untick Resume and "
+                               "choose a new output directory to start fresh.")
+    return Note("info", f"continues from {checkpoint.name}.")

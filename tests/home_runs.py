@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainer.config import TrainConfig
+from trainer.formats import FORMATS
 from trainer.events import (EmbeddingSaved, Error, EventLog, PreviewSaved, RunStarted, Step,
                             Stopped)
 from trainer.lock import RunLock
@@ -60,9 +61,10 @@ def write_run(root: Path, word: str, *, steps: int, end: Stopped | None = None,
                          prompt=f"a photo of <{word}>", time=T0))
     if steps >= 20:  # a snapshot, as --save_steps 20 writes it
         (out / "embeddings").mkdir()
-        (out / "embeddings" / f"{word}-steps-20.safetensors").write_bytes(b"\0" * 16)
-    if final:
-        (out / f"{word}.safetensors").write_bytes(b"\0" * 16)
+        (out / "embeddings" / FORMATS["standalone"].file_name(f"<{word}>", "-steps-20")
+         ).write_bytes(b"\0" * 16)
+    if final:  # named as a run names it ("star" is a word, so star-ti.safetensors)
+        (out / FORMATS["standalone"].file_name(f"<{word}>")).write_bytes(b"\0" * 16)
         (out / "learned_embeds.safetensors").write_bytes(b"\0" * 16)
         (out / "learned_embeds.bin").write_bytes(b"\0" * 16)
         log(EmbeddingSaved(step=steps, paths=[str(out / "learned_embeds.safetensors")],

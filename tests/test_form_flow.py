@@ -124,7 +124,7 @@ async def test_after_training_the_summary_copies_the_embedding(root):
         assert pilot.app.focused.id == "summary-copy"
         await pilot.press("ctrl+s")
     assert app.return_value == "finished" and app.return_code == 0
-    assert (root / "embeddings" / "cat" / "learned_embeds.bin").read_bytes() == b"vectors"
+    assert (root / "embeddings" / "cat-ti" / "learned_embeds.bin").read_bytes() == b"vectors"
     assert (out / "checkpoint-10").is_dir()         # deleting checkpoints defaults to no
 
 

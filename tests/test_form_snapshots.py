@@ -130,7 +130,7 @@ def test_summary(snap_compare, snap_root):
     out = config.output_path
     (out / "checkpoint-100").mkdir(parents=True)
     (out / "checkpoint-100" / "meta.json").write_text("{}")
-    names = ("star.safetensors", "learned_embeds.safetensors", "learned_embeds.bin")
+    names = ("star-ti.safetensors", "learned_embeds.safetensors", "learned_embeds.bin")
     for name in names:  # what a one-vector SD 1.x run writes (trainer/formats.py)
         (out / name).write_bytes(b"x")
     files = [str(out / n) for n in names]

@@ -42,7 +42,7 @@ def test_snapshot_names_and_a_trigger_named_like_the_diffusers_file(tmp_path):
                            model_name="m", suffix="-steps-4", save_as="a1111")
     assert sorted(p.name for p in paths.values()) == [
         "learned_embeds-steps-4.bin", "learned_embeds-steps-4.safetensors",
-        "star-steps-4.pt", "star-steps-4.safetensors"]
+        "star-ti-steps-4.pt", "star-ti-steps-4.safetensors"]
     paths = save_embedding(tmp_path / "x", "<learned_embeds>", parts_for("sd1", 1), "sd1",
                            step=0, model_name="m")
     assert paths["standalone"].name == "learned_embeds-ti.safetensors"

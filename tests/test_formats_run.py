@@ -49,8 +49,8 @@ def test_every_torch_file_for_another_program_passes_a1111s_and_invokeais_checks
                     if p.suffix in (".bin", ".pt") and not p.relative_to(out).as_posix()
                     .startswith("checkpoint-"))
     assert shared == ["embeddings/learned_embeds-steps-2.bin",
-                      "embeddings/learned_embeds-steps-4.bin", "embeddings/star-steps-2.pt",
-                      "embeddings/star-steps-4.pt", "learned_embeds.bin", "star.pt"]
+                      "embeddings/learned_embeds-steps-4.bin", "embeddings/star-ti-steps-2.pt",
+                      "embeddings/star-ti-steps-4.pt", "learned_embeds.bin", "star-ti.pt"]
     for name in shared:
         a1111_safe_unpickle(out / name)
         picklescan_globals(out / name)  # InvokeAI's scan before it loads a .pt/.bin
@@ -60,8 +60,8 @@ def test_snapshots_have_the_final_files_layouts(modern_run):
     """Each snapshot is the same set of files as the end (the layouts the tool rules pass at
     real widths, tests/test_tool_rules.py), named <file>-steps-N."""
     out = modern_run.output_path
-    final = load_file(str(out / "star.safetensors"))
-    snapshot = load_file(str(out / "embeddings" / "star-steps-4.safetensors"))
+    final = load_file(str(out / "star-ti.safetensors"))
+    snapshot = load_file(str(out / "embeddings" / "star-ti-steps-4.safetensors"))
     assert set(final) == set(snapshot) == {"emb_params"}
     assert final["emb_params"].equal(snapshot["emb_params"])  # step 4 is the last step
     assert final["emb_params"].shape[0] == 2
@@ -76,10 +76,10 @@ def test_an_invokeai_4_root_gets_no_copy_and_the_end_says_how_to_add_it(modern_r
     assert run_watch(out, console=console) == 0
     text = console.file.getvalue()
     assert "which file for which tool:" in text
-    assert f"A1111/Forge: {out / 'star.safetensors'}" in text
-    assert "ComfyUI: " in text and "embedding:star" in text
+    assert f"A1111/Forge: {out / 'star-ti.safetensors'}" in text
+    assert "ComfyUI: " in text and "embedding:star-ti" in text
     assert (f"open the Model Manager, press Add Models, choose URL or Local Path, paste "
-            f"{out / 'star.safetensors'} and press Install; then type <star> in a prompt") in text
+            f"{out / 'star-ti.safetensors'} and press Install; then type <star> in a prompt") in text
     assert f"diffusers: {out / 'learned_embeds.safetensors'}" in text
     assert "copied to" not in text
 
@@ -101,7 +101,7 @@ def test_an_older_root_gets_the_file_invokeai_2_3_reads(tiny_model_dir, demo_ima
     row = pipe.text_encoder.get_input_embeddings().weight[
         pipe.tokenizer.convert_tokens_to_ids(config.trigger)]
     assert row.equal(result.vectors[0])
-    copy = tmp_path / "root" / "embeddings" / "star" / "learned_embeds.bin"
+    copy = tmp_path / "root" / "embeddings" / "star-ti" / "learned_embeds.bin"
     assert copy.read_bytes() == (config.output_path / "learned_embeds.bin").read_bytes()
     lines = tool_lines(config.output_path, config.trigger, config.root, 1)
     assert f"InvokeAI 2.3/3.x: copied to {copy}" in lines
@@ -121,12 +121,12 @@ def test_an_sdxl_run_writes_one_file_every_tool_installs(tiny_sdxl_dir, demo_ima
     result = train(config, emit=events.append)
     out = config.output_path
     final = next(e for e in events if e.type == "embedding_saved" and e.final)
-    assert final.paths == [str(out / "star.safetensors")]
+    assert final.paths == [str(out / "star-ti.safetensors")]
     assert any(e.type == "warning" and "--save_as a1111" in e.message for e in events)
-    base, clip_g, clip_l = invokeai4_install(out / "star.safetensors")
+    base, clip_g, clip_l = invokeai4_install(out / "star-ti.safetensors")
     assert base == "sdxl" and clip_l.shape == (2, 768) and clip_g.shape == (2, 1280)
-    assert a1111_load(out / "star.safetensors", 2048) == ("star", 2, 2048)
-    halves = [comfyui_load_embed(out / "star.safetensors", width, key)
+    assert a1111_load(out / "star-ti.safetensors", 2048) == ("star-ti", 2, 2048)
+    halves = [comfyui_load_embed(out / "star-ti.safetensors", width, key)
               for width, key in COMFY_ENCODERS["sdxl"]]
     assert torch.cat(halves, dim=1).equal(result.vectors)
-    assert load_embedding(out / "star.safetensors")[1].equal(result.vectors)
+    assert load_embedding(out / "star-ti.safetensors")[1].equal(result.vectors)

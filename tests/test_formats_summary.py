@@ -34,7 +34,7 @@ def finished_run(tmp_path, root, num_vectors: int) -> TrainConfig:
                          output_dir=str(tmp_path / "out"))
     out = config.output_path
     out.mkdir(parents=True)
-    names = ["star.safetensors", "learned_embeds.safetensors", "learned_embeds.bin"]
+    names = ["star-ti.safetensors", "learned_embeds.safetensors", "learned_embeds.bin"]
     for name in names:
         (out / name).write_bytes(name.encode())
     stopped = Stopped(time=1, reason=StopReason.MAX_STEPS, step=40,
@@ -55,7 +55,7 @@ async def test_an_invokeai_4_root_gets_steps_instead_of_a_copy(tmp_path):
         assert tick.disabled and not tick.value
         guide = str(app.screen.query_one("#summary-tools", Static).render())
         assert "open the Model Manager, press Add Models" in guide
-        assert f"paste {config.output_path / 'star.safetensors'}" in guide
+        assert f"paste {config.output_path / 'star-ti.safetensors'}" in guide
         await pilot.press("ctrl+s")
     assert app.result.copied_to is None and not (root / "embeddings").exists()
 
@@ -71,8 +71,8 @@ async def test_an_older_root_gets_the_file_its_reader_takes(tmp_path):
         await pilot.pause()
         tick = app.screen.query_one("#summary-copy", Checkbox)
         assert tick.value and not tick.disabled
-        assert f"{root / 'embeddings' / 'star'}/" in str(tick.label)
+        assert f"{root / 'embeddings' / 'star-ti'}/" in str(tick.label)
         await pilot.press("ctrl+s")
-    copy = root / "embeddings" / "star" / "star.safetensors"
-    assert app.result.copied_to == copy and copy.read_bytes() == b"star.safetensors"
-    assert [p.name for p in copy.parent.iterdir()] == ["star.safetensors"]
+    copy = root / "embeddings" / "star-ti" / "star-ti.safetensors"
+    assert app.result.copied_to == copy and copy.read_bytes() == b"star-ti.safetensors"
+    assert [p.name for p in copy.parent.iterdir()] == ["star-ti.safetensors"]

@@ -163,7 +163,7 @@ def test_the_courtesy_copy_to_the_root_failing_is_only_a_warning(tiny_model_dir,
 
     config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=2,
                          save_steps=0, checkpointing_steps=0, dvar_eval_every=0)
-    target = tmp_path / "root" / "embeddings" / "star" / "learned_embeds.bin"
+    target = tmp_path / "root" / "embeddings" / "star-ti" / "learned_embeds.bin"
 
     def copy(self):
         real_write = fsutil.atomic_write_bytes

@@ -39,8 +39,8 @@ def test_each_kind_of_folder_gets_its_state_and_figures(tmp_path, runs):
     assert (cat.state, cat.words, cat.step, cat.trigger) == (RUNNING, "running", 30, "<cat>")
     assert cat.owner is not None and cat.owner.pid == os.getpid()
     assert (star.state, star.words) == (FINISHED, "finished: reached the step limit")
-    assert star.best_file == runs["star"] / "star.safetensors"  # the file every tool takes
-    assert cat.best_file == runs["cat"] / "embeddings" / "cat-steps-20.safetensors"
+    assert star.best_file == runs["star"] / "star-ti.safetensors"  # the file every tool takes
+    assert cat.best_file == runs["cat"] / "embeddings" / "cat-ti-steps-20.safetensors"
     assert heart.best_file is None
     assert (moon.state, moon.words, moon.step) == (EARLY_STOP,
                                                    "stopped early by DVAR at step 606", 606)
@@ -180,7 +180,7 @@ def write_long_run(root: Path, *, steps: int = 606, moved_from: Path | None = No
     out = root / "green-star"
     out.mkdir(parents=True)
     where = moved_from or out  # the output_dir the trainer wrote in its events
-    finals = [where / "green-star.safetensors", where / "learned_embeds.safetensors",
+    finals = [where / "green-star-ti.safetensors", where / "learned_embeds.safetensors",
               where / "learned_embeds.bin"]
     for path in finals:
         (out / path.name).write_bytes(b"\0" * 16)
@@ -213,7 +213,7 @@ def test_a_long_run_that_starts_with_phases_keeps_its_model_limit_and_file(tmp_p
     assert (entry.state, entry.trigger, entry.model, entry.family) == (
         EARLY_STOP, "<green-star>", "sd-1/main/tiny", "sd1")
     assert (entry.step, entry.max_steps) == (606, 1000)
-    assert entry.best_file == tmp_path / "green-star" / "green-star.safetensors"
+    assert entry.best_file == tmp_path / "green-star" / "green-star-ti.safetensors"
     assert "step 606/1000" in runs_index.plain_lines([entry])[0]
 
 
@@ -260,7 +260,7 @@ def test_the_best_file_is_one_the_run_reported_even_in_a_moved_folder(tmp_path):
     """The stopped event names the final files under the output_dir the trainer had; a folder
     moved (or listed under --runs) finds them by their place in the run."""
     out = write_long_run(tmp_path / "now", moved_from=tmp_path / "then" / "green-star")
-    (out / "green-star.safetensors").unlink()  # the one left is a reported diffusers file
+    (out / "green-star-ti.safetensors").unlink()  # the one left is a reported diffusers file
     entry = read_entry(out)
     assert entry.best_file == out / "learned_embeds.safetensors"
     assert entry.model == "sd-1/main/tiny"

@@ -49,7 +49,7 @@ def _finished(tmp_path: Path, root: Path) -> TrainConfig:
                          output_dir=str(tmp_path / "out"))
     config.output_path.mkdir(parents=True)
     (config.output_path / "learned_embeds.bin").write_bytes(b"vectors")
-    (config.output_path / "star.safetensors").write_bytes(b"single")
+    (config.output_path / "star-ti.safetensors").write_bytes(b"single")
     return config
 
 
@@ -73,7 +73,7 @@ def test_no_copy_and_no_folder_for_a_root_that_is_not_an_install(tmp_path, kind)
 def test_a_3_x_root_gets_the_copy_and_the_end_lines_say_so(tmp_path):
     root = _kinds(tmp_path)["v3"]
     config = _finished(tmp_path, root)
-    target = root / "embeddings" / "star" / "learned_embeds.bin"
+    target = root / "embeddings" / "star-ti" / "learned_embeds.bin"
     assert _copy(config) == target and target.read_bytes() == b"vectors"
     lines = tool_lines(config.output_path, config.trigger, config.root, 1)
     assert f"InvokeAI 2.3/3.x: copied to {target}" in lines

@@ -50,18 +50,18 @@ def test_events_tell_the_whole_run(two_vector_run):
 def test_files_are_written_where_designed(two_vector_run):
     config, events, _ = two_vector_run
     out = config.output_path
-    for name in ("star.safetensors", "learned_embeds.safetensors", "learned_embeds.bin",
-                 "star.pt", "dvar_history.csv", "checkpoint-4", "checkpoint-8",
+    for name in ("star-ti.safetensors", "learned_embeds.safetensors", "learned_embeds.bin",
+                 "star-ti.pt", "dvar_history.csv", "checkpoint-4", "checkpoint-8",
                  "embeddings/learned_embeds-steps-4.safetensors",
-                 "embeddings/learned_embeds-steps-8.bin", "embeddings/star-steps-8.safetensors",
-                 "embeddings/star-steps-4.pt"):
+                 "embeddings/learned_embeds-steps-8.bin", "embeddings/star-ti-steps-8.safetensors",
+                 "embeddings/star-ti-steps-4.pt"):
         assert (out / name).exists(), name
     history = (out / "dvar_history.csv").read_text().splitlines()
     assert history[0] == "step,l_det,dvar_ratio" and len(history) == 9
     # Two vectors: InvokeAI 2.3 reads them from <name>.safetensors, not from the .bin.
-    copied = config.output_path.parent / "root" / "embeddings" / "star"
-    assert [p.name for p in copied.iterdir()] == ["star.safetensors"]
-    assert (copied / "star.safetensors").read_bytes() == (out / "star.safetensors").read_bytes()
+    copied = config.output_path.parent / "root" / "embeddings" / "star-ti"
+    assert [p.name for p in copied.iterdir()] == ["star-ti.safetensors"]
+    assert (copied / "star-ti.safetensors").read_bytes() == (out / "star-ti.safetensors").read_bytes()
     assert not list(out.rglob("*.tmp"))
 
 
@@ -79,16 +79,16 @@ def test_embedding_moved_from_the_initializer_and_formats_agree(two_vector_run, 
     assert list(saved) == ["<star>"] and saved["<star>"].shape == (2, table.shape[1])
     assert not torch.allclose(saved["<star>"], initial)
     assert torch.equal(saved["<star>"], result.vectors)
-    for name in ("learned_embeds.bin", "star.pt", "star.safetensors"):
+    for name in ("learned_embeds.bin", "star-ti.pt", "star-ti.safetensors"):
         _, vectors = load_embedding(out / name)
         assert torch.equal(vectors, result.vectors)
-    a1111 = torch.load(out / "star.pt", weights_only=True)
+    a1111 = torch.load(out / "star-ti.pt", weights_only=True)
     assert a1111["name"] == "star" and a1111["step"] == 8
     assert a1111["sd_checkpoint_name"] == config.model
 
 
-@pytest.mark.parametrize("name", ["learned_embeds.safetensors", "learned_embeds.bin", "star.pt",
-                                  "star.safetensors"])
+@pytest.mark.parametrize("name", ["learned_embeds.safetensors", "learned_embeds.bin", "star-ti.pt",
+                                  "star-ti.safetensors"])
 def test_each_file_loads_in_diffusers(two_vector_run, tiny_model_dir, name):
     from diffusers import StableDiffusionPipeline
 

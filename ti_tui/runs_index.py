@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ti_tui.runner import run_alive
 from ti_tui.state import RunState, fold
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, wrap_trigger
 from trainer.events import EVENTS_FILE, Phase, RunStarted, StopReason, parse_event, stop_words
 from trainer.formats import FORMATS
 from trainer.lock import LOCK_NAME, Owner, read_lock
@@ -379,7 +379,7 @@ def _toml_trigger(folder: Path) -> str:
     for table in (data, *(v for v in data.values() if isinstance(v, dict))):
         token = table.get("placeholder_token")
         if isinstance(token, str):
-            return token if token.startswith("<") else f"<{token.strip('<>')}>"
+            return wrap_trigger(token)
     return ""
 
 

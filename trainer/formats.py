@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from trainer import fsutil
 from trainer.errors import ResumeError
+from trainer.names import is_vocabulary_word
 
 if TYPE_CHECKING:
     import torch
@@ -100,9 +101,14 @@ def _padding(header_offset: int, name_length: int) -> bytes:
 
 def standalone_stem(trigger: str) -> str:
     """The file stem tools show as the embedding's name: the trigger without <> (as
-    TrainConfig.trigger_name), moved off the diffusers names it would otherwise overwrite."""
+    TrainConfig.trigger_name), moved off the diffusers names it would otherwise overwrite
+    and off everyday words: A1111/Forge and ComfyUI use the file name as the prompt word, so
+    `<cat>` is saved as cat-ti.safetensors, never cat.safetensors (names.is_vocabulary_word).
+    This is the one place that name is made; the end lines and the summary read it."""
     name = trigger.strip("<>")
-    return f"{name}-ti" if name in ("learned_embeds", "learned_embeds_2") else name
+    if name in ("learned_embeds", "learned_embeds_2") or is_vocabulary_word(name):
+        return f"{name}-ti"
+    return name
 
 
 # --- writers: (trigger, parts, family, step, model_name) -> bytes --------------------------

@@ -105,7 +105,7 @@ def tool_lines(output_dir: str | Path, trigger: str, root: str | Path | None = N
         target = (root_copy_target(root, trigger, source) if is_invokeai_legacy_root(root)
                   else None)
         lines.append(f"{older}: copied to {target}" if target is not None and target.is_file()
-                     else f"{older}: {source} (put it in ROOT/embeddings/)")
+                     else f"{older}: {source}")
     if modern and single is not None:
         lines.append(invokeai4_steps(single, trigger))
     return lines

@@ -20,6 +20,8 @@ on every system the embedding travels to:
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 
 from trainer.errors import ConfigError
@@ -65,3 +67,40 @@ def check_trigger_text(text: str) -> None:
                      "there")
     if len(name) > MAX_NAME:
         raise refuse(f"is {len(name)} characters long; file names allow at most {MAX_NAME}")
+
+
+@functools.lru_cache(maxsize=1)
+def _clip_words() -> frozenset[str]:
+    """The whole words of the shipped CLIP vocabulary (assets/clip-tokenizer/vocab.json, the
+    one SD 1.x, SD 2.x's OpenCLIP and both SDXL encoders share), lower case, without `</w>`."""
+    from trainer.assets import asset_path
+
+    try:
+        vocab = json.loads(asset_path("clip-tokenizer", "vocab.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return frozenset()  # no shipped vocabulary: no name is moved off a word
+    return frozenset(token[:-4] for token in vocab if token.endswith("</w>"))
+
+
+def is_vocabulary_word(name: str) -> bool:
+    """True when `name` (without <>) is one whole word of CLIP's vocabulary, e.g. "cat".
+
+    A1111/Forge and ComfyUI take an embedding's file name as its prompt word and match it
+    wherever its tokens appear (A1111 modules/textual_inversion/textual_inversion.py
+    `EmbeddingDatabase.find_embedding_at_position`), so a file called cat.safetensors would
+    take over every "cat" in every prompt."""
+    return name.lower() in _clip_words()
+
+
+def rename_notice(token: str, trigger: str, a1111_stem: str) -> str | None:
+    """The warning line for a trigger that is not what the user typed ("cat" trains as
+    `<cat>`), or None when it is unchanged. `a1111_stem` is formats.standalone_stem(trigger),
+    the A1111/ComfyUI file name and prompt word."""
+    typed = token.strip()
+    if typed == trigger:
+        return None
+    why = (f"{typed!r} is a word the model already knows, so" if is_vocabulary_word(typed)
+           else "a trigger is written in angle brackets, so")
+    return (f"--placeholder_token {why} it trains as {trigger}: type {trigger} in InvokeAI "
+            f"and diffusers prompts, and {a1111_stem} in A1111/Forge and ComfyUI (the file "
+            f"is {a1111_stem}.safetensors).")

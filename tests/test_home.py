@@ -87,7 +87,7 @@ async def test_lists_every_kind_with_its_figures(runs, root, size):
         assert "tiny (SD1)" in row_text(home, "moon")
         assert "DVAR stop @606" in row_text(home, "moon")
         assert "0.38" in row_text(home, "moon")  # the last DVAR ratio
-        assert "star.safetensors" in row_text(home, "star")
+        assert "star-ti.safetensors" in row_text(home, "star")
         assert "failed" in row_text(home, "heart")
         assert "damaged" in row_text(home, "broken")
         assert "not a run" in row_text(home, "notes")

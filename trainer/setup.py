@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from trainer import checkpoint, data, embeddings, formats, models, schedules
+from trainer import checkpoint, data, embeddings, formats, models, names, schedules
 from trainer.conditioner import Conditioner
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, ResumeError
@@ -144,6 +144,10 @@ def prepare(config: TrainConfig, preflight: Preflight, *, device: torch.device,
                                         facts=preflight.facts)
     conditioner = components.conditioner
     placeholder = conditioner.add_placeholder(config.trigger, config.num_vectors)
+    renamed = names.rename_notice(config.placeholder_token, config.trigger,
+                                  formats.standalone_stem(config.trigger))
+    if renamed:  # "cat" trains as <cat>: say so, the prompt word is not what was typed
+        emit(Warning(message=renamed))
 
     resumed = _load_resume(config, preflight, placeholder, emit)
     start = _start_vectors(config, preflight, conditioner, resumed, seed)

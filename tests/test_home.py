@@ -84,7 +84,10 @@ async def test_lists_every_kind_with_its_figures(runs, root, size):
         home = await home_ready(pilot)
         assert home.entries[0].folder.name == "cat"
         assert "running" in row_text(home, "cat") and "30/1000" in row_text(home, "cat")
-        assert "tiny (SD1)" in row_text(home, "moon")
+        # 80 wide: Model and L_det give way (the detail line has both), so nothing is cut.
+        assert "tiny (SD1)" not in row_text(home, "moon")
+        table = home.query_one(DataTable)
+        assert table.virtual_size.width <= table.size.width
         assert "DVAR stop @606" in row_text(home, "moon")
         assert "0.38" in row_text(home, "moon")  # the last DVAR ratio
         assert "star-ti.safetensors" in row_text(home, "star")
@@ -94,10 +97,53 @@ async def test_lists_every_kind_with_its_figures(runs, root, size):
         await select(pilot, home, "heart")
         detail = str(home.query_one("#home-detail").render())
         assert "failed: Image heart-2.png is not an image." in detail
+        await select(pilot, home, "moon")
+        detail = str(home.query_one("#home-detail").render()).splitlines()
+        assert "model sd-1/main/tiny" in detail[2]
+        best = home.selected.best_file.name  # the standalone file (trainer/formats.py)
+        assert best.endswith(".safetensors") and "learned_embeds" not in best
+        assert detail[3].startswith(f"use: {best} in ")
+        assert detail[3].endswith("text-inversion-output/moon")
+        assert all(len(line) <= 78 for line in detail)
         footer = app.screen.query_one(Footer)
         keys = {b.key_display or b.key for (_, b, _, _) in footer.screen.active_bindings.values()
                 if b.show}
         assert {"n", "r", "⏎", "s", "p", "x", "m", "q"} <= keys
+
+
+async def test_wide_shows_every_column(runs, root):
+    app = home_app(root)
+    async with app.run_test(size=(120, 30)) as pilot:
+        home = await home_ready(pilot)
+        assert "tiny (SD1)" in row_text(home, "moon") and "0.2002" in row_text(home, "moon")
+        table = home.query_one(DataTable)
+        assert table.virtual_size.width <= table.size.width
+
+
+async def test_a_short_screen_keeps_the_list_and_one_detail_line(runs, root):
+    """39x10: the details shrink to the file to use, so the list shows runs, not only its
+    header (it had five rows of details)."""
+    app = home_app(root)
+    async with app.run_test(size=(39, 10)) as pilot:
+        home = await home_ready(pilot)
+        await select(pilot, home, "star")
+        table, detail = home.query_one(DataTable), home.query_one("#home-detail")
+        assert detail.size.height == 1 and table.size.height >= 5
+        assert str(detail.render()) == f"use: {home.selected.best_file.name}"
+        await pilot.resize_terminal(80, 24)
+        await until(pilot, lambda: detail.size.height >= 4, "the full details at 80x24")
+
+
+async def test_the_title_names_every_runs_folder_at_80(runs, root, tmp_path):
+    """The title keeps the end of each place, so --runs folders stay named."""
+    extra = tmp_path / ("a-long-folder-name-" * 3) / "more-runs"
+    extra.mkdir(parents=True)
+    app = make_app(root=root, runner=FakeRunner(), restore=False, home=[extra])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "the home screen")
+        title = str(app.screen.query_one("#home-title").render())
+        assert len(title) <= 78 and "text-inversion-output" in title
+        assert title.endswith("/more-runs")
 
 
 async def test_enter_on_a_finished_run_opens_its_summary(runs, root):

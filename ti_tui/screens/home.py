@@ -2,8 +2,11 @@
 
 It lists the runs under ROOT/text-inversion-output and any `--runs DIR` (ti_tui/runs_index.py
 reads them: two small reads per run), refreshed every few seconds, one line each: trigger,
-model and family, state with its reason, updates done, last L_det and DVAR ratio, age. Below
-the table, the chosen run in full: folder, state words, best file to use.
+model and family, state with its reason, updates done, last L_det and DVAR ratio, age, best
+file (below NARROW columns, Model and L_det give way so the file name stays whole). Below the
+table, the chosen run in full: folder, state words, best file to use (its name first, the
+folder shortened from the left); below SHORT rows, that one line only, so the list keeps its
+rows.
 
 Keys (all in the footer; the mouse is never needed):
     n new run           r resume (the form pre-filled from run.toml, Resume ticked)
@@ -37,6 +40,14 @@ from ti_tui.runs_index import (DAMAGED, NOT_A_RUN, RunEntry, default_runs_folder
                                index_runs)
 from ti_tui.screens.home_dialogs import ConfirmDelete, ModelsScreen
 
+NARROW = 100
+"""Below this many columns the table drops Model and L_det (the detail line has both), so the
+Best file column keeps its name whole."""
+SHORT = 16
+"""Below this many rows the details shrink to one line, so the list keeps its rows."""
+COLUMNS = ("Trigger", "Model", "State", "Step", "L_det", "Ratio", "Age", "Best file")
+NARROW_COLUMNS = ("Trigger", "State", "Step", "Ratio", "Age", "Best file")
+
 REFRESH_S = 2.0
 """How often the list is read again (two small reads per changed run folder)."""
 AGE_REDRAW_S = 10.0
@@ -68,6 +79,27 @@ def age_words(seconds: float | None) -> str:
     return f"{int(seconds)}s"
 
 
+def fit_path(path: Path | str, width: int) -> str:
+    """`path` in at most `width` characters, keeping its end (the file and the folders
+    nearest it, what tells runs apart): "…/text-inversion-output/moon"."""
+    text = str(path)
+    home = str(Path.home())
+    if home != "/" and (text == home or text.startswith(home + "/")):
+        text = "~" + text[len(home):]
+    if len(text) <= width:
+        return text
+    return "…" + text[len(text) - max(0, width - 1):]
+
+
+def use_words(best: Path, width: int) -> str:
+    """The detail line's file to use, its name first (whole), then its folder shortened to
+    what is left of `width`: "use: moon.safetensors in …/text-inversion-output/moon"."""
+    head = f"use: {best.name} in "
+    if width - len(head) < 12:
+        return f"use: {best.name}"  # no room for a useful part of the folder
+    return head + fit_path(best.parent, width - len(head))
+
+
 def state_cell(entry: RunEntry) -> str:
     """The state column: short words (the detail line below the table has the reason)."""
     if entry.state == "failed":
@@ -87,6 +119,7 @@ class HomeScreen(Screen[HomeChoice]):
     HomeScreen #home-detail { height: auto; max-height: 6; padding: 0 1;
         border-top: solid $primary; }
     HomeScreen #home-empty { padding: 1 2; color: $text-muted; }
+    HomeScreen.-short #home-detail { max-height: 1; border-top: none; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "choose('new')", "New"),
@@ -112,16 +145,40 @@ class HomeScreen(Screen[HomeChoice]):
         self.entries: list[RunEntry] = []
         self._select = select
         self._drawn_at = 0.0
+        self._columns: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
-        places = ", ".join(str(p) for p in self.places)
-        yield Static(f"ti-tui · runs in {places}", id="home-title", markup=False)
-        table: DataTable = DataTable(cursor_type="row", zebra_stripes=True)
-        table.add_columns("Trigger", "Model", "State", "Step", "L_det", "Ratio", "Age",
-                          "Best file")
-        yield table
+        yield Static(self.title_words(200), id="home-title", markup=False)
+        yield DataTable(cursor_type="row", zebra_stripes=True)
         yield Static("", id="home-detail", markup=False)
         yield Footer()
+
+    def title_words(self, width: int) -> str:
+        """"ti-tui · runs in A, B" within `width`: each place keeps its end (fit_path), so
+        every --runs folder stays named on a narrow terminal."""
+        head = "ti-tui · runs in "
+        room = (width - len(head)) // len(self.places) - 2
+        if room >= 16:
+            return head + ", ".join(fit_path(p, room) for p in self.places)
+        # Too narrow for paths: the folders' names, as many as fit.
+        names = head + ", ".join(p.name for p in self.places)
+        return names if len(names) <= width else names[:max(1, width - 1)] + "…"
+
+    def on_resize(self) -> None:
+        """Fit the title, the columns and the details to the new size."""
+        width, height = self.size
+        self.set_class(0 < height < SHORT, "-short")
+        self.query_one("#home-title", Static).update(self.title_words(width - 2))
+        if self.entries and self._columns != self.columns_for(width):
+            self._drawn_at = 0.0
+            self.show_entries(self.entries)
+        else:
+            self.show_detail()
+
+    @staticmethod
+    def columns_for(width: int) -> tuple[str, ...]:
+        """The table's columns at `width` characters (NARROW drops Model and L_det)."""
+        return NARROW_COLUMNS if 0 < width < NARROW else COLUMNS
 
     def on_mount(self) -> None:
         self.reload()
@@ -145,22 +202,28 @@ class HomeScreen(Screen[HomeChoice]):
         self._drawn_at = now
         table = self.query_one(DataTable)
         keep = self._select or (self.selected.folder if self.selected else None)
-        self._select = None
+        if entries:
+            self._select = None  # placed; kept until there is a list to place it in
         self.entries = entries
-        table.clear()
+        columns = self.columns_for(self.size.width)
+        table.clear(columns=columns != self._columns)
+        if columns != self._columns:
+            table.add_columns(*columns)
+            self._columns = columns
         for entry in entries:
             model = entry.model.rsplit("/", 1)[-1] if entry.model else "-"
             family = FAMILY_WORDS.get(entry.family, entry.family)
-            best = entry.best_file.name if entry.best_file else "-"
-            table.add_row(
-                entry.trigger or entry.folder.name,
-                f"{model} ({family})" if family else model,
-                _styled(state_cell(entry), STATE_STYLE.get(entry.state, "")),
-                f"{entry.step}/{entry.max_steps}" if entry.max_steps else
+            cells = {
+                "Trigger": entry.trigger or entry.folder.name,
+                "Model": f"{model} ({family})" if family else model,
+                "State": _styled(state_cell(entry), STATE_STYLE.get(entry.state, "")),
+                "Step": f"{entry.step}/{entry.max_steps}" if entry.max_steps else
                 (str(entry.step) if entry.is_run else "-"),
-                short_float(entry.l_det, 4), short_float(entry.dvar_ratio, 3),
-                age_words(entry.age(now)), best,
-                key=str(entry.folder))
+                "L_det": short_float(entry.l_det, 4),
+                "Ratio": short_float(entry.dvar_ratio, 3),
+                "Age": age_words(entry.age(now)),
+                "Best file": entry.best_file.name if entry.best_file else "-"}
+            table.add_row(*(cells[c] for c in columns), key=str(entry.folder))
         if keep is not None:
             for row, entry in enumerate(entries):
                 if entry.folder == keep:
@@ -186,13 +249,19 @@ class HomeScreen(Screen[HomeChoice]):
             detail.update(f"No runs yet under {', '.join(str(p) for p in self.places)}. "
                           "Press n to start one.")
             return
-        lines = [f"{entry.folder}", entry.words]
+        width = max(20, self.size.width - 2)
+        use = (use_words(entry.best_file, width) if entry.best_file else
+               "no embedding written yet")
+        if self.has_class("-short"):
+            # One line on a short terminal: the file to take, else what the run is doing.
+            detail.update(use if entry.is_run and entry.best_file else entry.words)
+            return
+        lines = [fit_path(entry.folder, width), entry.words]
         if entry.is_run:
             lines.append(f"model {entry.model or '-'}   L_det {short_float(entry.l_det, 5)}   "
                          f"DVAR ratio {short_float(entry.dvar_ratio, 3)}   last event "
                          f"{age_words(entry.age())} ago")
-            lines.append(f"use: {entry.best_file}" if entry.best_file else
-                         "no embedding written yet")
+            lines.append(use)
         detail.update("\n".join(lines))
 
     @on(DataTable.RowSelected)

@@ -2,7 +2,8 @@
 
     ti-tui [--root R] [--runs DIR]  the home screen: the runs, and a new run, resume, watch,
                                    summary, previews, stop, delete, models from there
-    ti-tui --gui [--root R]        the setup form first, then the live dashboard
+    ti-tui --gui [--root R] [FLAGS...]  the setup form first (filled from FLAGS), then the
+                                   live dashboard
     ti-tui demo                    the form pre-filled with the built-in demo model and images
     ti-tui train FLAGS...          headless training with invokeai-ti's flags
     ti-tui FLAGS...                the same (invokeai-ti trains when given flags without --gui)
@@ -68,9 +69,33 @@ def _dispatch(argv: list[str]) -> int:
         print(__doc__.strip())
         return 0
     gui = _parse_gui(argv)
+    if gui is not None and gui.flags:
+        # `--gui` with training flags: the form opens filled with them (saved preferences
+        # under them, the flags win), as `ti-tui demo` opens it filled with the demo's.
+        return run_form(gui.root, defaults=_form_defaults(gui.root, gui.flags),
+                        preview=gui.preview, restore=False)
     if gui is not None:
         return run_form(gui.root, home=None if gui.gui else gui.runs, preview=gui.preview)
     return cmd_train(argv)
+
+
+def _form_defaults(root: Path, flags: list[str]):
+    """The form's opening values for `ti-tui --gui FLAGS`: TrainConfig defaults, the saved
+    preferences over them, the flags (trainer/flags.py, the same parser as `ti-tui train`)
+    over those. An unknown flag or a bad value raises ConfigError (one sentence, exit 2)."""
+    import dataclasses
+
+    from ti_tui.preferences import restore_preferences
+    from trainer.config import TrainConfig
+    from trainer.flags import build_parser, config_from_args
+
+    args = vars(build_parser("ti-tui --gui").parse_args(flags))
+    base = TrainConfig.from_toml(args.pop("config")) if args.get("config") else None
+    args.pop("config", None)
+    if base is None:
+        base, _ = restore_preferences(root, TrainConfig(root=str(root)))
+    merged = config_from_args(args, base)
+    return dataclasses.replace(merged, root=str(root)) if "root" not in args else merged
 
 
 def _parse_gui(argv: list[str]) -> argparse.Namespace | None:
@@ -91,6 +116,7 @@ def _parse_gui(argv: list[str]) -> argparse.Namespace | None:
                             f"{known.preview!r}.", field="preview")
     if unknown and "--gui" not in argv and "--front_end" not in argv:
         return None
+    known.flags = unknown  # with --gui: training flags that fill the form
     from trainer.config import default_root
 
     known.root = Path(known.root or default_root()).expanduser()
@@ -98,7 +124,7 @@ def _parse_gui(argv: list[str]) -> argparse.Namespace | None:
 
 
 def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] | None = None,
-             preview: str | None = None) -> int:
+             preview: str | None = None, restore: bool = True) -> int:
     """The Textual app: the home screen first when `home` is a list (extra run folders),
     else the form. `preview`: the --preview choice (preview_art.choose_protocol; UserError
     for an unknown one). Without a terminal to draw on: one sentence on stderr, exit 2."""
@@ -126,7 +152,7 @@ def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] 
         preview_art.choose_protocol(preview)
     except ValueError as exc:
         raise UserError(f"{exc}.", field="preview") from None
-    app = make_app(root=root, defaults=defaults, demo=demo,
+    app = make_app(root=root, defaults=defaults, demo=demo, restore=restore,
                    home=[p.expanduser() for p in home] if home is not None else None)
     return exits.run_app(app)  # signals, crashes and exit codes, as for every entry point
 

@@ -20,6 +20,7 @@ from ti_tui.screens.run_curves import RunCurves
 from ti_tui.screens.summary import SummaryScreen
 from ti_tui.screens.train import ConfirmStop
 from trainer.checkpoint_index import FILES
+from trainer.formats import FORMATS
 
 
 @pytest.fixture
@@ -339,7 +340,7 @@ def test_without_a_terminal_the_runs_are_listed_as_plain_lines(runs, root):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("cat  <cat>  running  step 30/1000")
     assert any(line.startswith("moon  <moon>  stopped early by DVAR at step 606") and
-               line.endswith("moon.safetensors") for line in lines)
+               line.endswith(FORMATS["standalone"].file_name("<moon>")) for line in lines)
     assert any(line.startswith("broken  -  damaged") for line in lines)
     assert result.stderr.startswith("ti-tui: the home screen needs a terminal it can draw on")
     assert "\x1b" not in result.stdout  # plain text: no escape codes in a log

@@ -198,3 +198,31 @@ def test_run_alive_reads_the_run_lock_and_refuses_a_reused_pid(tmp_path):
     assert not run_alive(tmp_path)
     (tmp_path / LOCK_NAME).write_text("999999999\n\n\n")  # beyond any pid_max
     assert not run_alive(tmp_path)
+
+
+def test_train_after_a_second_ctrl_c_prints_no_trainer_failed_line(tmp_path, monkeypatch,
+                                                                   capsys):
+    """`ti-tui train`: exit 130 after the second Ctrl-C is not a trainer failure; the view's
+    line (what the Ctrl-C did, what is left) is the whole story."""
+    import signal
+
+    from ti_tui import cli, headless, runner
+    from ti_tui.state import RunState
+
+    class Handle:
+        output_dir, events_path = tmp_path, tmp_path / "events.jsonl"
+
+        def wait(self, timeout=None):
+            return 130
+
+    monkeypatch.setattr(runner, "start_run", lambda config: Handle())
+    monkeypatch.setattr(headless, "follow_run", lambda *a, **k: RunState(base_dir=str(tmp_path)))
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        code = cli.train_headless(type("Config", (), {"output_path": tmp_path,
+                                                      "log_every": 50})())
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+    assert code == 130
+    assert "trainer failed" not in capsys.readouterr().err

@@ -216,7 +216,8 @@ class TrainConfig:
                                               label="Keep checkpoints", group="output",
                                               minimum=1)
     resume_from_checkpoint: str | None = opt(None, "'latest' or a checkpoint folder to "
-                                             "continue from.", label="Resume", group="output")
+                                             "continue from ('latest' with none yet starts "
+                                             "fresh).", label="Resume", group="output")
     initial_embedding: str | None = opt(None, "Start from this embedding file (.safetensors, "
                                         ".bin or A1111 .pt).", label="Initial embedding",
                                         group="output")

@@ -76,10 +76,12 @@ def test_an_invokeai_4_root_gets_no_copy_and_the_end_says_how_to_add_it(modern_r
     assert run_watch(out, console=console) == 0
     text = console.file.getvalue()
     assert "which file for which tool:" in text
+    # "star" is an everyday word: the rename and the distinct file name are said
+    assert "'star' is a word the model already knows, so it trains as <star>" in text
     assert f"A1111/Forge: {out / 'star-ti.safetensors'}" in text
     assert "ComfyUI: " in text and "embedding:star-ti" in text
     assert (f"open the Model Manager, press Add Models, choose URL or Local Path, paste "
-            f"{out / 'star-ti.safetensors'} and press Install; then type <star> in a prompt") in text
+            f"{out / 'star-ti.safetensors'} and press Install; then type <star-ti> in a prompt") in text
     assert f"diffusers: {out / 'learned_embeds.safetensors'}" in text
     assert "copied to" not in text
 

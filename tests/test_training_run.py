@@ -83,7 +83,7 @@ def test_embedding_moved_from_the_initializer_and_formats_agree(two_vector_run, 
         _, vectors = load_embedding(out / name)
         assert torch.equal(vectors, result.vectors)
     a1111 = torch.load(out / "star-ti.pt", weights_only=True)
-    assert a1111["name"] == "star" and a1111["step"] == 8
+    assert a1111["name"] == "star-ti" and a1111["step"] == 8
     assert a1111["sd_checkpoint_name"] == config.model
 
 

@@ -101,6 +101,6 @@ def rename_notice(token: str, trigger: str, a1111_stem: str) -> str | None:
         return None
     why = (f"{typed!r} is a word the model already knows, so" if is_vocabulary_word(typed)
            else "a trigger is written in angle brackets, so")
-    return (f"--placeholder_token {why} it trains as {trigger}: type {trigger} in InvokeAI "
-            f"and diffusers prompts, and {a1111_stem} in A1111/Forge and ComfyUI (the file "
-            f"is {a1111_stem}.safetensors).")
+    return (f"--placeholder_token {why} it trains as {trigger}; its files are named "
+            f"{a1111_stem} ({a1111_stem}.safetensors), the prompt word in A1111/Forge and "
+            f"ComfyUI (<{a1111_stem}> in InvokeAI 4+, {trigger} with diffusers).")

@@ -362,9 +362,9 @@ class PanelSpec:
 
 
 _ROOMY = frozenset({MEDIUM, FULL})
+_CHARTED = frozenset({COMPACT, MEDIUM, FULL})
 HEADER = PanelSpec("header", header_panel, CHART_REFRESH_S, modes=_ROOMY)
 """Its words change with the status, rarely."""
-_CHARTED = frozenset({COMPACT, MEDIUM, FULL})
 PROGRESS = PanelSpec("progress", progress_panel, TEXT_REFRESH_S, ticks=True)
 SCHEDULE = PanelSpec("schedule", schedule_panel, TEXT_REFRESH_S, modes=_ROOMY)
 FILES = PanelSpec("files", files_panel, CHART_REFRESH_S, modes=_ROOMY)

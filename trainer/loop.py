@@ -446,12 +446,6 @@ def _config_dict(config: TrainConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k != "hub_token"}
 
 
-def _thread_facts(config: TrainConfig) -> dict:
-    """The run_started event's `cpu_threads`: the plan, and the count torch actually uses."""
-    plan = threads.plan_threads(config.cpu_threads, threads.local_processes())
-    return plan.as_dict() | {"torch_threads": torch.get_num_threads()}
-
-
 def _nan_advice(config: TrainConfig) -> str:
     """What to change after a NaN streak: the precision only when it is a half one."""
     precision = ("" if config.mixed_precision == "no" else
@@ -459,6 +453,12 @@ def _nan_advice(config: TrainConfig) -> str:
                  "precision overflowing is the usual cause)")
     return (f"Lower --learning_rate{precision}, then resume with --resume_from_checkpoint "
             "latest.")
+
+
+def _thread_facts(config: TrainConfig) -> dict:
+    """The run_started event's `cpu_threads`: the plan, and the count torch actually uses."""
+    plan = threads.plan_threads(config.cpu_threads, threads.local_processes())
+    return plan.as_dict() | {"torch_threads": torch.get_num_threads()}
 
 
 def _memory_mb(device: torch.device) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -131,10 +133,11 @@ def test_initial_embedding_starts_from_the_file(tiny_model_dir, demo_images_dir,
 
     dim = check_model_folder(tiny_model_dir).token_dim
     start = torch.full((1, dim), 0.25)
-    save_embedding(tmp_path / "init", "<old>", {"text_encoder": start}, "sd1", step=0,
-                   model_name="x", save_as="a1111")
+    written = save_embedding(tmp_path / "init", "<old>", {"text_encoder": start}, "sd1",
+                             step=0, model_name="x", save_as="a1111")
+    a1111_file = next(p for p in written.values() if p.suffix == ".pt")  # old-ti.pt: a word
     config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=1,
-                         learning_rate="0", initial_embedding=str(tmp_path / "init" / "old.pt"),
+                         learning_rate="0", initial_embedding=str(a1111_file),
                          save_steps=0, checkpointing_steps=0, dvar_eval_every=0)
     result = train(config)
     assert torch.equal(result.vectors, start)

@@ -29,6 +29,16 @@ atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _private_user_folders(tmp_path_factory, monkeypatch):
+    """Each test gets its own config, state and data folders ($XDG_*_HOME, which platformdirs
+    follows): preferences and last-exit notes saved by one test (or by the developer's own use
+    of ti-tui) must never be read by another. Subprocesses inherit the setting."""
+    base = tmp_path_factory.mktemp("user")
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(name, str(base / name.split("_")[1].lower()))
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `gpu` exercise CUDA: skipped, with the reason, on a machine without it."""
     gpu_tests = [item for item in items if "gpu" in item.keywords]

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from trainer.errors import DataError
+from trainer.paths import near_miss
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
@@ -127,7 +128,8 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
-        raise DataError(f"Data directory {folder} does not exist; create it and put 3-20 "
+        raise DataError(f"Data directory {folder} does not exist{near_miss(folder)}; create "
+                        "it and put 3-20 "
                         "images of your concept in it.", field="train_data_dir") from None
     except NotADirectoryError:
         raise DataError(f"Data directory {folder} is a file, not a folder; pass the folder "

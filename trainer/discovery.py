@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import ModelError
+from trainer.paths import near_miss
 from trainer.model_entry import (  # noqa: F401 (re-exported: callers import them from here)
     SOURCES, ModelEntry, describe, disk_size, family_label, pipeline_problem, size_text)
 
@@ -308,5 +309,6 @@ def resolve_model(model: str, root: Path, *, models_dirs: list[Path] | tuple = (
             "a diffusers folder or a checkpoint file (or --models_dir the folder holding it).",
             field="model")
     raise ModelError(
-        f'Model "{model}" was not found under {root}{also} (found: {_name_list(names)}); pass '
+        f'Model "{model}"{near_miss(model, names)} was not found under {root}{also} (found: '
+        f'{_name_list(names)}); pass '
         "--model one of those names, a diffusers folder or a checkpoint file.", field="model")

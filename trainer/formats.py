@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer import fsutil
+from trainer.paths import near_miss
 from trainer.errors import ResumeError
 from trainer.names import is_vocabulary_word
 
@@ -258,7 +259,8 @@ def load_embedding(path: str | os.PathLike[str]) -> tuple[str | None, torch.Tens
         raise ResumeError(f"Initial embedding {path} is a folder; pass the embedding file "
                           "inside it (.safetensors, .bin or .pt).", field="initial_embedding")
     if not path.is_file():
-        raise ResumeError(f"Initial embedding {path} does not exist; pass a .safetensors, "
+        raise ResumeError(f"Initial embedding {path} does not exist{near_miss(path)}; pass a "
+                          ".safetensors, "
                           ".bin or .pt embedding file.", field="initial_embedding")
     try:
         if path.suffix.lower() == ".safetensors":

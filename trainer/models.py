@@ -18,6 +18,7 @@ from typing import Any
 from trainer.discovery import ModelEntry, find_models, resolve_model  # noqa: F401 (re-exported)
 from trainer.conditioner import Conditioner, make_conditioner
 from trainer.errors import ModelError
+from trainer.paths import near_miss
 
 COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
 SDXL_COMPONENTS = ("tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2", "vae", "unet",
@@ -104,7 +105,8 @@ def _weight_files(folder: Path) -> list[Path]:
 def _check_not_a_folder(path: Path) -> None:
     if not path.exists():
         raise _refuse(
-            f"Model folder {path} does not exist; pass --model a diffusers folder or a model name."
+            f"Model folder {path} does not exist{near_miss(path)}; pass --model a diffusers "
+            "folder or a model name."
         )
     if path.is_file():
         if path.suffix.lower() in _SINGLE_FILE_SUFFIXES:

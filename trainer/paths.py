@@ -81,6 +81,38 @@ def _file_on_the_way(path: Path) -> Path | None:
     return None
 
 
+def near_miss(path: str | os.PathLike[str], names: list[str] | None = None) -> str:
+    """" (did you mean X?)" for a path (or a model name) that is one slip away from one that
+    exists, else "". A tired user types `models/sd-15` for `models/sd15`, or drops a letter.
+
+    `names`: the candidates; by default the entries of the path's nearest existing parent
+    (one level of typo in the last missing part: the common case, and cheap). The match is
+    difflib's ratio >= 0.75 (Python's standard library), case-insensitive; the suggestion is
+    returned in full (a path under the same parent, or the candidate name as given), ready to
+    follow the path in a message, so the message stays one sentence.
+    """
+    text = str(path)
+    if names is None:
+        target = Path(text).expanduser()
+        parent = target.parent
+        try:
+            entries = [entry.name for entry in os.scandir(parent)]
+        except OSError:
+            return ""
+        found = _closest(target.name, entries)
+        return f" (did you mean {parent / found}?)" if found else ""
+    found = _closest(text, names)
+    return f" (did you mean {found}?)" if found else ""
+
+
+def _closest(word: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    by_lower = {c.lower(): c for c in candidates if c and not c.startswith(".")}
+    match = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.75)
+    return by_lower[match[0]] if match else None
+
+
 def check_path(field: str, value: str | os.PathLike[str] | None) -> None:
     """Raise ConfigError naming `field` if the OS refuses to even look at `value`.
 

@@ -131,7 +131,8 @@ def check_model_path(model: str) -> None:
         return
     path = Path(text).expanduser()
     if not path.exists():
-        raise ModelError(f"Model folder {path} does not exist; pass --model an existing "
+        raise ModelError(f"Model folder {path} does not exist{paths.near_miss(path)}; pass "
+                         "--model an existing "
                          "diffusers folder, or a model name from `ti-tui models`.",
                          field="model")
 

@@ -328,7 +328,10 @@ class TrainConfig:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"Config file {path} does not exist; pass the run.toml of an "
+            from trainer.paths import near_miss
+
+            raise ConfigError(f"Config file {path} does not exist{near_miss(path)}; pass the "
+                              "run.toml of an "
                               "earlier run.", field="config") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"Config file {path} is not valid TOML ({exc}); fix or delete "

@@ -43,7 +43,8 @@ def test_import_linter_contract_holds():
 
 
 def test_the_views_without_textual_load_no_textual():
-    code = ("import sys, ti_tui.state, ti_tui.panels, ti_tui.charts, ti_tui.tail, "
+    code = ("import sys, ti_tui.state, ti_tui.panels, ti_tui.panel_format, ti_tui.text_panels, "
+            "ti_tui.chart_panels, ti_tui.dashboard, ti_tui.charts, ti_tui.tail, "
             "ti_tui.runner, ti_tui.headless\n"
             "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'textual')))")
     assert fresh_python(code).strip() == ""

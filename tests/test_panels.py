@@ -1,4 +1,5 @@
-"""The dashboard panels (ti_tui/panels.py) rendered to plain text at 80 and 140 columns."""
+"""The dashboard panels (ti_tui/text_panels.py, chart_panels.py, declared in panels.py, laid out
+by dashboard.py) rendered to plain text at 80 and 140 columns."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from trainer.events import Phase, RunStarted, Step, Stopped, StopReason, Warning, load_events
-from ti_tui import panels
+from ti_tui import chart_panels, dashboard, panel_format, panels, text_panels
 from ti_tui.charts import Line, chart, downsample
 from ti_tui.state import RunState, fold_all
 
@@ -54,7 +55,7 @@ def final() -> RunState:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_header(final, width):
-    out = show(panels.header_panel, final, width, 4)
+    out = show(text_panels.header_panel, final, width, 4)
     assert "<my-cat>" in out and "stable-diffusion-1.5" in out and "cuda:0" in out
     assert "fp16" in out and "1 process" in out and "stopped early by DVAR" in out
     if width >= 140:
@@ -63,7 +64,7 @@ def test_header(final, width):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_progress_finished(final, width):
-    out = show(panels.progress_panel, final, width, 7)
+    out = show(text_panels.progress_panel, final, width, 7)
     assert "437 / 1,000" in out and "43.7%" in out and "epoch 3.50" in out
     assert "elapsed 4:14" in out and "steps/s" in out and "img/s" in out
     assert "finished at step 437: stopped early by DVAR" in out
@@ -71,20 +72,20 @@ def test_progress_finished(final, width):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_progress_running_shows_eta_and_earliest_stop(width):
-    out = show(panels.progress_panel, state_at(120), width, 7)
+    out = show(text_panels.progress_panel, state_at(120), width, 7)
     assert "120 / 1,000" in out and "ETA 8:" in out and "DVAR can stop from step 283" in out
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_loss(final, width):
-    out = show(panels.loss_panel, final, width, 16)
+    out = show(chart_panels.loss_panel, final, width, 16)
     assert "loss 0.1629" in out and "smoothed 0.2205" in out and "L_det 0.12793" in out
     assert "200" in out and "400" in out  # x ticks in steps
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_dvar_converged(final, width):
-    out = show(panels.dvar_panel, final, width, 16)
+    out = show(chart_panels.dvar_panel, final, width, 16)
     assert "converged at step 437" in out and "ratio 0.387" in out and "282/282" in out
     assert "ema_pct -3.24%" in out and "hall 0.106" in out and "trend -1.2e-05" in out
     assert "0.39" in out  # the threshold line is labelled on the axis
@@ -96,18 +97,18 @@ def test_dvar_converged(final, width):
     (366, "ratio 0.56 > 0.39, still learning"),
 ])
 def test_dvar_while_running(step, words, width):
-    assert words in show(panels.dvar_panel, state_at(step), width, 16)
+    assert words in show(chart_panels.dvar_panel, state_at(step), width, 16)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_dvar_off_and_ldet_off(width):
-    assert "DVAR off" in show(panels.dvar_panel, state_at(300, early_stopping="none"), width)
-    assert "L_det off" in show(panels.dvar_panel, state_at(300, dvar_eval_every=0), width)
+    assert "DVAR off" in show(chart_panels.dvar_panel, state_at(300, early_stopping="none"), width)
+    assert "L_det off" in show(chart_panels.dvar_panel, state_at(300, dvar_eval_every=0), width)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_schedule(final, width):
-    out = show(panels.schedule_panel, final, width, 8)
+    out = show(text_panels.schedule_panel, final, width, 8)
     assert "lr 2.00e-03" in out and "next 1.00e-03 at step 600" in out
     assert "clip norm 1" in out and "grad norm 0.150" in out
     assert "skipped fp16 updates 2" in out
@@ -115,39 +116,37 @@ def test_schedule(final, width):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_files(final, width):
-    out = show(panels.files_panel, final, width, 9)
+    out = show(text_panels.files_panel, final, width, 9)
     assert "final: learned_embeds.safetensors" in out and "checkpoint-437" in out
     assert "previews/step-000400-0.png" in out and "warnings (2)" in out
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_preview_draws_the_picture(final, width):
-    out = show(panels.preview_panel, final, width // 3, 14)
+    out = show(chart_panels.preview_panel, final, width // 3, 14)
     assert "Preview · step 400" in out and "a photo of <my-cat>" in out and "▀" in out
 
 
 def test_preview_of_a_missing_file_says_so():
     state = state_at()
     state.base_dir = "/nowhere"
-    assert "cannot read step-000400-0.png" in show(panels.preview_panel, state, 40, 10)
+    assert "cannot read step-000400-0.png" in show(chart_panels.preview_panel, state, 40, 10)
 
 
-@pytest.mark.parametrize("fn", [panels.header_panel, panels.progress_panel, panels.loss_panel,
-                                panels.dvar_panel, panels.schedule_panel, panels.files_panel,
-                                panels.preview_panel])
-def test_every_panel_draws_an_empty_state(fn):
-    show(fn, RunState(), 80, 10)
+@pytest.mark.parametrize("spec", panels.PANELS, ids=lambda spec: spec.name)
+def test_every_panel_draws_an_empty_state(spec):
+    show(spec.draw, RunState(), 80, 10)
 
 
 def test_dashboard_80x24_has_only_progress_loss_and_dvar(final):
-    out = text(panels.render_dashboard(final, 80, 24), 80)
+    out = text(dashboard.render_dashboard(final, 80, 24), 80)
     assert len(out.rstrip("\n").split("\n")) == 24
     assert "Loss" in out and "DVAR" in out and "437 / 1,000" in out
     assert "Schedule" not in out and "Files" not in out and "Preview" not in out
 
 
 def test_dashboard_160x50_has_every_panel(final):
-    out = text(panels.render_dashboard(final, 160, 50), 160)
+    out = text(dashboard.render_dashboard(final, 160, 50), 160)
     lines = out.rstrip("\n").split("\n")
     assert len(lines) == 50 and max(len(line) for line in lines) <= 160
     for title in ("ti-tui", "Schedule", "Files", "Loss", "DVAR", "Preview · step 400"):
@@ -156,7 +155,7 @@ def test_dashboard_160x50_has_every_panel(final):
 
 @pytest.mark.parametrize("width, height", [(80, 24), (160, 50)])
 def test_dashboard_keeps_wrapped_panel_text(width, height):
-    out = text(panels.render_dashboard(state_at(120), width, height), width)
+    out = text(dashboard.render_dashboard(state_at(120), width, height), width)
     assert "The ratio chart starts after 282" in out
     # once in the progress panel, once at the end of the DVAR panel's wrapped sentence
     assert out.count("step 283") == 2
@@ -165,29 +164,29 @@ def test_dashboard_keeps_wrapped_panel_text(width, height):
 def test_live_frames_reuse_charts_for_a_second_but_not_the_progress():
     state = state_at(120)
     clock = [100.0]
-    slow = panels.SlowPanels(every=1.0, clock=lambda: clock[0])
-    first = text(panels.render_dashboard(state, 100, 30, slow=slow), 100)
-    loss_at_120 = f"loss {panels.short_float(state.loss)}"
+    slow = dashboard.SlowPanels(every=1.0, clock=lambda: clock[0])
+    first = text(dashboard.render_dashboard(state, 100, 30, slow=slow), 100)
+    loss_at_120 = f"loss {panel_format.short_float(state.loss)}"
     assert "120 / 1,000" in first and loss_at_120 in first
 
     fold_all([e for e in EVENTS if isinstance(e, Step) and 120 < e.step <= 200], state)
-    loss_at_200 = f"loss {panels.short_float(state.loss)}"
+    loss_at_200 = f"loss {panel_format.short_float(state.loss)}"
     assert loss_at_200 != loss_at_120
     clock[0] += 0.5
-    second = text(panels.render_dashboard(state, 100, 30, slow=slow), 100)
+    second = text(dashboard.render_dashboard(state, 100, 30, slow=slow), 100)
     assert "200 / 1,000" in second and loss_at_120 in second and loss_at_200 not in second
 
     clock[0] += 0.6
-    third = text(panels.render_dashboard(state, 100, 30, slow=slow), 100)
+    third = text(dashboard.render_dashboard(state, 100, 30, slow=slow), 100)
     assert "200 / 1,000" in third and loss_at_200 in third
 
 
 def test_live_frames_draw_a_finished_run_afresh(final):
-    slow = panels.SlowPanels(every=1e9, clock=lambda: 0.0)
+    slow = dashboard.SlowPanels(every=1e9, clock=lambda: 0.0)
     early = state_at(120)
-    text(panels.render_dashboard(early, 100, 30, slow=slow), 100)
-    out = text(panels.render_dashboard(final, 100, 30, slow=slow), 100)
-    assert "converged at step 437" in out and f"loss {panels.short_float(final.loss)}" in out
+    text(dashboard.render_dashboard(early, 100, 30, slow=slow), 100)
+    out = text(dashboard.render_dashboard(final, 100, 30, slow=slow), 100)
+    assert "converged at step 437" in out and f"loss {panel_format.short_float(final.loss)}" in out
 
 
 def test_layout_modes():
@@ -213,9 +212,10 @@ def test_downsample_keeps_the_newest_point():
 
 
 def test_formatting_helpers():
-    assert panels.duration(3725) == "1:02:05" and panels.duration(65) == "1:05"
-    assert panels.short_float(0.002) == "2.00e-03" and panels.short_float(0.21337) == "0.2134"
-    assert panels.short_float(None) == "-"
+    duration, short_float = panel_format.duration, panel_format.short_float
+    assert duration(3725) == "1:02:05" and duration(65) == "1:05" and duration(None) == "-"
+    assert short_float(0.002) == "2.00e-03" and short_float(0.21337) == "0.2134"
+    assert short_float(None) == "-"
 
 
 @pytest.mark.parametrize("reason", list(StopReason))
@@ -223,9 +223,9 @@ def test_every_stop_reason_is_shown_in_words(reason):
     # The drift this guards: a run ended by --num_train_epochs showed the raw word "epochs".
     state = state_at(200)
     fold_all([Stopped(time=state.last_time + 1, reason=reason, step=200)], state)
-    out = show(panels.progress_panel, state, 80, 10)
+    out = show(text_panels.progress_panel, state, 80, 10)
     assert f"finished at step 200: {reason.words}" in out
-    assert reason.words in show(panels.header_panel, state, 140, 4)
+    assert reason.words in show(text_panels.header_panel, state, 140, 4)
 
 
 @pytest.mark.parametrize("width, height, names", [
@@ -248,7 +248,7 @@ def test_a_short_terminal_gets_the_progress_panel_alone(final):
     rows = panels.arrange(40, 10)
     assert [[spec.name for spec, _ in row] for _, row in rows] == [["progress"]]
     assert rows[0][0] == 10
-    out = text(panels.render_dashboard(final, 40, 10), 40)
+    out = text(dashboard.render_dashboard(final, 40, 10), 40)
     assert "step 437" in out and "Loss" not in out
 
 

@@ -123,7 +123,7 @@ def test_form_dashboard_and_trainer_agree_on_the_earliest_stop():
 
 
 def test_the_dashboard_reads_the_schedule_once_per_run(monkeypatch):
-    from ti_tui import panels
+    from ti_tui import text_panels
 
     cfg = config(max_train_steps=1000, learning_rate="5e-3:200, 1e-3")
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
@@ -136,6 +136,7 @@ def test_the_dashboard_reads_the_schedule_once_per_run(monkeypatch):
         num_processes=1, start_step=0, max_steps=1000, learning_rate=5e-3, lr_scale=2.0,
         trigger="<cat>", tokens=["<cat>"], output_dir="/runs/cat"))
     for _ in range(5):
-        panels.schedule_panel(state, 80, 6)
+        text_panels.schedule_panel(state, 80, 6)
     assert len(calls) == 1
-    assert panels._next_change(state) == "2.00e-03 at step 200"  # scaled, as the run uses it
+    # scaled, as the run uses it
+    assert text_panels.next_change_words(state) == "2.00e-03 at step 200"

@@ -58,7 +58,7 @@ def test_the_dashboard_header_names_the_family_and_both_widths():
 
     from rich.console import Console
 
-    from ti_tui import panels
+    from ti_tui.text_panels import header_panel
     from ti_tui.state import RunState, fold_all
     from trainer.events import RunStarted, load_events
 
@@ -70,5 +70,5 @@ def test_the_dashboard_header_names_the_family_and_both_widths():
     state = RunState()
     fold_all([started], state)
     console = Console(width=140, record=True, file=io.StringIO(), color_system=None)
-    console.print(panels.header_panel(state, 140, 4))
+    console.print(header_panel(state, 140, 4))
     assert "/m/xl (SDXL, 768 + 1280-wide tokens," in console.export_text()

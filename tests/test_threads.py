@@ -211,7 +211,7 @@ def test_the_run_header_and_the_log_line_say_what_was_chosen():
 
     from rich.console import Console
 
-    from ti_tui import panels
+    from ti_tui.text_panels import header_panel
     from ti_tui.headless import event_line
     from ti_tui.state import RunState, fold_all
     from trainer.events import RunStarted
@@ -225,7 +225,7 @@ def test_the_run_header_and_the_log_line_say_what_was_chosen():
     fold_all([started], state)
     assert state.cpu_threads == "2 threads, passive wait (2 cores / 1 process)"
     console = Console(width=140, record=True, file=io.StringIO(), color_system=None)
-    console.print(panels.header_panel(state, 140, 4))
+    console.print(header_panel(state, 140, 4))
     assert "1 process x 2 threads, passive wait" in console.export_text()
     line = event_line(started, state, log_every=10)
     assert "CPU 2 threads, passive wait (2 cores / 1 process)" in line

@@ -1,9 +1,9 @@
 """The dashboard without Textual: `ti-tui train` in a plain terminal, and `ti-tui watch`.
 
-On a terminal the panels of ti_tui/panels.py are drawn full-screen with `rich.live.Live`;
-when stdout is not a terminal (a log file, a pipe, CI) each event becomes one plain line,
-steps only every `log_every`, and no escape code is ever written; either way the run's end
-lists which file each tool takes (`guide_lines`).
+On a terminal the dashboard (ti_tui/dashboard.py, the panels of ti_tui/panels.py) is drawn
+full-screen with `rich.live.Live`; when stdout is not a terminal (a log file, a pipe, CI) each
+event becomes one plain line, steps only every `log_every`, and no escape code is ever
+written; either way the run's end lists which file each tool takes (`guide_lines`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from trainer.events import (EVENTS_FILE, CheckpointSaved, EmbeddingSaved, Error,
                             PreviewSaved, RunStarted, Step, Stopped, Warning, load_events,
                             stop_words)
 from trainer.install_guide import tool_lines
-from ti_tui.panels import (TEXT_REFRESH_S, SlowPanels, duration, render_dashboard,
-                           short_float, short_path)
+from ti_tui.dashboard import SlowPanels, render_dashboard
+from ti_tui.panel_format import duration, short_float, short_path
+from ti_tui.panels import TEXT_REFRESH_S
 from ti_tui.runner import RunHandle, run_alive, watch_hint
 from ti_tui.state import RunState, fold, fold_all
 from ti_tui.tail import EventTail

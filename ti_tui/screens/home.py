@@ -35,7 +35,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ti_tui.panels import short_float
+from ti_tui.panel_format import short_float
 from ti_tui.runs_index import (DAMAGED, NOT_A_RUN, RunEntry, default_runs_folder,
                                index_runs)
 from ti_tui.screens.home_dialogs import ConfirmDelete, ModelsScreen

@@ -1,5 +1,5 @@
 """A finished run's curves for its summary: the loss (raw and smoothed) with L_det, and the
-DVAR ratio against its threshold, drawn by the dashboard's own panels (ti_tui/panels.py)
+DVAR ratio against its threshold, drawn by the dashboard's own panels (ti_tui/chart_panels.py)
 from the whole events.jsonl, folded once when the summary opens."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 
-from ti_tui import panels
+from ti_tui.chart_panels import dvar_panel, loss_panel
 from ti_tui.state import RunState, fold_all
 from trainer.events import EVENTS_FILE, load_events
 
@@ -55,5 +55,5 @@ class RunCurves(Horizontal):
         self.styles.padding = 0
 
     def compose(self) -> ComposeResult:
-        yield _Chart(self.state, panels.loss_panel)
-        yield _Chart(self.state, panels.dvar_panel)
+        yield _Chart(self.state, loss_panel)
+        yield _Chart(self.state, dvar_panel)

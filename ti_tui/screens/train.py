@@ -3,8 +3,8 @@
 A thread worker tails events.jsonl and posts each batch of new events; the screen folds them
 into one RunState and marks it dirty. A 4 Hz timer then refreshes the panel widgets that
 changed, so a trainer doing 100 steps a second costs at most four redraws a second (and the
-charts, the dearest panels, at most one). Each widget draws one panel of ti_tui/panels.py,
-the same drawing the headless view uses.
+charts, the dearest panels, at most one). Each widget draws one panel declared in
+ti_tui/panels.py, the same drawing the headless view uses.
 
 Keys: s save a checkpoint now, p preview now, q / Ctrl-C stop (after a y/n question),
 d detach (the trainer goes on; `ti-tui watch OUTPUT_DIR` comes back to it).
@@ -30,6 +30,7 @@ from textual.widgets import Button, Footer, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ti_tui import panels
+from ti_tui.panel_format import status_words
 from ti_tui.runner import RunHandle
 from ti_tui.state import RunState, fold
 from ti_tui.tail import EventTail
@@ -93,43 +94,43 @@ class PanelView(Widget):
 
 
 class HeaderView(PanelView):
-    """Trigger, model, device and output (panels.header_panel)."""
+    """Trigger, model, device and output (text_panels.header_panel)."""
 
     spec = panels.HEADER
 
 
 class ProgressView(PanelView):
-    """Step, bar, clocks, rates and DVAR's earliest stop (panels.progress_panel)."""
+    """Step, bar, clocks, rates and DVAR's earliest stop (text_panels.progress_panel)."""
 
     spec = panels.PROGRESS
 
 
 class LossView(PanelView):
-    """Training loss, its smoothed line and L_det (panels.loss_panel)."""
+    """Training loss, its smoothed line and L_det (chart_panels.loss_panel)."""
 
     spec = panels.LOSS
 
 
 class DvarView(PanelView):
-    """The DVAR ratio against its threshold (panels.dvar_panel)."""
+    """The DVAR ratio against its threshold (chart_panels.dvar_panel)."""
 
     spec = panels.DVAR
 
 
 class ScheduleView(PanelView):
-    """Learning rate, its next change and gradient clipping (panels.schedule_panel)."""
+    """Learning rate, its next change and gradient clipping (text_panels.schedule_panel)."""
 
     spec = panels.SCHEDULE
 
 
 class FilesView(PanelView):
-    """Checkpoints, snapshots, previews, warnings and errors (panels.files_panel)."""
+    """Checkpoints, snapshots, previews, warnings and errors (text_panels.files_panel)."""
 
     spec = panels.FILES
 
 
 class PreviewView(PanelView):
-    """The last preview image in half-blocks (panels.preview_panel)."""
+    """The last preview image in half-blocks (chart_panels.preview_panel)."""
 
     spec = panels.PREVIEW
 
@@ -299,7 +300,7 @@ class TrainScreen(Screen[str]):
             fold(self.state, event)
         self._dirty = True
         if self.state.finished and not self.ended:
-            self._end(f"Run finished: {panels.status_words(self.state)}. Press q to close.")
+            self._end(f"Run finished: {status_words(self.state)}. Press q to close.")
 
     @on(TrainerExited)
     def _exited(self, message: TrainerExited) -> None:

@@ -4,7 +4,8 @@ The `ti-tui train` flags (trainer/flags.py), the Textual form and the trainer al
 dataclass. Each field carries its help text, label, limits and invokeai-ti flag aliases in
 `field(metadata=...)`, so nothing is written twice. `__post_init__` checks every value that
 can be checked without touching the disk; trainer/preflight.py checks paths, images and the
-model. The config round-trips through OUTPUT_DIR/run.toml.
+model. The checks that span fields are a table of rules (trainer/config_rules.py) that the
+setup form runs field by field. The config round-trips through OUTPUT_DIR/run.toml.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 
 import tomli_w
 
-from trainer import names, schedules
-from trainer.devices import check_device_text, default_device
+from trainer import config_rules, schedules
+from trainer.devices import default_device
 from trainer.errors import ConfigError
 from trainer.fields import coerce, opt
 
@@ -368,53 +369,10 @@ class TrainConfig:
 
     # --- validation -------------------------------------------------------------------------
     def _check(self) -> None:
-        # The trigger names folders and files: trainer/names.py keeps it inside them.
-        names.check_trigger_text(self.placeholder_token)
-        if self.resolution is not None and self.resolution % 8:
-            raise ConfigError(f"Resolution (--resolution) must be a multiple of 8; got "
-                              f"{self.resolution}. Try {max(8, round(self.resolution / 8) * 8)}.",
-                              field="resolution")
-        if not self.initializer_token.strip():
-            raise ConfigError("Initializer (--initializer_token) is empty; give a word such as "
-                              "'*' or 'random'.", field="initializer_token")
-        if not 0.0 < self.dvar_threshold < 1.0:
-            raise ConfigError(f"DVAR threshold (--dvar_threshold) must lie strictly between 0 "
-                              f"and 1 (the paper uses 0.39); got {self.dvar_threshold}.",
-                              field="dvar_threshold")
-        self.device = self.device.strip().lower() or default_device()
-        problem = check_device_text(self.device, self.num_processes)
-        if problem:
-            raise ConfigError(problem, field="device")
-        if self.push_to_hub:
-            raise ConfigError("--push_to_hub is not supported: ti-tui never uploads. Drop the "
-                              "flag and upload the embedding yourself.", field="push_to_hub")
-        self._check_schedules()
-
-    def _check_schedules(self) -> None:
-        # Segments, never a list per step: validating a 10-million-step run costs what a
-        # 10-step one does (the form validates on every keystroke).
-        try:
-            rates = schedules.learning_rate_schedule(
-                self.learning_rate, scheduler=self.lr_scheduler,
-                warmup_steps=self.lr_warmup_steps, max_steps=self.max_train_steps,
-                num_cycles=self.lr_num_cycles, power=self.lr_power,
-                strict=self.strict_schedule)
-        except schedules.ScheduleError as exc:
-            raise ConfigError(f"Learning rate (--learning_rate): {exc}",
-                              field="learning_rate") from None
-        bad = rates.first_unusable_rate()
-        if bad is not None:
-            # A1111 would train with these; a negative or NaN rate is never what anyone means.
-            raise ConfigError(f"Learning rate (--learning_rate) {self.learning_rate!r} gives the "
-                              f"rate {bad}; use rates of 0 or more such as 5e-4.",
-                              field="learning_rate")
-        if self.clip_grad_mode != "none":
-            try:
-                schedules.clip_schedule(self.clip_grad_value, self.max_train_steps,
-                                        strict=self.strict_schedule)
-            except schedules.ScheduleError as exc:
-                raise ConfigError(f"Clip value (--clip_grad_value): {exc}",
-                                  field="clip_grad_value") from None
+        # The cross-field checks are one table (trainer/config_rules.py) that the setup form
+        # runs too, a rule at a time, so both say the same words.
+        self.device = config_rules.normal_device(self.device)
+        config_rules.raise_first(vars(self))
 
 
 def wrap_trigger(token: str) -> str:

@@ -3,8 +3,11 @@
 `TrainingForm` is a typed screen: it dismisses with a validated `TrainConfig` (posting's
 `RequestOptions` shape: the controls are built from a config (form_fields.py), `values()` reads
 them back as raw values, `to_config()` builds the dataclass). Labels, help and choices come
-from the TrainConfig field metadata. Checks run on every change (form_checks.py); Start is refused
-while any check fails, and focus jumps to the first problem. The model's tokenizer (about a
+from the TrainConfig field metadata. Checks run on every change (form_checks.py), field by
+field: an edit checks again that field's value, the TrainConfig rules that read it (trainer/
+config_rules.py) and the disk or tokenizer checks that read it, and keeps every other note;
+opening the form, a new model and Start check everything. Start is refused while any check
+fails, and focus jumps to the first problem. The model's tokenizer (about a
 second to load) is read in a worker thread and cached per model folder.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -93,6 +97,10 @@ class TrainingForm(Screen[TrainConfig]):
         self._loading_key: str | None = None
         self.n_images: int | None = None
         self._data_note: checks.Note | None = None
+        self._value_checks = checks.ValueChecks()
+        """TrainConfig's checks of the form's values, kept per field between edits."""
+        self._own_notes: dict[str, checks.Note | None] = {}
+        """The form's own note of each field of checks.NOTE_READS, kept between edits."""
         self._touched: set[str] = set()
         self._start_tried = False
         self._start_when_ready = False
@@ -145,8 +153,8 @@ class TrainingForm(Screen[TrainConfig]):
 
     def on_mount(self) -> None:
         self._fill_following(self.text("placeholder_token"))
+        self._output_changed()
         self._model_changed(self.model_picker.value)
-        self._data_changed()
         self._dvar_toggled()
         self.refresh_checks()
         if self.problem is not None:
@@ -186,10 +194,11 @@ class TrainingForm(Screen[TrainConfig]):
         values["resume_from_checkpoint"] = "latest" if values["resume_from_checkpoint"] else None
         return values
 
-    def config_values(self) -> dict[str, Any]:
-        """Every TrainConfig value: the defaults, overlaid with the form and the root."""
+    def config_values(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every TrainConfig value: the defaults, overlaid with the form (`values`, read
+        now when None) and the root."""
         base = {f.name: getattr(self.defaults, f.name) for f in dataclasses.fields(self.defaults)}
-        return {**base, **self.values(), "root": str(self.root)}
+        return {**base, **(self.values() if values is None else values), "root": str(self.root)}
 
     def to_config(self) -> TrainConfig:
         """The validated config (raises ConfigError naming the field when a value is bad)."""
@@ -217,6 +226,8 @@ class TrainingForm(Screen[TrainConfig]):
     def _input_changed(self, event: Input.Changed) -> None:
         name = self._touch(event.input)
         if name == "placeholder_token":
+            # The folders that follow the trigger post their own Changed when they change,
+            # which counts the images and looks for checkpoints there.
             self._fill_following(event.value)
         elif name in FOLLOW_TRIGGER:
             if name in self._touched and event.value != self._auto.get(name):
@@ -225,7 +236,7 @@ class TrainingForm(Screen[TrainConfig]):
                 self._data_changed()
             else:
                 self._output_changed()
-        self.refresh_checks()
+        self.refresh_checks(None if name is None else {name})
 
     @on(Input.Submitted)
     def _input_submitted(self, event: Input.Submitted) -> None:
@@ -235,19 +246,20 @@ class TrainingForm(Screen[TrainConfig]):
     def _model_picked(self, event: ModelPicker.Changed) -> None:
         self._touch(event.picker)
         self._model_changed(event.value)
-        self.refresh_checks()
+        self.refresh_checks()  # a new model: its tokenizer, native size... everything again
 
     @on(RadioSet.Changed)
     @on(Select.Changed)
     @on(Checkbox.Changed)
     @on(ResolutionPicker.Changed)
     def _choice_changed(self, event: Message) -> None:
-        self._touch(event.control)  # type: ignore[attr-defined]
+        name = self._touch(event.control)  # type: ignore[attr-defined]
         self._dvar_toggled()
-        self.refresh_checks()
+        self.refresh_checks(None if name is None else {name})
 
     def _fill_following(self, trigger: str) -> None:
-        """Point the data and output folders at ROOT/<base>/<trigger> while they follow it."""
+        """Point the data and output folders at ROOT/<base>/<trigger> while they follow it
+        (a folder that changes posts Input.Changed, handled as an edit of that folder)."""
         name = trigger.strip().strip("<>").strip()
         for field, base in FOLLOW_TRIGGER.items():
             if self._follow[field]:
@@ -256,8 +268,6 @@ class TrainingForm(Screen[TrainConfig]):
                 control = self.controls[field]
                 if control.value != value:  # type: ignore[attr-defined]
                     control.value = value  # type: ignore[attr-defined]
-        self._data_changed()
-        self._output_changed()
 
     def _data_changed(self) -> None:
         self.n_images, self._data_note = checks.count_images(self.text("train_data_dir"))
@@ -324,7 +334,7 @@ class TrainingForm(Screen[TrainConfig]):
             return  # the user has moved on to another model
         self.tokenizer = message.tokenizer
         self.model_problem = message.problem
-        self.refresh_checks()
+        self.refresh_checks({checks.TOKENIZER})
         if self._start_when_ready:
             self._start_when_ready = False
             self.action_start()
@@ -338,42 +348,89 @@ class TrainingForm(Screen[TrainConfig]):
 
     # --- checking ---------------------------------------------------------------------------------
 
-    def check_notes(self) -> dict[str, checks.Note | None]:
-        """One note per field (None: nothing to say), plus "config" for other settings."""
+    def check_notes(self, changed: Iterable[str] | None = None) -> dict[str, checks.Note | None]:
+        """One note per field (None: nothing to say), plus "config" for other settings.
+
+        `changed`: the fields edited since the last call (and checks.TOKENIZER when the
+        model's tokenizer arrived); only the checks that read them run again, every other
+        note is kept from before. None checks everything afresh, the image count included
+        (opening the form, a new model, Start: the disk may have changed)."""
         values = self.values()
+        return self._checked_notes(changed, values, self.config_values(values))
+
+    def _checked_notes(self, changed: Iterable[str] | None, values: dict[str, Any],
+                       config_values: dict[str, Any]) -> dict[str, checks.Note | None]:
+        if changed is None or not self._own_notes:
+            changed = None
+            self._data_changed()
+        refused = set(self._value_checks.problems())
+        errors = self._value_checks.check(config_values, changed)
+        if changed is None:
+            again = list(checks.NOTE_READS)
+        else:  # the notes that read an edit, and those whose value became refused or fine
+            stale = set(checks.notes_reading(changed)) | refused.symmetric_difference(errors)
+            again = [name for name in checks.NOTE_READS if name in stale]
+        for name in again:
+            self._own_notes[name] = self._own_note(name, values, errors)
+        return self._gather_notes(values, errors)
+
+    def _own_note(self, name: str, values: dict[str, Any],
+                  errors: dict[str, str]) -> checks.Note | None:
+        """The note of field `name` from the checks that need the disk, the model or its
+        tokenizer (checks.NOTE_READS says what each reads)."""
+        if name == "model":
+            if not values["model"] and not self.models:
+                return checks.error(self.models_problem or checks.no_models_note(self.root))
+            return checks.model_note(values["model"], self.facts, self.model_problem)
+        if name in errors:
+            return None  # the value itself is refused: that sentence is the one shown
+        if name == "placeholder_token":
+            return checks.trigger_note(values["placeholder_token"], self.tokenizer)
+        if name == "initializer_token":
+            return checks.initializer_note(values["initializer_token"], values["num_vectors"],
+                                           self.tokenizer)
+        if name == "train_data_dir":
+            return self._data_note
+        if name == "output_dir":
+            return checks.writable_note(values["output_dir"])
+        if name == "resume_from_checkpoint":
+            return checks.resume_note(bool(values["resume_from_checkpoint"]),
+                                      values["output_dir"], values["early_stopping"])
+        if name == "resolution":
+            if values["resolution"] == "":
+                return checks.error("Type a size in pixels, a multiple of 8 such as 640.")
+            native = self.facts.native_resolution if self.facts is not None else None
+            if native and values["resolution"] != str(native):
+                return checks.Note("info", f"the model's native size is {native} px.")
+            return None
+        if name == "num_processes":
+            if values["num_processes"] in ("", "1"):
+                return None
+            return checks.Note("info", f"runs `accelerate launch` with "
+                                       f"{values['num_processes']} processes.")
+        raise KeyError(name)
+
+    def _gather_notes(self, values: dict[str, Any],
+                      errors: dict[str, str]) -> dict[str, checks.Note | None]:
+        """Each field's note: a refused value first, then an error found outside the form
+        (until edited), then the form's own note."""
         notes: dict[str, checks.Note | None] = {
-            name: checks.error(text) for name, text in checks.config_errors(self.config_values()).items()
-        }
+            name: checks.error(text) for name, text in errors.items()}
         notes.update({name: checks.error(text) for name, text in self.external.items()})
-        notes.setdefault("model", checks.model_note(values["model"], self.facts,
-                                                    self.model_problem))
+        own = self._own_notes
         if not values["model"] and not self.models:
-            notes["model"] = checks.error(self.models_problem or checks.no_models_note(self.root))
-        if "placeholder_token" not in notes:
-            notes["placeholder_token"] = checks.trigger_note(values["placeholder_token"],
-                                                             self.tokenizer)
-        if "initializer_token" not in notes:
-            notes["initializer_token"] = checks.initializer_note(
-                values["initializer_token"], values["num_vectors"], self.tokenizer)
-        notes.setdefault("train_data_dir", self._data_note)
-        notes.setdefault("output_dir", checks.writable_note(values["output_dir"]))
-        notes.setdefault("resume_from_checkpoint", checks.resume_note(
-            bool(values["resume_from_checkpoint"]), values["output_dir"],
-            values["early_stopping"]))
-        if values["resolution"] == "" and "resolution" not in notes:
-            notes["resolution"] = checks.error("Type a size in pixels, a multiple of 8 such as 640.")
-        native = self.facts.native_resolution if self.facts is not None else None
-        if "resolution" not in notes and native and values["resolution"] != str(native):
-            notes["resolution"] = checks.Note("info", f"the model's native size is {native} px.")
-        if values["num_processes"] not in ("", "1") and "num_processes" not in notes:
-            notes["num_processes"] = checks.Note(
-                "info", f"runs `accelerate launch` with {values['num_processes']} processes.")
+            notes["model"] = own["model"]  # nothing to pick from: say where we looked
+        for name in checks.NOTE_READS:
+            if name not in notes:
+                notes[name] = own[name]
         return notes
 
-    def refresh_checks(self) -> list[tuple[str, checks.Note]]:
-        """Show every field's note and the derived line; return the errors in form order."""
-        notes = self.check_notes()
+    def refresh_checks(self, changed: Iterable[str] | None = None) -> list[tuple[str, checks.Note]]:
+        """Check what `changed` can alter (None: everything; see check_notes), show every
+        field's note and the derived line; return the errors in form order."""
         values = self.values()
+        config_values = self.config_values(values)
+        notes = self._checked_notes(changed, values, config_values)
         errors = []
         for name in FIELDS:
             note = notes.get(name)
@@ -393,7 +450,8 @@ class TrainingForm(Screen[TrainConfig]):
         problems.display = bool(others)
         errors += others
         # Every setting, not only the form's: the run's plan reads repeats, dvar_eval_every...
-        self.derived_line.show(self.config_values(), self.n_images)
+        # (trainer/plan.py's fact functions on the raw values: no TrainConfig is built).
+        self.derived_line.show(config_values, self.n_images)
         return errors
 
     # --- actions ---------------------------------------------------------------------------------
@@ -435,7 +493,7 @@ class TrainingForm(Screen[TrainConfig]):
         """Show an error found outside the form's own checks (the runner's preflight)."""
         name = exc.field if exc.field in self.rows else "config"
         self.external[name] = str(exc)
-        self.refresh_checks()
+        self.refresh_checks(())  # nothing to check again: only this sentence is new
         if name in self.rows:
             self.rows[name].first_control.focus()
         self.notify(str(exc), title="Cannot start", severity="error")

@@ -4,6 +4,9 @@ Each check returns a `Note` (level + one sentence) or None. Value checks (types,
 schedule strings) are TrainConfig's own, so the form says exactly what `ti-tui train` would;
 the checks here add what needs the disk or the tokenizer: the model folder, image counts,
 writable folders, checkpoints to resume from, and words the model already knows.
+
+Every check declares what it reads (`ValueChecks` through trainer/config_rules.py, the others
+in `NOTE_READS`), so an edit checks again only the notes that can change.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from trainer import checkpoint_index
+from trainer import checkpoint_index, config_rules
 from trainer.config import TrainConfig, wrap_trigger
 from trainer.errors import ConfigError, UserError
+from trainer.fields import coerce
 
 Level = Literal["error", "warning", "info"]
 FEW_IMAGES = 3
@@ -35,7 +40,37 @@ def error(text: str) -> Note:
     return Note("error", text)
 
 
+TOKENIZER = "tokenizer"
+"""Not a field: stands for the chosen model's facts, problem and tokenizer in `NOTE_READS`
+(they change when the model does, or when its tokenizer has loaded)."""
+
+NOTE_READS: dict[str, tuple[str, ...]] = {
+    "model": ("model", TOKENIZER),
+    "placeholder_token": ("placeholder_token", TOKENIZER),
+    "initializer_token": ("initializer_token", "num_vectors", TOKENIZER),
+    "train_data_dir": ("train_data_dir",),
+    "output_dir": ("output_dir",),
+    "resume_from_checkpoint": ("resume_from_checkpoint", "output_dir", "early_stopping"),
+    "resolution": ("resolution", TOKENIZER),
+    "num_processes": ("num_processes",),
+}
+"""The form's own note of each field (the checks below: disk, tokenizer, the model's native
+size) and the form values it reads; an edit of one of them checks that note again."""
+
+
+def notes_reading(changed: Iterable[str]) -> list[str]:
+    """The fields whose own note (`NOTE_READS`) reads one of `changed`."""
+    edited = set(changed)
+    return [name for name, reads in NOTE_READS.items() if edited.intersection(reads)]
+
+
 # --- values TrainConfig can check on its own ------------------------------------------------
+
+
+@functools.cache
+def _fields() -> dict[str, dataclasses.Field]:
+    """TrainConfig's fields by name, in declaration order (the order coercion reports them)."""
+    return {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 @functools.cache
@@ -44,30 +79,68 @@ def _defaults() -> dict[str, Any]:
     return {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
 
 
-def config_errors(values: dict[str, Any]) -> dict[str, str]:
-    """Every TrainConfig error in `values`, by field: {field: sentence}.
+class ValueChecks:
+    """TrainConfig's own checks of the form's values, kept field by field.
 
-    TrainConfig stops at the first bad value; to find the others, each bad value is put back
-    to its default and the rest checked again (one extra construction per error).
+    `check(values, changed)` checks again only what an edit of `changed` can alter: each
+    changed field's type, choices and limits (`trainer.fields.coerce`, from the field's
+    metadata) and the rules of trainer/config_rules.py that read one of them; every other
+    verdict is kept. The sentences are TrainConfig's, so the form says what `ti-tui train`
+    would, and all of them at once where TrainConfig stops at the first.
+
+    A value that fails its own check is taken at its default while the rules run, as if the
+    user had not typed it, so one bad number does not hide the problems of the others.
     """
-    defaults = _defaults()
-    trial = dict(values)
-    found: dict[str, str] = {}
-    for _ in range(len(trial) + 1):
-        try:
-            TrainConfig.from_dict(trial)
-            break
-        except ConfigError as exc:
-            name = exc.field
-            if name not in trial or name in found:
-                found.setdefault(name or "config", str(exc))
-                break
-            found[name] = str(exc)
-            if name in defaults and trial[name] != defaults[name]:
-                trial[name] = defaults[name]
+
+    def __init__(self) -> None:
+        self._typed: dict[str, Any] = {}
+        """Each field's value in its type (the default while the typed one is refused)."""
+        self._own: dict[str, str] = {}
+        """Fields whose own value is refused, with the sentence."""
+        self._ruled: dict[config_rules.Rule, str] = {}
+        """Rules that fail on the values now, with the sentence."""
+
+    def check(self, values: Mapping[str, Any],
+              changed: Iterable[str] | None = None) -> dict[str, str]:
+        """Every problem of `values` (TrainConfig field -> loose value; a missing field
+        counts as its default) by field, after checking again the fields in `changed` (None:
+        all of them). Returns {field: sentence}: coercion problems in field order, then rule
+        problems in table order, the first per field, as TrainConfig would raise them."""
+        fields, defaults = _fields(), _defaults()
+        if changed is None or not self._typed:
+            names = list(fields)
+            rules = config_rules.RULES
+        else:
+            edited = set(changed)
+            names = [name for name in fields if name in edited]
+            rules = config_rules.rules_reading(names)
+        for name in names:
+            try:
+                self._typed[name] = coerce(fields[name], values.get(name, defaults[name]))
+                self._own.pop(name, None)
+            except ConfigError as exc:
+                self._typed[name] = defaults[name]
+                self._own[name] = str(exc)
+        for rule in rules:
+            problem = rule.problem(self._typed)
+            if problem is None:
+                self._ruled.pop(rule, None)
             else:
-                del trial[name]
-    return found
+                self._ruled[rule] = problem
+        return self.problems()
+
+    def problems(self) -> dict[str, str]:
+        """The problems found by the last `check`, by field (see there for the order)."""
+        found = {name: self._own[name] for name in _fields() if name in self._own}
+        for rule in config_rules.RULES:
+            if rule in self._ruled:
+                found.setdefault(rule.field, self._ruled[rule])
+        return found
+
+
+def config_errors(values: Mapping[str, Any]) -> dict[str, str]:
+    """Every TrainConfig error in `values`, by field: {field: sentence} (see `ValueChecks`)."""
+    return ValueChecks().check(values)
 
 
 # --- the model ---------------------------------------------------------------------------------

@@ -108,6 +108,42 @@ def root(tiny_model_dir, demo_images_dir) -> Path:
 
 
 @pytest.fixture
+def tiny_config(tiny_model_dir, demo_images_dir, tmp_path):
+    """Make a valid tiny config (tests/helpers.py `make_config`, into tmp_path); a test breaks
+    one thing with `tiny_config(field=value)`, `model=` included (tests/test_bad_input_*.py)."""
+    from tests.helpers import make_config
+
+    def make(**changes):
+        model = changes.pop("model", tiny_model_dir)
+        return make_config(model, demo_images_dir, tmp_path, **changes)
+    return make
+
+
+# --- one finished run, trained once per session ---------------------------------------------
+@pytest.fixture(scope="session")
+def finished_run(tiny_model_dir, demo_images_dir, tmp_path_factory):
+    """A finished tiny run (tests/helpers.py `FinishedRun`: its config, events and vectors),
+    shared by every test that only reads a run's files; a test that writes uses `.copy()`.
+
+    Its files are compared at the end of the session: a test that wrote into the shared folder
+    fails the session here instead of silently changing what later tests read.
+    """
+    from tests.helpers import train_finished_run, tree_state
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run = train_finished_run(tiny_model_dir, demo_images_dir,
+                                 tmp_path_factory.mktemp("finished-run"))
+    finally:  # trainer.__main__.run installs its own SIGINT/SIGTERM handlers
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    folder = run.output_path.parent
+    before = tree_state(folder)
+    yield run
+    assert tree_state(folder) == before, "a test wrote into the shared finished_run folder"
+
+
+@pytest.fixture
 def keep_signal_handlers():
     """trainer.__main__.run installs SIGINT/SIGTERM handlers: put pytest's back after."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -3,7 +3,7 @@ run.toml` end with exit code 2 and one line on stderr naming the field or file, 
 and write nothing at all: no output folder, no embedding, no run.toml.
 
 Each case is a real subprocess (about 0.2 s for a value error, 2-3 s when the check needs the
-tokenizer or torch), so this table is a representative subset; tests/test_bad_input.py covers
+tokenizer or torch), so this table is a representative subset; tests/test_bad_input_*.py cover
 every case in-process.
 """
 

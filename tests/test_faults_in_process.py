@@ -129,23 +129,13 @@ def test_nan_loss_skips_updates_then_stops_keeping_the_last_finite_embedding(
 # --- damaged checkpoints -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def checkpointed_run(tiny_model_dir, demo_images_dir, tmp_path_factory):
-    """A finished 4-step run with checkpoint-2 and checkpoint-4 (copied per test)."""
-    tmp = tmp_path_factory.mktemp("checkpointed")
-    config = make_config(tiny_model_dir, demo_images_dir, tmp, max_train_steps=4,
-                         save_steps=0, checkpointing_steps=2, dvar_eval_every=0)
-    train(config)
-    return config
-
-
 @pytest.fixture
-def run_copy(checkpointed_run, tmp_path):
-    out = tmp_path / "out"
-    shutil.copytree(checkpointed_run.output_path, out)
-    # Step 3 is past checkpoint-2 but before checkpoint-4: resuming from the wrong one fails.
-    return checkpointed_run.replace(output_dir=str(out), resume_from_checkpoint="latest",
-                                    max_train_steps=3)
+def run_copy(finished_run, tmp_path):
+    """A copy of the shared finished 4-step run (checkpoint-2 and checkpoint-4), resuming.
+
+    Step 3 is past checkpoint-2 but before checkpoint-4: resuming from the wrong one fails.
+    """
+    return finished_run.copy(tmp_path, resume_from_checkpoint="latest", max_train_steps=3)
 
 
 @pytest.mark.parametrize("damage", ["state.pt", "meta.json"])

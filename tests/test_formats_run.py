@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
-from pathlib import Path
 
-import pytest
 import torch
 from rich.console import Console
 from safetensors.torch import load_file
@@ -28,23 +26,12 @@ def invokeai4_root(folder):
     return folder
 
 
-@pytest.fixture(scope="module")
-def modern_run(tiny_model_dir, demo_images_dir, tmp_path_factory):
-    """Two vectors, --save_as a1111, snapshots at steps 2 and 4, an InvokeAI 4+ root; run
-    through `python -m trainer`'s entry so events.jsonl is written for `ti-tui watch`."""
-    from trainer.__main__ import run
-
-    tmp = tmp_path_factory.mktemp("modern")
-    root = invokeai4_root(tmp / "root")
-    config = make_config(tiny_model_dir, demo_images_dir, tmp, root=str(root), num_vectors=2,
-                         max_train_steps=4, save_steps=2, checkpointing_steps=4,
-                         dvar_eval_every=0, save_as="a1111")
-    assert run(config) == 0
-    return config
+# The shared finished run (tests/conftest.py `finished_run`): two vectors, --save_as a1111,
+# snapshots at steps 2 and 4.
 
 
-def test_every_torch_file_for_another_program_passes_a1111s_and_invokeais_checks(modern_run):
-    out = modern_run.output_path
+def test_every_torch_file_for_another_program_passes_a1111s_and_invokeais_checks(finished_run):
+    out = finished_run.output_path
     shared = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
                     if p.suffix in (".bin", ".pt") and not p.relative_to(out).as_posix()
                     .startswith("checkpoint-"))
@@ -56,10 +43,10 @@ def test_every_torch_file_for_another_program_passes_a1111s_and_invokeais_checks
         picklescan_globals(out / name)  # InvokeAI's scan before it loads a .pt/.bin
 
 
-def test_snapshots_have_the_final_files_layouts(modern_run):
+def test_snapshots_have_the_final_files_layouts(finished_run):
     """Each snapshot is the same set of files as the end (the layouts the tool rules pass at
     real widths, tests/test_tool_rules.py), named <file>-steps-N."""
-    out = modern_run.output_path
+    out = finished_run.output_path
     final = load_file(str(out / "star-ti.safetensors"))
     snapshot = load_file(str(out / "embeddings" / "star-ti-steps-4.safetensors"))
     assert set(final) == set(snapshot) == {"emb_params"}
@@ -69,9 +56,20 @@ def test_snapshots_have_the_final_files_layouts(modern_run):
     assert bin_rows.equal(final["emb_params"])
 
 
-def test_an_invokeai_4_root_gets_no_copy_and_the_end_says_how_to_add_it(modern_run):
-    root, out = modern_run.root, modern_run.output_path
-    assert not (Path(root) / "embeddings").exists()
+def test_an_invokeai_4_root_gets_no_copy_and_the_end_says_how_to_add_it(
+        tiny_model_dir, demo_images_dir, tmp_path, keep_signal_handlers):
+    """One update, two vectors, --save_as a1111, an InvokeAI 4+ root; run through `python -m
+    trainer`'s entry so events.jsonl is written for `ti-tui watch` (the shared finished run
+    has a 2.3 root, which gets a copy)."""
+    from trainer.__main__ import run
+
+    root = invokeai4_root(tmp_path / "root")
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, root=str(root),
+                         num_vectors=2, max_train_steps=1, save_steps=0, checkpointing_steps=0,
+                         dvar_eval_every=0, save_as="a1111")
+    assert run(config) == 0
+    out = config.output_path
+    assert not (root / "embeddings").exists()
     console = Console(file=io.StringIO(), width=400, force_terminal=False, color_system=None)
     assert run_watch(out, console=console) == 0
     text = console.file.getvalue()

@@ -4,7 +4,8 @@ read it (ti_tui/screens/form_checks.py NOTE_READS), and keeps every other note.
 
 The rule table is TrainConfig's own validation, so the form and `ti-tui train` give the same
 sentences; the tests here prove both halves: what runs per keystroke (counted with
-monkeypatch), and that the table says what TrainConfig says.
+monkeypatch), and that the table says what TrainConfig says. Last, the derived line names the
+embedding's file before Start when a trigger that is an everyday word renames it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections import Counter
 import pytest
 
 from ti_tui.screens import form_checks
-from trainer import config_rules
+from ti_tui.widgets.derived import renamed_file
+from trainer import config_rules, formats
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError
 
@@ -238,3 +240,25 @@ async def test_max_steps_rechecks_the_learning_rate_schedule(root, own_folders, 
         await pilot.press("backspace")                   # 500 -> 50
         await pilot.pause()
         assert message(form, "learning_rate") == ""
+
+
+# --- the embedding's file name, before Start ----------------------------------------------------
+
+
+async def test_the_derived_line_names_a_renamed_embedding_file(root, own_folders):
+    async with app_for(root, defaults=own_folders, restore=False).run_test(size=SIZE) as pilot:
+        form = await ready(pilot)
+        await type_into(pilot, form, "placeholder_token", "cat")   # an everyday CLIP word
+        assert "saved as cat-ti.safetensors" in str(form.derived_line.render())
+        config = form.to_config()
+        assert formats.FORMATS["standalone"].file_name(config.trigger) == "cat-ti.safetensors"
+        await type_into(pilot, form, "placeholder_token", "my-cat")
+        assert "saved as" not in str(form.derived_line.render())
+
+
+@pytest.mark.parametrize(("typed", "file_name"), [
+    ("<star>", "star-ti.safetensors"), ("learned_embeds", "learned_embeds-ti.safetensors"),
+    ("my-cat", None), ("", None), ("my cat", None),
+])
+def test_renamed_file(typed, file_name):
+    assert renamed_file(typed) == file_name

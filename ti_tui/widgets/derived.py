@@ -5,7 +5,9 @@ the number of images found; it never raises, so a half-typed number just shows a
 `DerivedLine` renders it. Every number comes from the fact functions of trainer/plan.py, the
 ones the trainer plans its run with, so the form says what the run will do: images per update
 (batch x accumulation x processes: one step is one optimizer update, DESIGN.md), the
---scale_lr multiplier, the end step and the limit that sets it, and DVAR's earliest stop.
+--scale_lr multiplier, the end step and the limit that sets it, and DVAR's earliest stop. When
+the embedding's file will not be named after the trigger (a trigger that is an everyday word
+is saved as <word>-ti, trainer/formats.py), the line names the file.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from typing import Any
 
 from textual.widgets import Static
 
-from trainer import plan, schedules
+from trainer import formats, plan, schedules
+from trainer.config import wrap_trigger
+from trainer.errors import ConfigError
 from trainer.events import StopReason
+from trainer.names import check_trigger_text
 
 LIMIT_LABELS = {StopReason.MAX_STEPS: "max steps", StopReason.SCHEDULE_END: "schedule",
                 StopReason.EPOCHS: "epochs"}
@@ -73,6 +78,9 @@ class DerivedFacts:
     """Which limit sets `steps`."""
     earliest_stop: int | None
     """The first step DVAR can stop at; None when DVAR (or L_det) is off."""
+    file_name: str | None = None
+    """The embedding's own file (formats' `standalone`) when its name is not the trigger's,
+    e.g. "cat-ti.safetensors" for <cat>; None when it is, or the trigger is not usable."""
 
     @property
     def limited_by(self) -> str:
@@ -107,6 +115,21 @@ def _eval_every(value: Any) -> int:
         return 1
 
 
+def renamed_file(trigger_text: str) -> str | None:
+    """The file name the standalone embedding gets for the trigger typed as `trigger_text`
+    when that name is not the trigger's own ("cat" -> "cat-ti.safetensors": A1111/Forge and
+    ComfyUI take the file name as the prompt word, trainer/formats.py standalone_stem); None
+    when the names agree, or the trigger is empty or refused (its row says why)."""
+    trigger = wrap_trigger(trigger_text)
+    try:
+        check_trigger_text(trigger)
+    except ConfigError:
+        return None
+    if not trigger or formats.standalone_stem(trigger) == trigger.strip("<>"):
+        return None
+    return formats.FORMATS["standalone"].file_name(trigger)
+
+
 def derive_facts(values: Mapping[str, Any], n_images: int | None) -> DerivedFacts:
     """Facts from raw form values (TrainConfig field names -> strings, bools or numbers)."""
     batch = _int(values.get("train_batch_size"))
@@ -139,7 +162,8 @@ def derive_facts(values: Mapping[str, Any], n_images: int | None) -> DerivedFact
         earliest = plan.earliest_dvar_stop(window, _eval_every(values.get("dvar_eval_every", 1)))
     return DerivedFacts(n_images=n_images, batch=batch, accumulation=accumulation,
                         processes=processes, images_per_update=per_update, base_lr=base_lr,
-                        lr_scale=lr_scale, steps=steps, limit=limit, earliest_stop=earliest)
+                        lr_scale=lr_scale, steps=steps, limit=limit, earliest_stop=earliest,
+                        file_name=renamed_file(str(values.get("placeholder_token") or "")))
 
 
 def _q(value: Any) -> str:
@@ -167,6 +191,8 @@ def describe_facts(facts: DerivedFacts) -> str:
         parts.append(f"DVAR can stop from step {facts.earliest_stop}")
     else:
         parts.append("no early stopping")
+    if facts.file_name is not None:
+        parts.append(f"saved as {facts.file_name}")
     return " · ".join(parts)
 
 

@@ -7,8 +7,8 @@ from the TrainConfig field metadata. Checks run on every change (form_checks.py)
 field: an edit checks again that field's value, the TrainConfig rules that read it (trainer/
 config_rules.py) and the disk or tokenizer checks that read it, and keeps every other note;
 opening the form, a new model and Start check everything. Start is refused while any check
-fails, and focus jumps to the first problem. The model's tokenizer (about a
-second to load) is read in a worker thread and cached per model folder.
+fails, and focus jumps to the first problem. The model's tokenizer (about a second to load) is
+read in a worker thread and cached per model folder.
 """
 
 from __future__ import annotations
@@ -316,10 +316,14 @@ class TrainingForm(Screen[TrainConfig]):
     @work(thread=True, exclusive=True, group="tokenizer", exit_on_error=False)
     def _load_tokenizer(self, path: Path, key: str) -> None:
         from trainer.models import load_tokenizer
+        from trainer.names import is_vocabulary_word
 
         try:
             tokenizer = load_tokenizer(path)
             import trainer.embeddings  # noqa: F401  (warm the torch import off the UI thread)
+            # The derived line asks whether the trigger is a CLIP word (its file gets -ti):
+            # read that vocabulary (about 0.1 s, once) here, not on the first keystroke.
+            is_vocabulary_word("")
         except UserError as exc:
             self.post_message(TokenizerLoaded(key, None, str(exc)))
             return

@@ -257,9 +257,10 @@ def run_app(app: Any) -> int:
     The app may define `leave_on_signal(signum, exit_code)` to choose its result and exit
     message (e.g. how to come back to a run left going); by default it just exits.
     """
-    from ti_tui import input_guard
+    from ti_tui import input_guard, resize_guard
 
     input_guard.install()
+    resize_guard.install()
     watch = _AppWatch(app)
 
     async def main() -> None:

@@ -77,6 +77,11 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
                                       if config.tokenizer_name
                                       else single_file.tokenizer_folder(facts))
     embeddings.check_trigger(tokenizer, config.trigger)
+    if facts.family == "sdxl" and not config.tokenizer_name:
+        # SDXL's second tokenizer gets the trigger too (trainer/conditioner.py); a fine-tune
+        # whose tokenizer_2 already holds it would otherwise fail after the output exists.
+        second = models.load_tokenizer(single_file.tokenizer_folder(facts) / "tokenizer_2")
+        embeddings.check_trigger(second, config.trigger)
     embeddings.initializer_ids(tokenizer, config.initializer_token, config.num_vectors,
                                config.seed or 0)
     # Captions and the preview prompt must fit CLIP's 77 tokens: never cut silently.
@@ -85,6 +90,10 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
                            validation_prompt=config.validation_prompt, trigger=config.trigger)
     resume_dir = find_resume(config)
     warnings: list[str] = []
+    if config.model_config and facts.config_path is None:
+        warnings.append(f"--model_config {config.model_config} is ignored: it is only read for "
+                        f"single-file checkpoints, and {model_path} is a diffusers folder with "
+                        "its own configs.")
     if resume_dir is not None:
         check_resume_matches(config, resume_dir, model_path, facts)
         warnings += resume_stops_at_once(config, resume_dir)

@@ -60,3 +60,10 @@ def test_a_model_name_typo_names_the_found_model(tmp_path, tiny_model_dir):
     with pytest.raises(UserError) as caught:
         discovery.resolve_model("dreamshapr", root)
     assert '"dreamshapr" (did you mean dreamshaper?) was not found' in str(caught.value)
+
+
+def test_the_forms_data_folder_note_names_the_near_folder(models):
+    from ti_tui.screens.form_checks import count_images
+
+    _, note = count_images(str(models / "sdxl-bas"))
+    assert note.level == "error" and f"did you mean {models / 'sdxl-base'}?" in note.text

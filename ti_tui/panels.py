@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from rich.panel import Panel
 
 from ti_tui.chart_panels import dvar_panel, loss_panel, preview_panel
-from ti_tui.panel_format import family_words  # noqa: F401  (ti_tui/screens/form_checks.py's import)
 from ti_tui.state import RunState
 from ti_tui.text_panels import files_panel, header_panel, progress_panel, schedule_panel
 

@@ -155,7 +155,7 @@ def model_note(model: str, facts: Any, problem: str | None) -> Note | None:
         return error(problem)
     if facts is None:
         return None
-    from ti_tui.panels import family_words
+    from ti_tui.panel_format import family_words
 
     parts = getattr(facts, "parts", None) or {"text_encoder": facts.token_dim}
     return Note("info", f"{family_words(facts.family, parts)}, native "
@@ -215,8 +215,10 @@ def count_images(folder: str) -> tuple[int | None, Note | None]:
         return None, error("Type the folder that holds your training images.")
     # The folder is on screen beside the message, so the messages do not repeat it.
     if not Path(folder).expanduser().exists():
-        return None, error("This folder does not exist yet; create it and put 3-20 images of "
-                           "your concept in it.")
+        from trainer.paths import near_miss
+
+        return None, error(f"This folder does not exist yet{near_miss(folder)}; create it and "
+                           "put 3-20 images of your concept in it.")
     try:
         n = len(list_images(Path(folder)))
     except UserError as exc:

@@ -25,7 +25,11 @@ export HF_HUB_OFFLINE=1
 case "${1:-}" in
   demo) shift; exec "$VENV/bin/ti-tui" demo "$@" ;;
   # Everything, the slow layer included (plain pytest leaves it out: see pyproject.toml).
-  test) shift; exec "$VENV/bin/python" -m pytest -m "slow or not slow" "$@" ;;
+  # pytest-xdist runs one test file per worker, one worker per core (at most 4: each builds
+  # the tiny models once); a file's module fixtures stay in one worker (--dist loadfile).
+  test) shift
+        workers=$("$VENV/bin/python" -c "import os; print(max(1, min(4, len(os.sched_getaffinity(0)))))")
+        exec "$VENV/bin/python" -m pytest -m "slow or not slow" -n "$workers" --dist loadfile "$@" ;;
   "") echo "Set up. Run: $VENV/bin/ti-tui --help" ;;
   *) echo "usage: bash setup.sh [demo|test] [ARGS...]" >&2; exit 2 ;;
 esac

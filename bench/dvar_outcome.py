@@ -13,7 +13,7 @@ trainer, in-process:
 - DVAR's stops are replayed from the baseline's L_det history with the spec's rule
   (trainer.stopping.DVAR): with a constant rate and one seed, a run that stops at step N is the
   baseline's first N updates bit for bit, so the baseline's embedding at N is the DVAR run's
-  result. tests/test_dvar_run.py checks that an in-loop stop equals the replayed one, and
+  result. tests/engine/test_dvar_run.py checks that an in-loop stop equals the replayed one, and
   `--check-replay` reruns one concept per rate with DVAR on to show it again here.
 Settings replayed: the paper's (window 282, threshold 0.39), the authors' later one (310,
 0.15), and a small grid of other windows and thresholds, to see whether a simple rule beats

@@ -15,7 +15,7 @@ pictures, and prints one JSON object: seconds per update (median and p90 of the 
 between `step` events, the first `--warmup` left out), the first update, the model load, the
 latent caching and the preview, the peak GPU memory, and whether every loss and L_det was
 finite. `--smoke` does the same on trainer/tiny_sdxl.py's model at 64 px (what CI-less
-machines can run; tests/test_sdxl_run.py runs it).
+machines can run; tests/system/test_sdxl_run.py runs it).
 """
 
 from __future__ import annotations

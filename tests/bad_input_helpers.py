@@ -1,10 +1,10 @@
-"""Checks shared by the bad-input tests (tests/test_bad_input_*.py, issue 7): every refusal is
+"""Checks shared by the bad-input tests (tests/engine/test_bad_input_*.py, issue 7): every refusal is
 one sentence naming the field or file, and nothing is written.
 
 Value errors are raised by TrainConfig itself (flags, run.toml and the form all build one);
 path, model, image, resume and device errors by `preflight(config)`, which runs before the
 output folder is created. The same errors through the real `ti-tui train` command (exit code
-2, one line on stderr) are checked for a representative subset in tests/test_cli_errors.py.
+2, one line on stderr) are checked for a representative subset in tests/system/test_cli_errors.py.
 The valid tiny config each test breaks one thing of is the `tiny_config` fixture
 (tests/conftest.py).
 """

@@ -54,7 +54,7 @@ def pytest_collection_modifyitems(config, items):
 
 # --- tiny models and demo images (trainer/demo.py) -------------------------------------------
 # Built once per session (the first ~2.5 s with imports, then ~0.1 s). Tests that need to
-# break a model make their own linked copy (see tests/test_models.py), never modify these.
+# break a model make their own linked copy (see tests/engine/test_models.py), never modify these.
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +93,7 @@ def demo_images_dir(tmp_path_factory):
     return folder
 
 
-# --- an InvokeAI root for the form's pilot tests (tests/test_form*.py) -------------------------
+# --- an InvokeAI root for the form's pilot tests (tests/ui/test_form*.py) -------------------------
 @pytest.fixture
 def root(tiny_model_dir, demo_images_dir) -> Path:
     """An InvokeAI root holding the tiny model and a data folder `cat` with 6 images.
@@ -110,7 +110,7 @@ def root(tiny_model_dir, demo_images_dir) -> Path:
 @pytest.fixture
 def tiny_config(tiny_model_dir, demo_images_dir, tmp_path):
     """Make a valid tiny config (tests/helpers.py `make_config`, into tmp_path); a test breaks
-    one thing with `tiny_config(field=value)`, `model=` included (tests/test_bad_input_*.py)."""
+    one thing with `tiny_config(field=value)`, `model=` included (tests/engine/test_bad_input_*.py)."""
     from tests.helpers import make_config
 
     def make(**changes):

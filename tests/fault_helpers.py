@@ -1,4 +1,4 @@
-"""Shared by the fault tests (tests/test_faults*.py): checks that nothing is half written."""
+"""Shared by the fault tests (tests/*/test_faults*.py): checks that nothing is half written."""
 
 from __future__ import annotations
 

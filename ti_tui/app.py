@@ -203,7 +203,7 @@ class TiTuiApp(App[str]):
             else:
                 # Two resizes in quick succession: the notice's push has not landed yet, so it
                 # cannot be popped now; forgetting it here left it up for good (seen under
-                # load in tests/test_app_tmux.py). Look again once the screen stack settled.
+                # load in tests/system/test_app_tmux.py). Look again once the screen stack settled.
                 self.call_after_refresh(self._check_size)
 
 

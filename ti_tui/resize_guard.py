@@ -8,7 +8,7 @@ back to its own size and posts the other size again: the two events chase each o
 app draws nothing more, burns half a core and never reads its exit request, so only
 SIGKILL ends it. It happens when the window is resized quickly (a tmux split, 80x23 ->
 30x8 -> 80x23) while the screens under the top one also get the sizes (App._check_resize
-sends each resize to the background screens too): seen in tests/test_app_tmux.py on the
+sends each resize to the background screens too): seen in tests/system/test_app_tmux.py on the
 empty default screen beneath the form, under load.
 
 The guard drops a screen's Resize whose size is not the terminal's size now (`app.size`,

@@ -11,7 +11,7 @@ and the fields it reads, and sees only those, so the reads cannot be incomplete.
 use the same functions, so both say the same words.
 
 No rule reads a field another rule reports: each rule's verdict depends on its reads alone,
-so checking one rule again never changes another's (tests/test_form_field_checks.py).
+so checking one rule again never changes another's (tests/ui/test_form_field_checks.py).
 """
 
 from __future__ import annotations

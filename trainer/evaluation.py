@@ -16,7 +16,7 @@ Only the conditioning depends on theta, so the noised latents (in the UNet's dty
 channels_last on CUDA like the UNet's weights) and the target are computed at the first
 evaluation and kept (`EvalBatch.prepared`): each later evaluation is the text encoder, the UNet
 forward and the MSE, with one host sync (the value DVAR needs). The values are those of
-`diffusion_loss` on the same batch, bit for bit on the CPU (tests/test_dvar_run.py).
+`diffusion_loss` on the same batch, bit for bit on the CPU (tests/engine/test_dvar_run.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ with mild blur, noise and brightness jitter so that slightly soft generated imag
 same. A concept score is the fraction of generated images whose colour and shape are the
 concept's.
 
-Other scripts import this file (bench/dvar_outcome.py, tests/test_toy_world.py): put tools/ on
+Other scripts import this file (bench/dvar_outcome.py, tests/engine/test_toy_world.py): put tools/ on
 sys.path and `import toy_scorer`.
 """
 

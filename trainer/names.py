@@ -94,11 +94,20 @@ def is_vocabulary_word(name: str) -> bool:
 
 def rename_notice(token: str, trigger: str, a1111_stem: str) -> str | None:
     """The warning line for a trigger that is not what the user typed ("cat" trains as
-    `<cat>`), or None when it is unchanged. `a1111_stem` is formats.standalone_stem(trigger),
-    the A1111/ComfyUI file name and prompt word."""
+    `<cat>`), or whose file name is not the trigger's bare name (`<gs>` is saved as gs-ti:
+    A1111/Forge and ComfyUI would take "gs" for the embedding everywhere); None when both are
+    as typed. `a1111_stem` is formats.standalone_stem(trigger), the A1111/ComfyUI file name
+    and prompt word."""
     typed = token.strip()
-    if typed == trigger:
+    bare = trigger.strip("<>")
+    if typed == trigger and a1111_stem == bare:
         return None
+    if typed == trigger:
+        return (f"{trigger}'s files are named {a1111_stem} ({a1111_stem}.safetensors), not "
+                f"{bare}, because {bare!r} is a word the model already knows and A1111/Forge "
+                f"and ComfyUI would take every {bare!r} in a prompt for the embedding; the "
+                f"prompt word there is {a1111_stem} (<{a1111_stem}> in InvokeAI 4+, {trigger} "
+                "with diffusers).")
     why = (f"{typed!r} is a word the model already knows, so" if is_vocabulary_word(typed)
            else "a trigger is written in angle brackets, so")
     return (f"--placeholder_token {why} it trains as {trigger}; its files are named "

@@ -36,7 +36,13 @@ def test_the_rename_is_said():
     notice = rename_notice(config.placeholder_token, config.trigger, standalone_stem("<cat>"))
     assert notice is not None and "<cat>" in notice and "cat-ti" in notice
     assert "already knows" in notice
-    assert rename_notice("<cat>", "<cat>", "cat-ti") is None
+    assert rename_notice("<my-cat>", "<my-cat>", "my-cat") is None
+
+
+def test_a_bracketed_vocabulary_word_is_told_its_file_name():
+    # Typed as <gs>: the trigger is unchanged, but the files and the A1111 word are gs-ti.
+    notice = rename_notice("<gs>", "<gs>", standalone_stem("<gs>"))
+    assert notice is not None and "gs-ti.safetensors" in notice and "already knows" in notice
 
 
 def test_the_runs_list_reads_a_trigger_as_the_config_wraps_it(tmp_path):

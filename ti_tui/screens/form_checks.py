@@ -150,7 +150,7 @@ def model_note(model: str, facts: Any, problem: str | None) -> Note | None:
     """"Model chosen": a usable diffusers folder, with its facts as an info line."""
     if not model.strip():
         return error("Choose a model, or pick 'other path...' and type the path of a diffusers "
-                     "folder.")
+                     "folder or a .safetensors/.ckpt checkpoint.")
     if problem:
         return error(problem)
     if facts is None:
@@ -165,7 +165,8 @@ def model_note(model: str, facts: Any, problem: str | None) -> Note | None:
 def no_models_note(root: Path) -> str:
     """The sentence for a root whose models cannot be found."""
     return (f"No diffusers models found in {root / 'models'} or "
-            f"{root / 'configs' / 'models.yaml'}; type the path of a diffusers folder.")
+            f"{root / 'configs' / 'models.yaml'}; type the path of a diffusers folder or a "
+            ".safetensors/.ckpt checkpoint.")
 
 
 # --- the trigger and the initializer -----------------------------------------------------------

@@ -130,15 +130,29 @@ def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] 
     for an unknown one). Without a terminal to draw on: one sentence on stderr, exit 2."""
     from ti_tui import exits, terminal
 
+    for folder in home or []:  # a mistyped --runs would list nothing, silently
+        if not folder.expanduser().is_dir():
+            what = "is not a folder" if folder.expanduser().exists() else "does not exist"
+            raise UserError(f"--runs {folder} {what}; pass a folder holding run folders "
+                            "(or one run folder).", field="runs")
     problem = terminal.live_screen_problem(interactive=True)
     if problem is not None and home is not None:
         # No screen here (a pipe, a log, TERM=dumb): the runs as plain lines, and why.
-        from ti_tui.runs_index import default_runs_folder, index_runs, plain_lines
+        from ti_tui.runs_index import default_runs_folder, index_runs
+        from ti_tui.runs_listing import no_runs_words, plain_lines
 
-        for line in plain_lines(index_runs([default_runs_folder(root), *home])):
+        places = [default_runs_folder(root), *(p.expanduser() for p in home)]
+        entries = index_runs(places)
+        for line in plain_lines(entries):
             print(line)
-        print(f"ti-tui: the home screen needs a terminal it can draw on ({problem}); the "
-              "runs are listed above.", file=sys.stderr)
+        if entries:
+            print(f"ti-tui: the home screen needs a terminal it can draw on ({problem}); the "
+                  "runs are listed above.", file=sys.stderr)
+        else:
+            print(f"ti-tui: {no_runs_words(places)}, and the home screen needs a terminal "
+                  f"it can draw on ({problem}); start a run with `ti-tui train FLAGS` (see "
+                  "`ti-tui train --help`) or `ti-tui demo --headless`, or run `ti-tui` in a "
+                  "terminal.", file=sys.stderr)
         return exits.USER_ERROR
     if problem is not None:
         print(f"ti-tui: the form needs a terminal it can draw on ({problem}); use "
@@ -319,6 +333,16 @@ def cmd_models(argv: list[str]) -> int:
 
     root = Path(args.root or default_root()).expanduser()
     check_path("root", root)
+    if not root.is_dir() and (args.root or os.environ.get("INVOKEAI_ROOT") or
+                              not args.models_dir):
+        # A mistyped root would list nothing and exit 0; without --root and $INVOKEAI_ROOT
+        # the default ~/invokeai may be absent when --models_dir names the checkpoints.
+        named = ("--root" if args.root else "$INVOKEAI_ROOT" if os.environ.get("INVOKEAI_ROOT")
+                 else "the default root; set --root or $INVOKEAI_ROOT")
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ConfigError(f"The root {root} ({named}) {what}; pass --root your InvokeAI root, "
+                          "or --models_dir a folder of .safetensors/.ckpt checkpoints.",
+                          field="root")
     for folder in args.models_dir:
         check_path("models_dir", folder)
         if not Path(folder).expanduser().is_dir():
@@ -366,6 +390,11 @@ def cmd_watch(argv: list[str]) -> int:
     from trainer.paths import check_path
 
     check_path("ti-tui watch OUTPUT_DIR", args.output_dir)
+    from ti_tui.runs_listing import watch_problem
+
+    problem = watch_problem(args.output_dir.expanduser())
+    if problem is not None:  # one sentence, exit 2 (main)
+        raise UserError(problem[:1].upper() + problem[1:], field="output_dir")
     try:
         with exits.leave_on_signals():  # the terminal restored; the run goes on
             return run_watch(args.output_dir.expanduser())

@@ -123,27 +123,6 @@ class RunEntry:
         return TrainConfig.from_toml(self.folder / RUN_FILE).replace(output_dir=str(self.folder))
 
 
-def plain_lines(entries: list[RunEntry], now: float | None = None) -> list[str]:
-    """The runs as plain text, one line each (where no screen can be drawn: a pipe, a log,
-    TERM=dumb): folder, state words, updates, last L_det and DVAR ratio, best file."""
-    lines = []
-    for e in entries:
-        parts = [e.folder.name, e.trigger or "-", e.words]
-        if e.is_run:
-            parts.append(f"step {e.step}/{e.max_steps}" if e.max_steps else f"step {e.step}")
-            if e.l_det is not None:
-                parts.append(f"L_det {e.l_det:.5g}")
-            if e.dvar_ratio is not None:
-                parts.append(f"ratio {e.dvar_ratio:.3f}")
-        age = e.age(now)
-        if age is not None:
-            parts.append(f"{int(age // 60)} min ago" if age >= 60 else f"{int(age)} s ago")
-        if e.best_file is not None:
-            parts.append(f"use {e.best_file}")
-        lines.append("  ".join(parts))
-    return lines
-
-
 def default_runs_folder(root: str | os.PathLike[str]) -> Path:
     """ROOT/text-inversion-output: where a run goes when --output_dir is not given."""
     return Path(root).expanduser() / OUTPUT_FOLDER

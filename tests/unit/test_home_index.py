@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.home_runs import build_root, release, write_run
-from ti_tui import runs_index
+from ti_tui import runs_index, runs_listing
 from ti_tui.runs_index import (DAMAGED, EARLY_STOP, ENDED, FAILED, FINISHED, NOT_A_RUN,
                                NOT_STARTED, RUNNING, AttachedRun, index_runs, read_entry)
 from trainer.events import (EmbeddingSaved, EventLog, Phase, RunStarted, Step, Stopped,
@@ -214,7 +214,7 @@ def test_a_long_run_that_starts_with_phases_keeps_its_model_limit_and_file(tmp_p
         EARLY_STOP, "<green-star>", "sd-1/main/tiny", "sd1")
     assert (entry.step, entry.max_steps) == (606, 1000)
     assert entry.best_file == tmp_path / "green-star" / "green-star-ti.safetensors"
-    assert "step 606/1000" in runs_index.plain_lines([entry])[0]
+    assert "step 606/1000" in runs_listing.plain_lines([entry])[0]
 
 
 def test_the_head_read_stops_at_run_started(tmp_path, monkeypatch):

@@ -48,6 +48,11 @@ _TOKENIZERS: dict[str, Any] = {}
 _TOKENIZERS_LOCK = threading.Lock()
 
 
+def _trigger_name(trigger: str) -> str:
+    """The trigger as a folder name: "<green-star>" and "green-star" are both "green-star"."""
+    return trigger.strip().strip("<>").strip()
+
+
 class TokenizerLoaded(Message):
     """The worker finished loading the tokenizer of the model folder `key`."""
 
@@ -110,6 +115,9 @@ class TrainingForm(Screen[TrainConfig]):
         """The value last filled in automatically, per trigger-following folder."""
         self._follow = {name: self._follows(text_of(getattr(defaults, name)), base)
                         for name, base in FOLLOW_TRIGGER.items()}
+        self._opening_trigger = _trigger_name(text_of(defaults.placeholder_token))
+        self._kept = self._kept_folders(defaults)
+        """Folders of the opening config kept as given while the trigger is the opening one."""
 
     def _find_models(self) -> tuple[list, str | None]:
         from trainer.errors import ModelError
@@ -123,10 +131,30 @@ class TrainingForm(Screen[TrainConfig]):
             return [], str(exc)
 
     def _follows(self, value: str, base: str) -> bool:
+        """A folder follows the trigger while it is what following would fill in: empty,
+        ROOT/<base> or ROOT/<base>/<trigger>. Any other folder was chosen (the demo's fresh
+        green-star-2 beside a finished green-star, ti_tui/demo_setup.py) and stays."""
         if not value.strip():
             return True
         path = Path(value).expanduser()
-        return path == self.root / base or path.parent == self.root / base
+        name = text_of(self.defaults.placeholder_token).strip().strip("<>").strip()
+        return path == self.root / base or (bool(name) and path == self.root / base / name)
+
+    def _kept_folders(self, defaults: TrainConfig) -> dict[str, str]:
+        """The opening config's folders in ROOT/<base> under another name than its trigger's
+        (green-star2 of <green-star>: a run's own folder when resuming, from --config, or
+        after a refused start). Rebuilt from the trigger they would name another run, so
+        they stay as given until the trigger is edited. Without a trigger (saved preferences
+        never keep one) the folders follow the trigger the user types."""
+        if not self._opening_trigger:
+            return {}
+        kept = {}
+        for field, base in FOLLOW_TRIGGER.items():
+            value = text_of(getattr(defaults, field)).strip()
+            if value and self._follows(value, base) and \
+                    Path(value).expanduser() != self.root / base / self._opening_trigger:
+                kept[field] = value
+        return kept
 
     # --- building ---------------------------------------------------------------------------
 
@@ -260,10 +288,12 @@ class TrainingForm(Screen[TrainConfig]):
     def _fill_following(self, trigger: str) -> None:
         """Point the data and output folders at ROOT/<base>/<trigger> while they follow it
         (a folder that changes posts Input.Changed, handled as an edit of that folder)."""
-        name = trigger.strip().strip("<>").strip()
+        name = _trigger_name(trigger)
         for field, base in FOLLOW_TRIGGER.items():
             if self._follow[field]:
                 value = str(self.root / base / name) if name else ""
+                if field in self._kept and name == self._opening_trigger:
+                    value = self._kept[field]  # the opening run's own folder
                 self._auto[field] = value
                 control = self.controls[field]
                 if control.value != value:  # type: ignore[attr-defined]

@@ -1,12 +1,14 @@
 """The home screen: what `ti-tui` with no arguments opens, as a launcher menu starts it.
 
 It lists the runs under ROOT/text-inversion-output and any `--runs DIR` (ti_tui/runs_index.py
-reads them: two small reads per run), refreshed every few seconds, one line each: trigger,
-model and family, state with its reason, updates done, last L_det and DVAR ratio, age, best
-file (below NARROW columns, Model and L_det give way so the file name stays whole). Below the
-table, the chosen run in full: folder, state words, best file to use (its name first, the
-folder shortened from the left); below SHORT rows, that one line only, so the list keeps its
-rows.
+reads them: two small reads per run), refreshed every few seconds, one line each: the run's
+folder name (when the trigger alone does not tell the runs apart), trigger, model and family,
+state, updates done, last L_det and DVAR ratio, age, best file. The table is fitted to the
+width by ti_tui/screens/home_fit.py: columns give way whole, a cell is never cut. Below the
+table, the chosen run in full: folder, trigger and state words, best file to use (its name
+first, the folder shortened from the left); below SHORT rows, that one line only, so the list
+keeps its rows. The key line keeps the keys that fit, most used first, and then shows F1 for
+the whole list.
 
 Keys (all in the footer; the mouse is never needed):
     n new run           r resume (the form pre-filled from run.toml, Resume ticked)
@@ -31,29 +33,24 @@ from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ti_tui.panel_format import short_float
 from ti_tui.runs_index import (DAMAGED, NOT_A_RUN, RunEntry, default_runs_folder,
                                index_runs)
+from ti_tui.runs_listing import no_runs_words
 from ti_tui.screens.home_dialogs import ConfirmDelete, ModelsScreen
+from ti_tui.screens.home_fit import age_words, fit, fit_keys, fit_path, keys_fit, use_words
 
-NARROW = 100
-"""Below this many columns the table drops Model and L_det (the detail line has both), so the
-Best file column keeps its name whole."""
 SHORT = 16
 """Below this many rows the details shrink to one line, so the list keeps its rows."""
-COLUMNS = ("Trigger", "Model", "State", "Step", "L_det", "Ratio", "Age", "Best file")
-NARROW_COLUMNS = ("Trigger", "State", "Step", "Ratio", "Age", "Best file")
-
 REFRESH_S = 2.0
 """How often the list is read again (two small reads per changed run folder)."""
 AGE_REDRAW_S = 10.0
 """An unchanged list is redrawn this often, for its Age column."""
 
-FAMILY_WORDS = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}
 STATE_STYLE = {"running": "bold cyan", "finished": "green", "dvar": "green", "user": "yellow",
                "failed": "red", "ended": "red", "damaged": "red", "not-started": "dim",
                "not-a-run": "dim"}
@@ -67,47 +64,6 @@ class HomeChoice:
     """new, resume, open, previews, models or quit."""
     entry: RunEntry | None = None
     """The run it applies to (resume, open, previews); None otherwise."""
-
-
-def age_words(seconds: float | None) -> str:
-    """'12s', '5m', '3h', '2d': an age in at most four characters."""
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
-def fit_path(path: Path | str, width: int) -> str:
-    """`path` in at most `width` characters, keeping its end (the file and the folders
-    nearest it, what tells runs apart): "…/text-inversion-output/moon"."""
-    text = str(path)
-    home = str(Path.home())
-    if home != "/" and (text == home or text.startswith(home + "/")):
-        text = "~" + text[len(home):]
-    if len(text) <= width:
-        return text
-    return "…" + text[len(text) - max(0, width - 1):]
-
-
-def use_words(best: Path, width: int) -> str:
-    """The detail line's file to use, its name first (whole), then its folder shortened to
-    what is left of `width`: "use: moon.safetensors in …/text-inversion-output/moon"."""
-    head = f"use: {best.name} in "
-    if width - len(head) < 12:
-        return f"use: {best.name}"  # no room for a useful part of the folder
-    return head + fit_path(best.parent, width - len(head))
-
-
-def state_cell(entry: RunEntry) -> str:
-    """The state column: short words (the detail line below the table has the reason)."""
-    if entry.state == "failed":
-        return "failed"
-    return {"finished": "finished", "dvar": f"DVAR stop @{entry.step}",
-            "user": f"you stopped @{entry.step}", "ended": "ended (killed?)",
-            "not-started": "not started", "damaged": "damaged",
-            "not-a-run": "not a run"}.get(entry.state, entry.words)
 
 
 class HomeScreen(Screen[HomeChoice]):
@@ -146,6 +102,10 @@ class HomeScreen(Screen[HomeChoice]):
         self._select = select
         self._drawn_at = 0.0
         self._columns: tuple[str, ...] = ()
+        self._drawn_room = 0
+        """The width the table was last fitted to."""
+        self._keys_width = 0
+        """The width the key line was last fitted to."""
 
     def compose(self) -> ComposeResult:
         yield Static(self.title_words(200), id="home-title", markup=False)
@@ -165,20 +125,37 @@ class HomeScreen(Screen[HomeChoice]):
         return names if len(names) <= width else names[:max(1, width - 1)] + "…"
 
     def on_resize(self) -> None:
-        """Fit the title, the columns and the details to the new size."""
+        """Fit the title, the columns, the details and the key line to the new size."""
         width, height = self.size
         self.set_class(0 < height < SHORT, "-short")
         self.query_one("#home-title", Static).update(self.title_words(width - 2))
-        if self.entries and self._columns != self.columns_for(width):
+        if width != self._keys_width:
+            self._keys_width = width
+            # A compact key line where the keys do not all fit: a blank less per key.
+            self.query_one(Footer).compact = not keys_fit(
+                super().active_bindings, width, self.app.get_key_display)
+            self.refresh_bindings()  # the key line is drawn again from active_bindings
+        if self.entries and self._drawn_room != self.table_room(len(self.entries)):
             self._drawn_at = 0.0
             self.show_entries(self.entries)
         else:
             self.show_detail()
 
-    @staticmethod
-    def columns_for(width: int) -> tuple[str, ...]:
-        """The table's columns at `width` characters (NARROW drops Model and L_det)."""
-        return NARROW_COLUMNS if 0 < width < NARROW else COLUMNS
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The screen's bindings, the key line fitted to the width (fit_keys)."""
+        return fit_keys(super().active_bindings, self.size.width, self.app.get_key_display)
+
+    def table_room(self, rows: int) -> int:
+        """The cells the table's columns may take: the screen's width, less the vertical
+        scroll bar when `rows` rows do not all fit (0 before the first layout)."""
+        width, height = self.size
+        table = self.query_one(DataTable)
+        # Before the table is laid out, its height is the screen less the title, the key line
+        # and the details (one line on a short screen, else up to four and the rule).
+        shown = table.size.height or height - 2 - (1 if self.has_class("-short") else 5)
+        bar = table.styles.scrollbar_size_vertical if rows + 1 > shown else 0
+        return max(0, width - bar)
 
     def on_mount(self) -> None:
         self.reload()
@@ -205,25 +182,18 @@ class HomeScreen(Screen[HomeChoice]):
         if entries:
             self._select = None  # placed; kept until there is a list to place it in
         self.entries = entries
-        columns = self.columns_for(self.size.width)
+        self._drawn_room = self.table_room(len(entries))
+        plan, rows = fit(entries, self._drawn_room, now)
+        columns = plan.columns
         table.clear(columns=columns != self._columns)
         if columns != self._columns:
             table.add_columns(*columns)
             self._columns = columns
-        for entry in entries:
-            model = entry.model.rsplit("/", 1)[-1] if entry.model else "-"
-            family = FAMILY_WORDS.get(entry.family, entry.family)
-            cells = {
-                "Trigger": entry.trigger or entry.folder.name,
-                "Model": f"{model} ({family})" if family else model,
-                "State": _styled(state_cell(entry), STATE_STYLE.get(entry.state, "")),
-                "Step": f"{entry.step}/{entry.max_steps}" if entry.max_steps else
-                (str(entry.step) if entry.is_run else "-"),
-                "L_det": short_float(entry.l_det, 4),
-                "Ratio": short_float(entry.dvar_ratio, 3),
-                "Age": age_words(entry.age(now)),
-                "Best file": entry.best_file.name if entry.best_file else "-"}
-            table.add_row(*(cells[c] for c in columns), key=str(entry.folder))
+        for entry, cells in zip(entries, rows):
+            styled = {**cells}
+            if "State" in styled:
+                styled["State"] = _styled(cells["State"], STATE_STYLE.get(entry.state, ""))
+            table.add_row(*(styled[c] for c in columns), key=str(entry.folder))
         if keep is not None:
             for row, entry in enumerate(entries):
                 if entry.folder == keep:
@@ -246,8 +216,8 @@ class HomeScreen(Screen[HomeChoice]):
         detail = self.query_one("#home-detail", Static)
         entry = self.selected
         if entry is None:
-            detail.update(f"No runs yet under {', '.join(str(p) for p in self.places)}. "
-                          "Press n to start one.")
+            words = no_runs_words(self.places)  # says which folder does not exist
+            detail.update(f"{words[0].upper()}{words[1:]}. Press n to start one.")
             return
         width = max(20, self.size.width - 2)
         use = (use_words(entry.best_file, width) if entry.best_file else
@@ -256,11 +226,18 @@ class HomeScreen(Screen[HomeChoice]):
             # One line on a short terminal: the file to take, else what the run is doing.
             detail.update(use if entry.is_run and entry.best_file else entry.words)
             return
-        lines = [fit_path(entry.folder, width), entry.words]
+        # The trigger is named here too: the table may have given its column away.
+        words = f"{entry.trigger} · {entry.words}" if entry.trigger else entry.words
+        lines = [fit_path(entry.folder, width), words]
         if entry.is_run:
-            lines.append(f"model {entry.model or '-'}   L_det {short_float(entry.l_det, 5)}   "
-                         f"DVAR ratio {short_float(entry.dvar_ratio, 3)}   last event "
-                         f"{age_words(entry.age())} ago")
+            figures = (f"   L_det {short_float(entry.l_det, 5)}   DVAR ratio "
+                       f"{short_float(entry.dvar_ratio, 3)}   last event "
+                       f"{age_words(entry.age())} ago")
+            # The model's path gives way from the left so the figures stay on the line.
+            room = width - len("model ") - len(figures)
+            model = fit_path(entry.model, room) if entry.model and room >= 12 else \
+                entry.model or "-"
+            lines.append(f"model {model}{figures}")
             lines.append(use)
         detail.update("\n".join(lines))
 

@@ -21,6 +21,7 @@ import tomli_w
 
 from trainer import config_rules, schedules
 from trainer.devices import default_device
+from trainer.dvar_advice import DVAR_MIN_RATE
 from trainer.errors import ConfigError
 from trainer.fields import coerce, opt
 
@@ -192,7 +193,11 @@ class TrainConfig:
 
     # --- early stopping -------------------------------------------------------------------
     early_stopping: str = opt("dvar", "dvar stops when the deterministic loss stops moving; "
-                              "none runs to the step limit.", label="Early stopping",
+                              "none runs to the step limit. DVAR suits learning rates of "
+                              f"{DVAR_MIN_RATE:g} or more per update (after --scale_lr): "
+                              "below that it stopped slower concepts long before they were "
+                              "learned (docs/RESULTS.md), so use none and a step count there.",
+                              label="Early stopping",
                               group="stopping", choices=EARLY_STOPPING)
     dvar_window: int = opt(282, "DVAR window N (paper v1: 282; authors' later TI setting: "
                            "310).", label="DVAR window", group="stopping", minimum=2)

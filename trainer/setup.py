@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from trainer import checkpoint, data, embeddings, formats, models, names, schedules
+from trainer import checkpoint, data, dvar_advice, embeddings, formats, models, names, schedules
 from trainer.conditioner import Conditioner
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, ResumeError
@@ -217,6 +217,9 @@ def prepare(config: TrainConfig, preflight: Preflight, *, device: torch.device,
         emit(Warning(message=f"The --learning_rate schedule ends at step {plan.end_step}, "
                              f"before the {limit} limit ({plan.limit_end}); training stops "
                              "there."))
+    slow = dvar_advice.advice_for_plan(plan)
+    if slow:  # DVAR would likely stop at its floor, before the embedding is learned
+        emit(Warning(message=f"DVAR: {slow}"))
 
     eval_batch = None
     if config.dvar_eval_every > 0:

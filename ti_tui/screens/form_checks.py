@@ -53,6 +53,11 @@ NOTE_READS: dict[str, tuple[str, ...]] = {
     "resume_from_checkpoint": ("resume_from_checkpoint", "output_dir", "early_stopping"),
     "resolution": ("resolution", TOKENIZER),
     "num_processes": ("num_processes",),
+    # DVAR's slow-rate warning (trainer/dvar_advice.py) reads the rate at its earliest stop.
+    "early_stopping": ("early_stopping", "dvar_window", "learning_rate", "scale_lr",
+                       "train_batch_size", "gradient_accumulation_steps", "num_processes",
+                       "lr_scheduler", "lr_warmup_steps", "max_train_steps",
+                       "num_train_epochs", "train_data_dir"),
 }
 """The form's own note of each field (the checks below: disk, tokenizer, the model's native
 size) and the form values it reads; an edit of one of them checks that note again."""
@@ -128,6 +133,11 @@ class ValueChecks:
             else:
                 self._ruled[rule] = problem
         return self.problems()
+
+    def typed(self) -> dict[str, Any]:
+        """Each field's value in its type, as of the last `check` (a refused one at its
+        default): what trainer/plan.py reads, without building a TrainConfig."""
+        return dict(self._typed)
 
     def problems(self) -> dict[str, str]:
         """The problems found by the last `check`, by field (see there for the order)."""

@@ -290,6 +290,9 @@ def parse_args(argv):
                         help="a seconds-long check: 2 concepts, 1 rate, 60 updates, 4 images")
     parser.add_argument("--check-replay", action="store_true",
                         help="also train one concept per rate with DVAR on and compare stops")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train and score nothing: redraw the tables and the plot from "
+                             "the pairs already saved under --out")
     args = parser.parse_args(argv)
     if args.smoke:
         args.concepts, args.rates = "green-star,blue-moon", "5e-3"
@@ -318,9 +321,10 @@ def main(argv: list[str] | None = None) -> int:
              "n_images": args.n_images, "threads": args.threads, "device": args.device,
              "score": score}
             for r in rates for c in concepts]
-    todo = [j for j in jobs if not (Path(j["work"]) / "scores.json").is_file()]
-    log(f"{len(jobs)} (rate, concept) pairs, {len(jobs) - len(todo)} already done; running "
-        f"{len(todo)}, {args.jobs} at once")
+    unfinished = [j for j in jobs if not (Path(j["work"]) / "scores.json").is_file()]
+    todo = [] if args.report_only else unfinished
+    log(f"{len(jobs)} (rate, concept) pairs, {len(jobs) - len(unfinished)} already done; "
+        f"running {len(todo)}, {args.jobs} at once")
     if args.jobs > 1 and len(todo) > 1:
         import multiprocessing
 

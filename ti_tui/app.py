@@ -58,7 +58,11 @@ class TiTuiApp(App[str]):
     # -narrow/-wide and -short/-tall on every screen: its CSS degrades by them (terminal.py).
     HORIZONTAL_BREAKPOINTS = terminal.HORIZONTAL_BREAKPOINTS
     VERTICAL_BREAKPOINTS = terminal.VERTICAL_BREAKPOINTS
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("f1", "help", "Help")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", tooltip="the keys of this screen (this page)"),
+        # Textual's own Ctrl-Q, restated so F1 can say what it does here.
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True,
+                tooltip="quit ti-tui (a running trainer goes on: `ti-tui watch` shows it)")]
 
     def __init__(self, *, root: Path, defaults: TrainConfig, runner: Runner,
                  train_screen: TrainScreenFactory, demo: bool = False,
@@ -163,7 +167,7 @@ class TiTuiApp(App[str]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, (HelpScreen, TooSmallScreen)):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen.of(self.screen))  # that screen's own keys
 
     async def action_quit(self) -> None:
         if self.handle is not None and self.config is not None and self.is_running_trainer():

@@ -16,6 +16,7 @@ from ti_tui.charts import Line, chart
 from ti_tui.panel_format import boxed, legend, packed, short_float
 from ti_tui.preview_art import half_blocks, resolve
 from ti_tui.state import RunState
+from ti_tui.text_panels import dvar_outlook
 
 
 def loss_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
@@ -60,8 +61,8 @@ def dvar_status(state: RunState) -> tuple[str, str]:
 
 def dvar_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
     """DVAR ratio over steps against its threshold, window fill, status and the paper's
-    Appendix-B diagnostics (EMA percentile, Hall, trend); before the window is full, the
-    step DVAR can stop from."""
+    Appendix-B diagnostics (EMA percentile, Hall, trend); before the window is full, when
+    DVAR can stop (text_panels.dvar_outlook)."""
     words, style = dvar_status(state)
     window, threshold = state.window or 0, state.threshold
     ratio = state.converged_ratio if state.converged_step is not None else state.dvar_ratio
@@ -82,8 +83,9 @@ def dvar_panel(state: RunState, width: int, height: int, now: float | None = Non
                            inner, chart_rows, xlim=(state.start_step, max(state.step, 1)),
                            ylim=(0, top), hline=hline, yticks=ticks))
     elif chart_rows >= 1 and state.ldet_on and window and state.dvar_on:
-        lines.append(Text(f"The ratio chart starts after {window} L_det values; DVAR can "
-                          f"stop from step {state.earliest_stop:,}.", "dim", overflow="fold"))
+        outlook = dvar_outlook(state)  # the progress panel's words: one sentence, one place
+        lines.append(Text(f"The ratio chart starts after {window} L_det values. "
+                          f"{outlook or ''}.", "dim", overflow="fold"))
     border = "green" if style == "bold green" else "blue"
     return boxed(Group(*lines), "DVAR", width, height, border)
 

@@ -89,6 +89,18 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
+def flat_range(ys: Sequence[float]) -> tuple[float, float, float] | None:
+    """(low, value, high) around a series whose finite values are all equal (one point, or a
+    flat line): 10% of the value either side (0.1 around zero), so the axis labels say the
+    value. None when the values differ (plotext's own axis is right) or there are none."""
+    finite = [y for y in ys if math.isfinite(y)]
+    if not finite or max(finite) - min(finite) > 1e-12 * max(1.0, abs(finite[0])):
+        return None
+    value = finite[0]
+    pad = abs(value) * 0.1 or 0.1
+    return value - pad, value, value + pad
+
+
 def chart(lines: Sequence[Line], width: int, height: int, *,
           xlim: tuple[float, float] | None = None,
           ylim: tuple[float | None, float | None] | None = None,
@@ -129,6 +141,15 @@ def chart(lines: Sequence[Line], width: int, height: int, *,
         fig.ruler("x").lim(x0, x1).ticks(ticks, [_label(t) for t in ticks])
         if ylim is not None:
             fig.ruler("y", "left").lim(*ylim)
+        for side in ("left", "right"):
+            # One point, or a series that never moves: plotext would draw a -1..1 axis around
+            # it (seen on a resumed run's first update); frame the value itself instead.
+            flat = None if side == "left" and ylim is not None else flat_range(
+                [y for line in lines if line.side == side for y in line.ys])
+            if flat is not None:
+                fig.ruler("y", side).lim(flat[0], flat[2])
+                if side == "right" or yticks is None:
+                    fig.ruler("y", side).ticks(list(flat), [f"{t:.3g}" for t in flat])
         if yticks is not None:
             fig.ruler("y", "left").ticks(list(yticks), [_label(t) for t in yticks])
         ansi = fig.build().string()

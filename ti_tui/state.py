@@ -203,6 +203,21 @@ class RunState:
         return _finite(self.latest.epoch) or 0.0 if self.latest else 0.0
 
     @property
+    def run_epoch(self) -> float | None:
+        """Epochs of --num_train_epochs so far: passes over the images / --repeats
+        (trainer/plan.py run_epochs); None when the run did not say its repeats."""
+        return plan.run_epochs(self.epoch, self.config.get("repeats"))
+
+    @property
+    def end_epoch(self) -> float | None:
+        """Epochs of --num_train_epochs at the run's end step; None when not known."""
+        per_update, n_images = self.dataset.get("images_per_update"), self.dataset.get("n_images")
+        if not self.max_steps or not per_update:
+            return None
+        return plan.run_epochs(plan.epochs(self.max_steps, per_update, n_images),
+                               self.config.get("repeats"))
+
+    @property
     def skipped_total(self) -> int:
         """fp16 updates the scaler skipped so far."""
         return self.latest.skipped_total if self.latest else 0

@@ -17,7 +17,8 @@ from ti_tui.charts import bar
 from ti_tui.panel_format import (boxed, duration, family_words, fit_lines, label_values,
                                  packed, short_float, short_path, status_words)
 from ti_tui.state import RunState
-from trainer.events import Event, stop_words
+from trainer import plan
+from trainer.events import Event, StopReason, stop_reason, stop_words
 
 
 def header_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
@@ -44,16 +45,66 @@ def header_panel(state: RunState, width: int, height: int, now: float | None = N
     return boxed(fit_lines(lines, height), "ti-tui", width, height, subtitle=status_words(state))
 
 
+def step_lines(state: RunState, width: int) -> list[Text]:
+    """The progress panel's first line(s): step / end step (the limit that sets it), percent,
+    and the epoch in --num_train_epochs' unit, now / at the end step, with the repeats:
+    "step 150 / 1,000 (max steps)  15.0%  epoch 1.20 / 8.00  (100 repeats)". invokeai-ti and
+    diffusers count an epoch as one pass over the images repeated --repeats times, so epoch
+    1.20 is 120 passes. Where that takes more lines than the bare "step 150 / 1,000  15.0%
+    epoch 1.20", the extras go (repeats first, the step limit's name last) so the stop reason
+    at the bottom stays in a small terminal; a limit other than the step limit always shows.
+    Passes over the images when the run gave no repeats."""
+    steps = f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"
+    reason = stop_reason(state.end_reason)
+    limit = f" ({plan.LIMIT_WORDS.get(reason, reason)})" if state.max_steps and state.config \
+        else ""
+    percent = ("", f"{state.fraction * 100:.1f}%")
+    epoch, end, repeats = state.run_epoch, state.end_epoch, state.config.get("repeats")
+    if epoch is None:
+        return packed([("step", steps + limit), percent, ("passes", f"{state.epoch:.2f}")],
+                      width)
+    now = ("epoch", f"{epoch:.2f}")
+    whole = ("epoch", f"{epoch:.2f} / {end:.2f}") if end is not None else now
+    extra = [("", f"({repeats} repeats)")] if repeats != 1 else []
+    must = limit if reason != StopReason.MAX_STEPS else ""
+    choices = [[("step", steps + limit), percent, whole, *extra],
+               [("step", steps + limit), percent, whole],
+               [("step", steps + limit), percent, now],
+               [("step", steps + must), percent, now]]
+    room = len(packed([("step", steps), percent, now], width))
+    for pairs in choices:
+        lines = packed(pairs, width)
+        if len(lines) <= room:
+            return lines
+    return lines
+
+
+def dvar_outlook(state: RunState) -> str | None:
+    """One line on when DVAR can stop this run, while it runs: from which step; that it
+    cannot before the run's end (its window fills too late, trainer/plan.py dvar_can_stop);
+    or, once the window is full, the ratio against the threshold it must fall below.
+    None when DVAR or L_det is off."""
+    earliest = state.earliest_stop
+    if not state.dvar_on or earliest is None:
+        return None
+    if not plan.dvar_can_stop(earliest, state.max_steps):
+        return (f"DVAR cannot stop this run before its end (step {state.max_steps:,}; its "
+                f"first possible stop is step {earliest:,})")
+    window, threshold = state.window or 0, state.threshold or 0.0
+    if window and state.ldet_count > window:
+        if state.dvar_ratio is None:
+            return "DVAR ratio undefined: L_det is not moving"
+        return f"DVAR ratio {state.dvar_ratio:.2f}, stops below {threshold:.2f}"
+    return f"DVAR can stop from step {earliest:,}"
+
+
 def progress_panel(state: RunState, width: int, height: int, now: float | None = None) -> Panel:
     """Step / max, percent, epoch, a bar, elapsed, ETA, rates (steps and images a second),
     then why it stopped, the loading phase or DVAR's earliest stop, and images seen, skipped
     updates and memory."""
     inner = max(1, width - 4)
     rate = state.steps_per_s
-    steps = f"{state.step:,} / {state.max_steps:,}" if state.max_steps else f"{state.step:,}"
-    lines: list[RenderableType] = packed(
-        [("step", steps), ("", f"{state.fraction * 100:.1f}%"), ("epoch", f"{state.epoch:.2f}")],
-        inner)
+    lines: list[RenderableType] = step_lines(state, inner)
     lines.append(bar(state.fraction, inner, "green" if state.finished else "cyan"))
     lines += packed([("elapsed", duration(state.elapsed(now))),
                      ("ETA", duration(state.eta(now))),
@@ -69,8 +120,8 @@ def progress_panel(state: RunState, width: int, height: int, now: float | None =
                           no_wrap=True, overflow="ellipsis"))
     elif state.status == "loading":
         lines.append(Text(status_words(state), "yellow", no_wrap=True, overflow="ellipsis"))
-    elif state.dvar_on and state.earliest_stop:
-        lines.append(label_values(("DVAR can stop from step", f"{state.earliest_stop:,}")))
+    elif (outlook := dvar_outlook(state)) is not None:
+        lines.append(Text(outlook, no_wrap=True, overflow="ellipsis"))
     lines += packed([("images", f"{state.images_seen:,}"), ("skipped", str(state.skipped_total)),
                      ("memory", f"{state.memory_mb / 1024:.1f} GB" if state.memory_mb else "-")],
                     inner)

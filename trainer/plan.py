@@ -33,8 +33,15 @@ from trainer.schedules import RateSchedule, clip_schedule, learning_rate_schedul
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
 
-__all__ = ["RunPlan", "earliest_dvar_stop", "epoch_limit_steps", "epochs", "images_per_update",
-           "is_full_cycle", "lr_scale", "make_plan", "run_limit", "schedule_limit"]
+__all__ = ["LIMIT_WORDS", "RunPlan", "dvar_can_stop", "earliest_dvar_stop", "epoch_limit_steps", "epochs",
+           "images_per_update", "is_full_cycle", "lr_scale", "make_plan", "run_epochs",
+           "run_limit", "schedule_limit"]
+
+
+LIMIT_WORDS = {StopReason.MAX_STEPS: "max steps", StopReason.SCHEDULE_END: "schedule",
+               StopReason.EPOCHS: "epochs"}
+"""The limit that sets a run's end, named by the setting it comes from (the form's derived
+line and the live progress panel both say it)."""
 
 
 def images_per_update(train_batch_size: int, gradient_accumulation_steps: int,
@@ -58,6 +65,21 @@ def epoch_limit_steps(num_train_epochs: int, repeats: int, n_images: int,
 def epochs(steps: int, per_update: int, n_images: int | None) -> float | None:
     """Passes over the images after `steps` updates (a float); None without images."""
     return steps * per_update / n_images if n_images else None
+
+
+def run_epochs(passes: float | None, repeats: int | None) -> float | None:
+    """Passes over the images as epochs of --num_train_epochs: one epoch is `repeats` passes
+    (invokeai-ti's dataset repeats each image `repeats` times and diffusers'
+    textual_inversion.py counts an epoch as one pass over that dataset). None when unknown."""
+    if passes is None or not repeats:
+        return None
+    return passes / repeats
+
+
+def dvar_can_stop(earliest_stop: int | None, end_step: int | None) -> bool:
+    """DVAR can end this run early: its earliest stop comes before the run's own end (a run
+    of 250 steps never reaches a stop at 283, so DVAR cannot stop it)."""
+    return earliest_stop is not None and (not end_step or earliest_stop < end_step)
 
 
 def is_full_cycle(n_images: int | None, per_update: int | None) -> bool:

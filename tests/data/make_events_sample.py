@@ -80,8 +80,10 @@ def events() -> list[ev.Event]:
             config=CONFIG, time=T0 + 10.0, pid=999_999_999,
             model={"path": "/home/ada/invokeai/models/sd-1/main/stable-diffusion-1.5",
                    "token_dim": 768, "prediction_type": "epsilon", "native_resolution": 512},
-            dataset={"n_images": 5, "images_per_update": 4, "updates_per_epoch": 125,
-                     "epochs_total": 8.0, "full_cycle": False, "skipped": 1},
+            # The trainer's units (trainer/plan.py): passes over the 5 images, not epochs of
+            # --repeats passes; the dashboard divides by repeats itself.
+            dataset={"n_images": 5, "images_per_update": 4, "updates_per_epoch": 1.25,
+                     "epochs_total": 800.0, "full_cycle": False, "skipped": 1},
             device="cuda:0 (NVIDIA GeForce RTX 3090)", precision="fp16", num_processes=1,
             start_step=0, max_steps=1000, learning_rate=5e-3, lr_scale=1.0,
             trigger="<my-cat>", tokens=["<my-cat>"], output_dir=RUN_DIR),
@@ -99,7 +101,7 @@ def events() -> list[ev.Event]:
         stop = dvar.update(l_det)
         out.append(ev.Step(
             step=step, loss=round(loss, 5), lr=lr_at(step - 1), images_seen=4 * step,
-            epoch=round(step / 125, 4), micro_batches=step, grad_norm=round(0.35 * math.exp(
+            epoch=round(4 * step / 5, 4), micro_batches=step, grad_norm=round(0.35 * math.exp(
                 -step / 300) + 0.05 + rng.random() * 0.05, 4), clip_value=1.0, skipped=skip,
             skipped_total=skipped, l_det=round(l_det, 6), dvar_ratio=dvar.ratio,
             ema_pct=ema.update(l_det), hall=hall.update(l_det), trend=trend.update(l_det),

@@ -151,12 +151,13 @@ def test_derived_facts_arithmetic():
     facts = derive_facts(values, 6)
     assert facts.images_per_update == 6 and facts.full_cycle
     assert facts.effective_lr == pytest.approx(3e-3)
-    assert facts.epochs == pytest.approx(100.0) and facts.earliest_stop == 51
+    # 100 passes over the 6 images = 1 epoch of the default 100 repeats (--num_train_epochs' unit)
+    assert facts.epochs == pytest.approx(1.0) and facts.earliest_stop == 51
     text = describe_facts(facts)
     assert "6 images" in text and "full-cycle" in text and "DVAR can stop from step 51" in text
     assert "lr 5e-4×6 = 3e-3" in text
     half = derive_facts({**values, "max_train_steps": "7", "early_stopping": "none"}, 4)
-    assert half.epochs == pytest.approx(10.5) and not half.full_cycle
+    assert half.epochs == pytest.approx(0.105) and not half.full_cycle
     assert "no early stopping" in describe_facts(half)
     assert derive_facts({**values, "train_batch_size": "x"}, None).images_per_update is None
     short = derive_facts({**values, "learning_rate": "0.01:40, 0.001:60"}, 6)

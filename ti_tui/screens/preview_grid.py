@@ -148,6 +148,7 @@ class PreviewGridScreen(Screen[None]):
         Binding("minus", "smaller", "Smaller", key_display="-"),
         Binding("r", "reload", "Reload"),
     ]
+    HELP_TITLE = "the previews over steps"
 
     def __init__(self, folder: Path) -> None:
         super().__init__()

@@ -169,9 +169,16 @@ class SummaryScreen(Screen[SummaryResult]):
     SummaryScreen.-short .summary-files { padding: 0 0 0 2; }
     SummaryScreen.-short #summary-keys { display: none; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+s", "done", "Done", priority=True),
-                Binding("escape", "leave", "Leave as is")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "done", "Done", priority=True, tooltip="apply the choices ticked"),
+        Binding("escape", "leave", "Leave as is",
+                tooltip="Leave as is: close without copying or deleting anything")]
     AUTO_FOCUS = "#summary-copy"
+    HELP_TITLE = "the run's summary"
+    HELP_KEYS = (("Tab / Shift-Tab", "next / previous choice"),
+                 ("Space", "tick or untick a choice"), ("Enter", "on Done, apply the choices"))
+    """F1's rows for the keys that are no binding here (ti_tui/screens/help.py)."""
+    HELP_FOOT = "Scroll down for the run's curves and its previews over steps."
 
     def __init__(self, config: TrainConfig, outcome: RunOutcome | None = None) -> None:
         super().__init__()

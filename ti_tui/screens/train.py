@@ -198,19 +198,38 @@ class ConfirmStop(ModalScreen[bool]):
         self.dismiss(stop)
 
 
+KEYS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("s", "save", "Save checkpoint", "Save", "save a checkpoint after this step"),
+    ("p", "preview", "Preview", "Preview", "render a preview after this step"),
+    ("v", "view_previews", "View previews", "Previews", "every preview so far, as a grid"),
+    ("q", "stop", "Stop", "Stop", "stop the run (after a y/n question); it saves first"),
+    ("d", "detach", "Detach", "Detach",
+     "leave the trainer running and quit (`ti-tui watch` comes back)"),
+    ("q,enter", "close", "Close", "Close", "close this screen once the run ended"),
+)
+"""(keys, action, footer words, short footer words, what F1 says): the live screen's keys."""
+_SHORTENED = {action for _, action, _, _, _ in KEYS}
+NARROW_WIDTH = 74
+"""Below this many columns the footer uses the short words: the long ones with F1 Help take
+73 cells, and Textual's footer cuts what does not fit (it cut Detach and F1 at 60x20)."""
+
+
 class TrainScreen(Screen[str]):
     """The live dashboard of the trainer behind `handle`."""
 
     CSS_PATH = "../train.tcss"
     BINDINGS = [
-        Binding("s", "save", "Save checkpoint"),
-        Binding("p", "preview", "Preview"),
-        Binding("v", "view_previews", "View previews"),
-        Binding("q", "stop", "Stop"),
-        Binding("d", "detach", "Detach"),
-        Binding("q,enter", "close", "Close"),
-        Binding("ctrl+c", "interrupt", "Stop", show=False, priority=True),
+        *(Binding(key, action, words, tooltip=what) for key, action, words, _, what in KEYS),
+        # The same keys with short words, for a terminal too narrow for the long ones (the
+        # footer cut "d Detach" and "F1 Help" off at 60 columns).
+        *(Binding(key, f"short({action!r})", short, tooltip=what)
+          for key, action, _, short, what in KEYS),
+        Binding("ctrl+c", "interrupt", "Stop", show=False, priority=True,
+                tooltip="ask to stop the run (y/n); once it ended, close this screen"),
     ]
+    HELP_TITLE = "the live training screen"
+    HELP_FOOT = ("The trainer runs on when this screen closes by d or the terminal goes: "
+                 "`ti-tui watch OUTPUT_DIR` shows it again.")
 
     def __init__(self, handle: RunHandle) -> None:
         super().__init__()
@@ -255,6 +274,7 @@ class TrainScreen(Screen[str]):
 
     def on_resize(self, event: Resize) -> None:
         self._apply_layout(event.size.width, event.size.height)
+        self.refresh_bindings()  # the footer's long or short key words (check_action)
 
     def _apply_layout(self, width: int, height: int) -> None:
         """Show the panels that fit, at the sizes the headless layout uses (panels.arrange's
@@ -348,11 +368,27 @@ class TrainScreen(Screen[str]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Textual's hook for which bindings apply: close only once the run ended; save,
         preview, stop and detach only while it runs."""
+        if action == "short":  # the short-worded twin of a key, in a narrow terminal
+            return self.narrow and self._runs_now(str(parameters[0]))
+        if action in _SHORTENED and self.narrow:
+            return False
+        return self._runs_now(action)
+
+    def _runs_now(self, action: str) -> bool:
         if action == "close":
             return self.ended
         if action in ("save", "preview", "stop", "detach"):
             return not self.ended
         return True
+
+    @property
+    def narrow(self) -> bool:
+        """Too narrow for the long key words in the footer (NARROW_WIDTH)."""
+        return self.app.size.width < NARROW_WIDTH
+
+    def action_short(self, action: str) -> None:
+        """A key's short-worded twin does what the key does."""
+        getattr(self, f"action_{action}")()
 
     def action_save(self) -> None:
         if self._request("save"):

@@ -24,9 +24,8 @@ from trainer.errors import ConfigError
 from trainer.events import StopReason
 from trainer.names import check_trigger_text
 
-LIMIT_LABELS = {StopReason.MAX_STEPS: "max steps", StopReason.SCHEDULE_END: "schedule",
-                StopReason.EPOCHS: "epochs"}
-"""The form field each run limit comes from, as the derived line names it."""
+LIMIT_LABELS = plan.LIMIT_WORDS
+"""The form field each run limit comes from, as the derived line names it (trainer/plan.py)."""
 
 
 def _int(value: Any) -> int | None:
@@ -78,6 +77,8 @@ class DerivedFacts:
     """Which limit sets `steps`."""
     earliest_stop: int | None
     """The first step DVAR can stop at; None when DVAR (or L_det) is off."""
+    repeats: int | None = None
+    """--repeats: passes over the images in one epoch (trainer/plan.py run_epochs)."""
     file_name: str | None = None
     """The embedding's own file (formats' `standalone`) when its name is not the trigger's,
     e.g. "cat-ti.safetensors" for <cat>; None when it is, or the trigger is not usable."""
@@ -96,10 +97,12 @@ class DerivedFacts:
 
     @property
     def epochs(self) -> float | None:
-        """Passes over the images: steps x images per update / images."""
+        """Epochs of --num_train_epochs by the end step: passes over the images (steps x
+        images per update / images) over --repeats."""
         if self.steps is None or self.images_per_update is None:
             return None
-        return plan.epochs(self.steps, self.images_per_update, self.n_images)
+        return plan.run_epochs(plan.epochs(self.steps, self.images_per_update, self.n_images),
+                               self.repeats)
 
     @property
     def full_cycle(self) -> bool:
@@ -139,9 +142,10 @@ def derive_facts(values: Mapping[str, Any], n_images: int | None) -> DerivedFact
     per_update = (plan.images_per_update(batch, accumulation, processes)
                   if None not in (batch, accumulation, processes) else None)
     steps, limit = max_steps, StopReason.MAX_STEPS
+    repeats = _int(values.get("repeats", 100))
     if max_steps and per_update:
         steps, limit = plan.run_limit(max_steps, _int(values.get("num_train_epochs")),
-                                      _int(values.get("repeats", 100)), n_images, per_update)
+                                      repeats, n_images, per_update)
     lr_text = str(values.get("learning_rate", "")).strip()
     base_lr = None
     if lr_text and steps:
@@ -163,6 +167,7 @@ def derive_facts(values: Mapping[str, Any], n_images: int | None) -> DerivedFact
     return DerivedFacts(n_images=n_images, batch=batch, accumulation=accumulation,
                         processes=processes, images_per_update=per_update, base_lr=base_lr,
                         lr_scale=lr_scale, steps=steps, limit=limit, earliest_stop=earliest,
+                        repeats=repeats,
                         file_name=renamed_file(str(values.get("placeholder_token") or "")))
 
 
@@ -182,15 +187,21 @@ def describe_facts(facts: DerivedFacts) -> str:
         parts.append(f"lr {format_rate(facts.base_lr)}")
     else:
         parts.append("lr ?")
+    # Which limit ends the run, always: "1000 steps (max steps) = 8.0 epochs of 100 repeats"
+    # reads right beside "Number of epochs 100", which then is not the limit.
     epochs = facts.epochs
-    steps = _q(facts.steps) + (f" ({facts.limited_by})" if facts.limited_by != "max steps" else "")
-    parts.append(f"{steps} steps = {epochs:.1f} epochs" if epochs is not None else f"{steps} steps")
+    steps = f"{_q(facts.steps)} steps ({facts.limited_by})"
+    parts.append(f"{steps} = {epochs:.1f} epochs of {facts.repeats} repeats"
+                 if epochs is not None else steps)
     if facts.full_cycle:
         parts.append("full-cycle")
-    if facts.earliest_stop is not None:
-        parts.append(f"DVAR can stop from step {facts.earliest_stop}")
-    else:
+    if facts.earliest_stop is None:
         parts.append("no early stopping")
+    elif plan.dvar_can_stop(facts.earliest_stop, facts.steps):
+        parts.append(f"DVAR can stop from step {facts.earliest_stop}")
+    else:  # its window fills after the run's end: say so before Start, not at step 250
+        parts.append(f"DVAR cannot stop this run before its end (earliest step "
+                     f"{facts.earliest_stop})")
     if facts.file_name is not None:
         parts.append(f"saved as {facts.file_name}")
     return " · ".join(parts)

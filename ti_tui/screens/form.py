@@ -69,12 +69,22 @@ class TrainingForm(Screen[TrainConfig]):
     CSS_PATH = "../form.tcss"
     AUTO_FOCUS = "#model-select"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "start", "Start", priority=True),
-        Binding("escape", "quit", "Quit"),
-        Binding("escape", "runs", "Runs"),  # instead of Quit when the home screen opened it
-        Binding("ctrl+n", "app.focus_next", "Next", key_display="Tab/^N"),
-        Binding("ctrl+p", "app.focus_previous", "Back", key_display="S-Tab/^P"),
+        Binding("ctrl+s", "start", "Start", priority=True, tooltip="start training (refused, "
+                "with the first problem focused, while any is left)"),
+        Binding("escape", "quit", "Quit", tooltip="quit without starting"),
+        Binding("escape", "runs", "Runs",  # instead of Quit when the home screen opened it
+                tooltip="back to the runs without starting"),
+        Binding("ctrl+n", "app.focus_next", "Next", key_display="Tab/^N", tooltip="next field"),
+        Binding("ctrl+p", "app.focus_previous", "Back", key_display="S-Tab/^P",
+                tooltip="previous field"),
     ]
+    HELP_TITLE = "the training form"
+    HELP_KEYS = (("Tab", "next field"), ("Shift-Tab", "previous field"),
+                 ("← → ↑ ↓", "move inside a choice; open a list (Enter picks, Esc closes it)"),
+                 ("Space", "tick or untick a box"),
+                 ("Enter", "next field; on Start training, start"))
+    """F1's rows for the keys that are no binding here (ti_tui/screens/help.py)."""
+    HELP_FOOT = "Every field's help shows under the form when it has focus."
 
     def __init__(self, *, root: Path, defaults: TrainConfig, models: list | None = None,
                  models_problem: str | None = None, problem: UserError | None = None) -> None:

@@ -141,14 +141,17 @@ class TrainingForm(Screen[TrainConfig]):
             return [], str(exc)
 
     def _follows(self, value: str, base: str) -> bool:
-        """A folder follows the trigger while it is what following would fill in: empty,
-        ROOT/<base> or ROOT/<base>/<trigger>. Any other folder was chosen (the demo's fresh
-        green-star-2 beside a finished green-star, ti_tui/demo_setup.py) and stays."""
+        """Whether a folder of the opening config follows the trigger: empty, ROOT/<base> or
+        a folder in it. One named otherwise than the opening trigger (a run's own green-star2,
+        the demo's fresh green-star-2 beside a finished green-star, ti_tui/demo_setup.py)
+        stays as given until the trigger is edited (_kept_folders). Saved preferences never
+        keep the trigger: without one, their folder in ROOT/<base> follows the typed trigger,
+        so the last run's folder is not offered (Resume ticked) to a new word. A folder
+        elsewhere was chosen and stays."""
         if not value.strip():
             return True
         path = Path(value).expanduser()
-        name = text_of(self.defaults.placeholder_token).strip().strip("<>").strip()
-        return path == self.root / base or (bool(name) and path == self.root / base / name)
+        return path == self.root / base or path.parent == self.root / base
 
     def _kept_folders(self, defaults: TrainConfig) -> dict[str, str]:
         """The opening config's folders in ROOT/<base> under another name than its trigger's

@@ -233,11 +233,13 @@ class HomeScreen(Screen[HomeChoice]):
             figures = (f"   L_det {short_float(entry.l_det, 5)}   DVAR ratio "
                        f"{short_float(entry.dvar_ratio, 3)}   last event "
                        f"{age_words(entry.age())} ago")
-            # The model's path gives way from the left so the figures stay on the line.
+            # The model's path gives way from the left so the figures stay on its line; on a
+            # narrow screen they get a line of their own.
             room = width - len("model ") - len(figures)
-            model = fit_path(entry.model, room) if entry.model and room >= 12 else \
-                entry.model or "-"
-            lines.append(f"model {model}{figures}")
+            if room >= 12:
+                lines.append(f"model {fit_path(entry.model or '-', room)}{figures}")
+            else:
+                lines += [f"model {fit_path(entry.model or '-', width - 6)}", figures.strip()]
             lines.append(use)
         detail.update("\n".join(lines))
 

@@ -11,9 +11,11 @@
     ti-tui watch OUTPUT_DIR        re-attach to a run, or summarise a finished one
 
 The root is --root, else $INVOKEAI_ROOT, else ~/invokeai. --runs DIR (repeatable) lists the
-runs in DIR too. --preview auto|kitty|sixel|iterm|half-blocks (or $TI_TUI_PREVIEW) picks how
-preview images are drawn: real pixels with Kitty graphics or Sixel where the terminal has
-them, coloured half-blocks elsewhere (tmux, screen, NO_COLOR, unknown terminals).
+runs in DIR too. Without a terminal, `ti-tui` prints the runs as plain lines (or says there
+are none, where it looked and how to start one) and exits 2.
+--preview auto|kitty|sixel|iterm|half-blocks (or $TI_TUI_PREVIEW) picks how preview images are
+drawn: real pixels with Kitty graphics or Sixel where the terminal has them, coloured
+half-blocks elsewhere (tmux, screen, NO_COLOR, unknown terminals).
 
 Exit codes: 0 done (early or user stop included), 2 a user error (one line, no traceback),
 1 an internal failure (the traceback goes to a crash log, see ti_tui/exits.py), 128+N ended by
@@ -319,7 +321,9 @@ def cmd_models(argv: list[str]) -> int:
         description="List the models ti-tui can find: an InvokeAI root (4.x-6.x database, "
                     "3.x models folder, 2.3 models.yaml) and checkpoint folders "
                     "(A1111/Forge models/Stable-diffusion, ComfyUI models/checkpoints).")
-    parser.add_argument("--root", "--root_dir", dest="root", default=None)
+    parser.add_argument("--root", "--root_dir", dest="root", default=None,
+                        help="The InvokeAI root (default $INVOKEAI_ROOT, else ~/invokeai); one "
+                             "that does not exist is refused (exit 2).")
     parser.add_argument("--models_dir", action="append", default=[], metavar="DIR",
                         help="A folder of .safetensors/.ckpt checkpoints; repeatable. Given "
                              "folders are remembered (preferences.toml under the root) and "

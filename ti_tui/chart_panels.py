@@ -52,7 +52,7 @@ def dvar_status(state: RunState) -> tuple[str, str]:
         return f"converged at step {state.converged_step:,}", "bold green"
     if not state.dvar_on:
         return "DVAR off: the run goes to its step limit", "dim"
-    if state.ldet_count <= window:
+    if state.ldet_count <= window and state.dvar_ratio is None:  # a ratio means it is full
         return f"collecting window {min(state.ldet_count, window)}/{window}", "yellow"
     if state.dvar_ratio is None:
         return "ratio undefined: L_det is not moving", "red"
@@ -68,10 +68,11 @@ def dvar_panel(state: RunState, width: int, height: int, now: float | None = Non
     ratio = state.converged_ratio if state.converged_step is not None else state.dvar_ratio
     inner = max(1, width - 4)
     lines: list[RenderableType] = [Text(words, style, no_wrap=True, overflow="ellipsis")]
+    fill = window if state.dvar_ratio is not None else min(state.ldet_count, window)
     ema = f"{state.ema_pct * 100:+.2f}%" if state.ema_pct is not None else "-"
     trend = f"{state.trend:+.1e}" if state.trend is not None else "-"
     lines += packed([("ratio", short_float(ratio, 3)), ("threshold", short_float(threshold, 3)),
-                     ("window", f"{min(state.ldet_count, window)}/{window}"),
+                     ("window", f"{fill}/{window}"),
                      ("ema_pct", ema), ("hall", short_float(state.hall, 3)),
                      ("trend", trend)], inner)
     chart_rows = height - 2 - len(lines)

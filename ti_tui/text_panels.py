@@ -91,7 +91,9 @@ def dvar_outlook(state: RunState) -> str | None:
         return (f"DVAR cannot stop this run before its end (step {state.max_steps:,}; its "
                 f"first possible stop is step {earliest:,})")
     window, threshold = state.window or 0, state.threshold or 0.0
-    if window and state.ldet_count > window:
+    # A ratio is the proof the window is full, even where the count is short: `ti-tui watch`
+    # of a resumed run, or a log whose start was cut, kept saying "can stop from step 363".
+    if state.dvar_ratio is not None or (window and state.ldet_count > window):
         if state.dvar_ratio is None:
             return "DVAR ratio undefined: L_det is not moving"
         return f"DVAR ratio {state.dvar_ratio:.2f}, stops below {threshold:.2f}"

@@ -99,3 +99,14 @@ def test_the_loss_chart_of_one_step():
     assert any("0.413┤" in line for line in axis)       # the loss itself labels the axis
     assert any("├0.141" in line for line in axis)       # and L_det on the right
     assert "-0." not in out                            # not a -1..1 frame around one dot
+
+
+def test_a_known_ratio_replaces_the_earliest_stop_even_with_a_short_count():
+    # `ti-tui watch` of a run resumed at 362 said "DVAR can stop from step 363" while the ratio
+    # was already 0.66: its count of L_det values was short, the ratio was not.
+    state = state_at(380)
+    state.ldet_count = 5
+    out = show(text_panels.progress_panel, state, 100, 8)
+    assert f"DVAR ratio {state.dvar_ratio:.2f}, stops below 0.39" in out
+    dvar = show(chart_panels.dvar_panel, state, 60, 12)
+    assert "collecting window" not in dvar and "window 282/282" in dvar

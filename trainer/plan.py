@@ -16,7 +16,9 @@ Rules, with their sources:
   run after ceil(E x repeats x images / images per update) updates, if that comes first.
 * An A1111 schedule string that ends before the step limit ends training there (spec B2).
 * DVAR's ratio needs N + 1 L_det values (spec A5), one every `dvar_eval_every` updates (A4),
-  so the earliest stop is update (N + 1) x dvar_eval_every of the whole run.
+  so the earliest stop is update (N + 1) x dvar_eval_every of the whole run; a run that ends
+  at or before it cannot be stopped by DVAR (`dvar_can_stop`).
+* Epochs shown to a user are --num_train_epochs' epochs (`run_epochs`): passes / repeats.
 
 Pure Python (no torch): the UI imports it.
 """
@@ -33,8 +35,8 @@ from trainer.schedules import RateSchedule, clip_schedule, learning_rate_schedul
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
 
-__all__ = ["LIMIT_WORDS", "RunPlan", "dvar_can_stop", "earliest_dvar_stop", "epoch_limit_steps", "epochs",
-           "images_per_update", "is_full_cycle", "lr_scale", "make_plan", "run_epochs",
+__all__ = ["LIMIT_WORDS", "RunPlan", "dvar_can_stop", "earliest_dvar_stop", "epoch_limit_steps",
+           "epochs", "images_per_update", "is_full_cycle", "lr_scale", "make_plan", "run_epochs",
            "run_limit", "schedule_limit"]
 
 

@@ -455,7 +455,28 @@ class TrainingForm(Screen[TrainConfig]):
                 return None
             return checks.Note("info", f"runs `accelerate launch` with "
                                        f"{values['num_processes']} processes.")
+        if name == "early_stopping":
+            return self._dvar_note(errors)
         raise KeyError(name)
+
+    def _dvar_note(self, errors: dict[str, str]) -> checks.Note | None:
+        """DVAR's warning for a rate it stops too early at (trainer/dvar_advice.py), from the
+        run's plan; nothing while a value the plan reads is refused."""
+        from types import SimpleNamespace
+
+        from trainer.dvar_advice import advice_for_plan
+        from trainer.plan import make_plan
+        from trainer.schedules import ScheduleError
+
+        if errors:
+            return None
+        # The plan reads the typed values by name: no TrainConfig is built per keystroke.
+        values = SimpleNamespace(**self._value_checks.typed())
+        try:
+            text = advice_for_plan(make_plan(values, n_images=self.n_images))  # type: ignore[arg-type]
+        except ScheduleError:
+            return None
+        return checks.Note("warning", text[0].upper() + text[1:]) if text else None
 
     def _gather_notes(self, values: dict[str, Any],
                       errors: dict[str, str]) -> dict[str, checks.Note | None]:

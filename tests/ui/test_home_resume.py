@@ -224,3 +224,13 @@ async def test_the_details_name_the_trigger_when_its_column_gave_way(runs, root)
         assert detail[0].endswith("text-inversion-output/moon2")
         assert detail[1].startswith("<moon> · stopped early by DVAR at step 606")
         assert all(len(line) <= 58 for line in detail)
+
+
+async def test_an_empty_list_says_where_it_looked_and_the_key_first(root):
+    app = home_app(root)
+    async with app.run_test(size=(80, 12)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "the home screen")
+        detail = app.screen.query_one("#home-detail")
+        await until(pilot, lambda: "Press n" in str(detail.render()), "the empty note")
+        assert str(detail.render()) == (f"Press n to start a run: no runs under "
+                                        f"{root / 'text-inversion-output'} (it does not exist).")

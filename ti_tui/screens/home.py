@@ -216,8 +216,8 @@ class HomeScreen(Screen[HomeChoice]):
         detail = self.query_one("#home-detail", Static)
         entry = self.selected
         if entry is None:
-            words = no_runs_words(self.places)  # says which folder does not exist
-            detail.update(f"{words[0].upper()}{words[1:]}. Press n to start one.")
+            # The key first: on a short screen only the first line shows.
+            detail.update(f"Press n to start a run: {no_runs_words(self.places)}.")
             return
         width = max(20, self.size.width - 2)
         use = (use_words(entry.best_file, width) if entry.best_file else

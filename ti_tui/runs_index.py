@@ -96,6 +96,16 @@ class RunEntry:
         return self.state not in (DAMAGED, NOT_A_RUN)
 
     @property
+    def label(self) -> str:
+        """The run as a sentence names it: "<moon>" for a folder named after its trigger, else
+        the folder and the trigger, "green-star2 (<green-star>)" (runs of one trigger differ)."""
+        if not self.trigger:
+            return self.folder.name
+        if self.trigger == wrap_trigger(self.folder.name):
+            return self.trigger
+        return f"{self.folder.name} ({self.trigger})"
+
+    @property
     def running(self) -> bool:
         """Whether a live trainer holds the folder's lock."""
         return self.state == RUNNING

@@ -234,3 +234,20 @@ async def test_an_empty_list_says_where_it_looked_and_the_key_first(root):
         await until(pilot, lambda: "Press n" in str(detail.render()), "the empty note")
         assert str(detail.render()) == (f"Press n to start a run: no runs under "
                                         f"{root / 'text-inversion-output'} (it does not exist).")
+
+
+async def test_the_delete_question_names_the_run_not_only_its_trigger(runs, root):
+    from textual.widgets import Label
+
+    from ti_tui.screens.home_dialogs import ConfirmDelete
+
+    app = home_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        home = await home_ready(pilot)
+        await select(pilot, home, "moon2")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDelete), "the question")
+        assert str(app.screen.query_one(Label).render()) == "Delete the run moon2 (<moon>)?"
+        await pilot.press("n")
+        await home_ready(pilot)
+    assert runs["moon2"].is_dir()

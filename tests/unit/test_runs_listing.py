@@ -169,3 +169,11 @@ def test_models_with_a_missing_root_names_root(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("INVOKEAI_ROOT", str(tmp_path / "gone"))
     assert main(["models"]) == 2
     assert "$INVOKEAI_ROOT" in one_sentence(capsys)
+
+
+def test_a_run_is_named_so_that_runs_of_one_trigger_differ():
+    """The stop note and the delete question name the run by its label."""
+    assert run("moon", "<moon>").label == "<moon>"
+    assert run("green-star2", "<green-star>").label == "green-star2 (<green-star>)"
+    damaged = RunEntry(Path("/r/text-inversion-output/broken"), DAMAGED, "damaged")
+    assert damaged.label == "broken"

@@ -289,7 +289,7 @@ class HomeScreen(Screen[HomeChoice]):
                 from ti_tui.runs_index import AttachedRun
 
                 AttachedRun(entry.folder).stop()
-                self.notify(f"Stopping {entry.trigger}: it finishes this update, saves a "
+                self.notify(f"Stopping {entry.label}: it finishes this update, saves a "
                             "checkpoint and the embedding, then exits.")
 
         self.app.push_screen(ConfirmStop(), confirmed)

@@ -42,7 +42,7 @@ class ConfirmDelete(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Grid():
-            yield Label(f"Delete the run {self.entry.trigger or self.entry.folder.name}?")
+            yield Label(f"Delete the run {self.entry.label}?")
             yield Static(f"This removes the folder {self.entry.folder} and everything in it "
                          "(embeddings, checkpoints, previews). It cannot be undone.",
                          markup=False)

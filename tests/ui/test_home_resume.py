@@ -197,7 +197,7 @@ async def test_no_number_or_file_name_is_cut_at_any_width(runs, root, size):
         if size[0] < 80:
             assert "f1" in shown and "m" not in shown
         else:
-            assert {"q", "s", "p", "x", "m"} <= shown and "f1" not in shown
+            assert {"q", "s", "p", "x", "m"} <= shown
 
 
 async def test_at_40_columns_the_step_total_is_short_and_keys_left_off_still_work(runs, root):
@@ -251,3 +251,17 @@ async def test_the_delete_question_names_the_run_not_only_its_trigger(runs, root
         await pilot.press("n")
         await home_ready(pilot)
     assert runs["moon2"].is_dir()
+
+
+async def test_f1_on_the_home_screen_shows_the_home_keys(tmp_path):
+    from ti_tui.screens.help import HelpScreen
+
+    app = make_app(root=tmp_path / "root", runner=FakeRunner(), home=[])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "the home screen")
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the key page")
+        page = app.screen
+        words = " ".join(what for _, what in page.rows)
+        assert page.title_words == "Keys: the runs"
+        assert "resume" in words.lower() and "next field" not in words  # not the form's page

@@ -78,17 +78,23 @@ class HomeScreen(Screen[HomeChoice]):
     HomeScreen.-short #home-detail { max-height: 1; border-top: none; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "choose('new')", "New"),
-        Binding("r", "choose('resume')", "Resume"),
-        Binding("enter", "choose('open')", "Open", key_display="⏎", priority=True),
-        Binding("s", "stop", "Stop"),
-        Binding("p", "choose('previews')", "Previews"),
-        Binding("x,delete", "delete", "Delete", key_display="x"),
-        Binding("m", "choose('models')", "Models"),
-        Binding("q,escape", "choose('quit')", "Quit", key_display="q"),
-        # The form's key page means nothing here, and the footer already shows every key.
-        Binding("f1", "keys", "Keys", show=False),
+        Binding("n", "choose('new')", "New", tooltip="a new run: the form, empty"),
+        Binding("r", "choose('resume')", "Resume",
+                tooltip="resume the chosen run: the form, filled from it"),
+        Binding("enter", "choose('open')", "Open", key_display="⏎", priority=True,
+                tooltip="open the chosen run: the live screen of a running one, the summary "
+                        "of an ended one"),
+        Binding("s", "stop", "Stop", tooltip="ask the chosen running run to stop (it saves)"),
+        Binding("p", "choose('previews')", "Previews", tooltip="the chosen run's previews"),
+        Binding("x,delete", "delete", "Delete", key_display="x",
+                tooltip="delete the chosen run's folder (asks first)"),
+        Binding("m", "choose('models')", "Models", tooltip="the models found under the root"),
+        Binding("q,escape", "choose('quit')", "Quit", key_display="q",
+                tooltip="quit; running trainers go on"),
     ]
+    HELP_TITLE = "the runs"
+    HELP_KEYS = (("↑ ↓", "choose a run"),)
+    """F1's rows for the keys that are no binding here (ti_tui/screens/help.py)."""
 
     def __init__(self, *, root: Path, runs: list[Path] | None = None,
                  select: Path | None = None) -> None:
@@ -248,11 +254,6 @@ class HomeScreen(Screen[HomeChoice]):
         self.action_choose("open")
 
     # --- keys ----------------------------------------------------------------------------
-    def action_keys(self) -> None:
-        self.notify("↑ ↓ choose a run · Enter open (watch a running run, the summary of an "
-                    "ended one) · n new run · r resume · s stop · p previews · x delete · "
-                    "m models · q quit (running trainers go on)", timeout=10)
-
     def action_choose(self, action: str) -> None:
         entry = self.selected
         if action in ("new", "models", "quit"):

@@ -292,7 +292,9 @@ def _unrecorded_stop(output_dir: Path) -> str:
 def cmd_demo(argv: list[str]) -> int:
     """Build (once) the tiny demo model and images, then open the form or train headless."""
     parser = argparse.ArgumentParser(prog="ti-tui demo",
-                                     description="Train on the built-in demo model and images.")
+                                     description="Train on the built-in demo model and images. "
+                                     "Each demo is a new run in a fresh folder (green-star, "
+                                     "then green-star-2, ...); `ti-tui` lists the earlier ones.")
     parser.add_argument("--root", default=None, help="Where outputs go (default: a demo "
                         "folder in the user cache).")
     parser.add_argument("--headless", action="store_true",

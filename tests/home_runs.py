@@ -125,3 +125,33 @@ def release(root: Path) -> None:
     lock = _LOCKS.pop(str(root), None)
     if lock is not None:
         lock.release()
+
+
+# --- waiting on the home screen (pilot tests) --------------------------------------------------
+
+async def until(pilot, check, what: str) -> None:
+    """Let the app run until `check()` holds (a condition, never a fixed sleep); AssertionError
+    naming `what` after 500 short turns."""
+    for _ in range(500):
+        await pilot.pause(0.02)
+        if check():
+            return
+    raise AssertionError(f"{what} did not happen; the screen is {pilot.app.screen}")
+
+
+async def home_listing(pilot, runs: int):
+    """The home screen, once it lists `runs` entries."""
+    from ti_tui.screens.home import HomeScreen
+
+    await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen)
+                and len(pilot.app.screen.entries) == runs, "the home list")
+    return pilot.app.screen
+
+
+async def select(pilot, home, name: str) -> None:
+    """Put the home list's cursor on the run in folder `name`."""
+    from textual.widgets import DataTable
+
+    home.query_one(DataTable).move_cursor(row=[e.folder.name for e in home.entries].index(name))
+    await pilot.pause()
+    assert home.selected.folder.name == name

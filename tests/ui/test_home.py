@@ -7,7 +7,7 @@ import pytest
 from textual.widgets import Checkbox, DataTable, Footer
 
 from tests.form_pilot import FakeRunner, FakeTrainScreen
-from tests.home_runs import build_root, release
+from tests.home_runs import build_root, home_listing, release, select, until
 from ti_tui import preview_art
 from ti_tui.app import make_app
 from ti_tui.runs_index import AttachedRun
@@ -50,26 +50,8 @@ def home_app(root, runner=None, outcome="detached"):
     return app
 
 
-async def until(pilot, check, what: str):
-    for _ in range(500):
-        await pilot.pause(0.02)
-        if check():
-            return
-    raise AssertionError(f"{what} did not happen; the screen is {pilot.app.screen}")
-
-
 async def home_ready(pilot) -> HomeScreen:
-    await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen)
-                and len(pilot.app.screen.entries) == 6, "the home list")
-    return pilot.app.screen
-
-
-async def select(pilot, home: HomeScreen, name: str) -> None:
-    table = home.query_one(DataTable)
-    row = [e.folder.name for e in home.entries].index(name)
-    table.move_cursor(row=row)
-    await pilot.pause()
-    assert home.selected.folder.name == name
+    return await home_listing(pilot, 6)
 
 
 def row_text(home: HomeScreen, name: str) -> str:

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer
 from textual.widgets._footer import FooterKey
 
 from tests.form_pilot import FakeRunner, FakeTrainScreen, app_for, ready, type_into
-from tests.home_runs import build_root, release
+from tests.home_runs import build_root, home_listing, release, select, until
 from ti_tui.app import make_app
 from ti_tui.screens.form import TrainingForm
 from ti_tui.screens.home import HomeScreen
@@ -56,24 +56,8 @@ def home_app(root, runner=None):
     return app
 
 
-async def until(pilot, check, what: str):
-    for _ in range(500):
-        await pilot.pause(0.02)
-        if check():
-            return
-    raise AssertionError(f"{what} did not happen; the screen is {pilot.app.screen}")
-
-
 async def home_ready(pilot) -> HomeScreen:
-    await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen)
-                and len(pilot.app.screen.entries) == 7, "the home list")
-    return pilot.app.screen
-
-
-async def select(pilot, home: HomeScreen, name: str) -> None:
-    home.query_one(DataTable).move_cursor(row=[e.folder.name for e in home.entries].index(name))
-    await pilot.pause()
-    assert home.selected.folder.name == name
+    return await home_listing(pilot, 7)
 
 
 async def test_resume_fills_the_form_from_that_runs_run_toml(runs, root):

@@ -4,7 +4,7 @@ running, a finished, a DVAR-stopped, a failed and a damaged run (tests/home_runs
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Checkbox, DataTable, Footer
+from textual.widgets import DataTable, Footer
 
 from tests.form_pilot import FakeRunner, FakeTrainScreen
 from tests.home_runs import build_root, home_listing, release, select, until

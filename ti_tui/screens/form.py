@@ -468,8 +468,8 @@ class TrainingForm(Screen[TrainConfig]):
         from trainer.plan import make_plan
         from trainer.schedules import ScheduleError
 
-        if errors:
-            return None
+        if any(name in errors for name in checks.NOTE_READS["early_stopping"]):
+            return None  # a value the plan reads is refused: its own sentence is shown
         # The plan reads the typed values by name: no TrainConfig is built per keystroke.
         values = SimpleNamespace(**self._value_checks.typed())
         try:

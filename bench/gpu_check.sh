@@ -156,7 +156,8 @@ run_tests() {  # NAME LIMIT PYTEST_ARGS...
   [ "$limit" -gt "$left" ] && limit=$left
   say "$name (limit ${limit}s)"
   local t=$(date +%s)
-  timeout -k 10 "$limit" $PY -m pytest -q -p no:cacheprovider --timeout 300 \
+  # -o addopts="": pyproject's -n would need pytest-xdist, which the GPU image may lack.
+  timeout -k 10 "$limit" $PY -m pytest -q -p no:cacheprovider -o addopts="" --timeout 300 \
     --junitxml "$W/$name.xml" "$@" 2>&1 | tail -25
   local rc=${PIPESTATUS[0]}
   $PY bench/gpu_report.py add "$REPORT" "$name" --rc $rc --seconds $(( $(date +%s) - t )) \
@@ -172,7 +173,7 @@ stage compile 300 "$W/compile.json" \
 if [ "${SMOKE:-0}" = 1 ]; then
   say "suite: skipped in SMOKE mode"
 elif $PY -c "import xdist" 2>/dev/null; then
-  run_tests suite 600 -n "$(( $(nproc) > 8 ? 8 : $(nproc) ))" tests
+  run_tests suite 600 -m "not slow" -n "$(( $(nproc) > 8 ? 8 : $(nproc) ))" --dist loadfile tests
 else
   say "suite: skipped (pytest-xdist is not installed)"
 fi

@@ -28,7 +28,7 @@ case "${1:-}" in
   # pytest-xdist runs one test file per worker, one worker per core (at most 4: each builds
   # the tiny models once); a file's module fixtures stay in one worker (--dist loadfile).
   test) shift
-        workers=$("$VENV/bin/python" -c "import os; print(max(1, min(4, len(os.sched_getaffinity(0)))))")
+        workers=$("$VENV/bin/python" -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(max(1, min(4, n or 1)))")
         exec "$VENV/bin/python" -m pytest -m "slow or not slow" -n "$workers" --dist loadfile "$@" ;;
   "") echo "Set up. Run: $VENV/bin/ti-tui --help" ;;
   *) echo "usage: bash setup.sh [demo|test] [ARGS...]" >&2; exit 2 ;;

@@ -52,11 +52,11 @@ def test_each_kind_of_folder_gets_its_state_and_figures(tmp_path, runs):
     assert found["notes"].state == NOT_A_RUN
 
 
-def test_reads_only_the_first_line_and_the_tail(tmp_path, runs, monkeypatch):
-    """A long run costs two reads of ~64 KB, not the whole file."""
-    events = runs["moon"] / "events.jsonl"
-    assert events.stat().st_size > 2 * runs_index.TAIL_BYTES
-    sizes = []
+
+def read_sizes(monkeypatch) -> list[int]:
+    """Record the size of every read runs_index makes from now on (bytes or characters per
+    read/readline call), through a counting wrapper around each file it opens."""
+    sizes: list[int] = []
     real_open = open
 
     class Counting:
@@ -84,6 +84,14 @@ def test_reads_only_the_first_line_and_the_tail(tmp_path, runs, monkeypatch):
 
     monkeypatch.setattr(runs_index, "open", lambda *a, **k: Counting(real_open(*a, **k)),
                         raising=False)
+    return sizes
+
+
+def test_reads_only_the_first_line_and_the_tail(tmp_path, runs, monkeypatch):
+    """A long run costs two reads of ~64 KB, not the whole file."""
+    events = runs["moon"] / "events.jsonl"
+    assert events.stat().st_size > 2 * runs_index.TAIL_BYTES
+    sizes = read_sizes(monkeypatch)
     entry = read_entry(runs["moon"])
     assert entry.state == EARLY_STOP
     assert sum(sizes) <= runs_index.TAIL_BYTES + 4096
@@ -222,34 +230,7 @@ def test_the_head_read_stops_at_run_started(tmp_path, monkeypatch):
     out = write_long_run(tmp_path)
     raw = (out / "events.jsonl").read_bytes()
     head = raw[:raw.index(b"\n", raw.index(b'"run_started"')) + 1]
-    sizes = []
-    real_open = open
-
-    class Counting:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
-
-        def __getattr__(self, name):
-            return getattr(self.fh, name)
-
-        def read(self, n=-1):
-            data = self.fh.read(n)
-            sizes.append(len(data))
-            return data
-
-        def readline(self, n=-1):
-            data = self.fh.readline(n)
-            sizes.append(len(data))
-            return data
-
-    monkeypatch.setattr(runs_index, "open", lambda *a, **k: Counting(real_open(*a, **k)),
-                        raising=False)
+    sizes = read_sizes(monkeypatch)
     heads, tail = runs_index.read_head_and_tail(out / "events.jsonl")
     assert len(heads) == 4 and '"run_started"' in heads[-1]
     assert sum(sizes) <= len(head) + runs_index.TAIL_BYTES

@@ -58,6 +58,21 @@ def app_for(root: Path, runner: FakeRunner | None = None, outcome: str = "finish
     return app
 
 
+async def until(pilot, check, what: str) -> None:
+    """Let the app run until `check()` holds (a condition, never a fixed sleep); AssertionError
+    naming `what` after 500 short turns."""
+    for _ in range(500):
+        await pilot.pause(0.02)
+        if check():
+            return
+    raise AssertionError(f"{what} did not happen; the screen is {pilot.app.screen}")
+
+
+async def started(pilot, runner: FakeRunner) -> None:
+    """Wait until the form has handed a config to `runner` (Start was accepted)."""
+    await until(pilot, lambda: runner.configs, "the run's start")
+
+
 async def ready(pilot) -> TrainingForm:
     """Wait until the form is up and its tokenizer loaded (one load per session: cached)."""
     for _ in range(400):

@@ -105,3 +105,13 @@ def tree_state(folder: Path) -> dict[str, tuple[int, int]]:
     after the session to prove a shared fixture stayed read-only."""
     return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def stop_at(step: int, control, sink: list):
+    """An emit callback for `trainer.train`: keeps every event in `sink` and asks `control`
+    (a trainer.control.Control) to stop once update `step` is reported, as Ctrl-C would."""
+    def emit(event):
+        sink.append(event)
+        if event.type == "step" and event.step == step:
+            control.request_stop()
+    return emit

@@ -129,19 +129,13 @@ def release(root: Path) -> None:
 
 # --- waiting on the home screen (pilot tests) --------------------------------------------------
 
-async def until(pilot, check, what: str) -> None:
-    """Let the app run until `check()` holds (a condition, never a fixed sleep); AssertionError
-    naming `what` after 500 short turns."""
-    for _ in range(500):
-        await pilot.pause(0.02)
-        if check():
-            return
-    raise AssertionError(f"{what} did not happen; the screen is {pilot.app.screen}")
 
 
 async def home_listing(pilot, runs: int):
     """The home screen, once it lists `runs` entries."""
     from ti_tui.screens.home import HomeScreen
+
+    from tests.form_pilot import until
 
     await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen)
                 and len(pilot.app.screen.entries) == runs, "the home list")

@@ -14,15 +14,7 @@ from trainer.errors import ResumeError
 from trainer.preflight import preflight
 from ti_tui.state import fold_all
 
-from tests.helpers import make_config
-
-
-def stop_at(step: int, control: Control, sink: list):
-    def emit(event):
-        sink.append(event)
-        if event.type == "step" and event.step == step:
-            control.request_stop()
-    return emit
+from tests.helpers import make_config, stop_at
 
 
 @pytest.fixture(scope="module")

@@ -139,7 +139,7 @@ async def test_form_lists_described_models_refuses_unsupported_and_trains_a_chec
     from trainer import train
     from trainer.config import TrainConfig
 
-    from tests.form_pilot import SIZE, FakeRunner, app_for, ready
+    from tests.form_pilot import SIZE, FakeRunner, app_for, ready, started, until
 
     root = make_invokeai6_root(tmp_path / "r", tiny_model_dir, sd1_file)
     shutil.copytree(demo_images_dir, root / "text-inversion-training-data" / "cat")
@@ -158,14 +158,14 @@ async def test_form_lists_described_models_refuses_unsupported_and_trains_a_chec
         assert picker.value == str(sd1_file) and form.facts.format == "checkpoint"
         flux = dict(picker.models)["FLUX Dev"]
         picker.select.value = str(flux)
-        await pilot.pause(0.2)
-        assert "FLUX Dev is a Flux model" in form.model_problem
+        await until(pilot, lambda: "FLUX Dev is a Flux model" in (form.model_problem or ""),
+                    "the Flux refusal")
         picker.select.value = str(sd1_file)
         form = await ready(pilot)
         assert form.model_problem is None
         await pilot.press("tab", *"cat")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.3)
+        await started(pilot, runner)
     config = runner.configs[0]
     assert (config.model, config.model_config) == (str(sd1_file), str(tiny_model_dir))
     events: list = []

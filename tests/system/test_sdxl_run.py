@@ -17,19 +17,11 @@ from trainer import train
 from trainer.control import Control
 from trainer.events import read_events
 
-from tests.helpers import make_config
+from tests.helpers import make_config, stop_at
 
 COMMON = dict(num_vectors=2, initializer_token="star", max_train_steps=4, save_steps=0,
               checkpointing_steps=0, gradient_accumulation_steps=2, dvar_window=3,
               dvar_eval_batch_size=2)
-
-
-def stop_at(step: int, control: Control, sink: list):
-    def emit(event):
-        sink.append(event)
-        if event.type == "step" and event.step == step:
-            control.request_stop()
-    return emit
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from trainer.config import TrainConfig
 from ti_tui.preferences import preferences_path
 from ti_tui.screens.form import TrainingForm
 
-from tests.form_pilot import SIZE, FakeRunner, app_for, goto, message, ready, type_into
+from tests.form_pilot import SIZE, FakeRunner, app_for, goto, message, ready, started, type_into
 
 # --- the whole form by keys ------------------------------------------------------------------
 
@@ -55,7 +55,7 @@ async def test_fill_every_field_by_keys_then_ctrl_s_hands_over_the_config(root):
             await type_into(pilot, form, name, text)
         assert form.check_notes()["placeholder_token"].text == "use <cat> in your prompts"
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await started(pilot, runner)
     assert len(runner.configs) == 1
     config = runner.configs[0]
     assert config.model == str(root / "models" / "sd-1" / "main" / "tiny")
@@ -130,7 +130,7 @@ async def test_resume_is_ticked_only_for_a_real_checkpoint(root):
         assert resume.value is True
         assert message(form, "resume_from_checkpoint") == "continues from checkpoint-300."
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await started(pilot, runner)
     assert runner.configs[0].resume_from_checkpoint == "latest"
 
 

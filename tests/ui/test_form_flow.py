@@ -21,7 +21,8 @@ from ti_tui.screens.too_small import TooSmallScreen
 from ti_tui.widgets.derived import derive_facts, describe_facts, format_rate
 from trainer.events import Stopped, StopReason
 
-from tests.form_pilot import SIZE, FakeRunner, app_for, goto, message, ready, type_into
+from tests.form_pilot import (SIZE, FakeRunner, app_for, goto,
+                              message, ready, started, type_into, until)
 
 # --- preferences, runner errors, keys, sizes ------------------------------------------------
 
@@ -55,7 +56,7 @@ async def test_runner_refusal_returns_to_the_form_at_the_field(root):
         assert message(form, "train_data_dir").startswith("Data directory has a broken image")
         assert pilot.app.focused.id == "f-train_data_dir"
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await started(pilot, runner)
     assert len(runner.configs) == 1
 
 
@@ -75,8 +76,7 @@ async def test_too_small_then_resized_back(root):
     """Only below 39x10 (ti_tui/terminal.py) does the notice replace the form."""
     app = app_for(root, restore=False)
     async with app.run_test(size=(30, 8)) as pilot:
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, TooSmallScreen)
+        await until(pilot, lambda: isinstance(app.screen, TooSmallScreen), "the notice")
         assert "make the window at least 39x10 (now 30x8)" in str(
             app.screen.query_one(Static).render())
         await pilot.resize_terminal(80, 23)  # an 80x24 window under tmux
@@ -111,7 +111,7 @@ async def test_after_training_the_summary_copies_the_embedding(root):
         form = await ready(pilot)
         await type_into(pilot, form, "placeholder_token", "cat")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await started(pilot, runner)
         out = runner.configs[0].output_path
         (out / "checkpoint-10").mkdir(parents=True)
         (out / "learned_embeds.bin").write_bytes(b"vectors")
@@ -119,8 +119,7 @@ async def test_after_training_the_summary_copies_the_embedding(root):
             time=1, reason=StopReason.EARLY_STOP, step=40, files=["learned_embeds.bin"],
             ratio=0.2, threshold=0.39).to_dict()) + "\n")
         await pilot.press("d")                      # the fake live screen: run finished
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, SummaryScreen)
+        await until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
         assert pilot.app.focused.id == "summary-copy"
         await pilot.press("ctrl+s")
     assert app.return_value == "finished" and app.return_code == 0
@@ -129,14 +128,15 @@ async def test_after_training_the_summary_copies_the_embedding(root):
 
 
 async def test_detaching_prints_how_to_reattach(root):
-    app = app_for(root, outcome="detached", restore=False)
+    runner = FakeRunner()
+    app = app_for(root, runner, outcome="detached", restore=False)
     async with app.run_test(size=SIZE) as pilot:
         form = await ready(pilot)
         await type_into(pilot, form, "placeholder_token", "cat")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await started(pilot, runner)
         await pilot.press("d")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: app.return_value is not None, "the app's exit")
     assert app.return_value == "detached"
     assert app.watch_hint().endswith(f"ti-tui watch {root / 'text-inversion-output' / 'cat'}")
 
@@ -179,7 +179,7 @@ async def test_demo_opens_prefilled_and_starts(tmp_path):
         await pilot.press("shift+tab", "shift+tab")       # from the model, back round to Start
         assert pilot.app.focused.id == "start"
         await pilot.press("enter")
-        await pilot.pause(0.2)
+        await started(pilot, runner)
     config = runner.configs[0]
     assert config.resolution == 32 and config.output_path == \
         tmp_path / "root" / "text-inversion-output" / "green-star"

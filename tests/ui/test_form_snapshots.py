@@ -17,7 +17,7 @@ from textual.app import App
 
 from textual.widgets import Input
 
-from tests.form_pilot import app_for
+from tests.form_pilot import app_for, until
 from tests.form_pilot import ready as form_ready
 from tests.helpers import fill_invokeai_root
 from ti_tui import terminal
@@ -99,7 +99,10 @@ def test_help(snap_compare, snap_root):
 
 def test_too_small(snap_compare, snap_root):
     async def settle(pilot):
-        await pilot.pause(0.2)
+        from ti_tui.screens.too_small import TooSmallScreen
+
+        await until(pilot, lambda: isinstance(pilot.app.screen, TooSmallScreen), "the notice")
+        await pilot.pause()
 
     assert snap_compare(form_app(snap_root), terminal_size=(30, 8), run_before=settle)
 

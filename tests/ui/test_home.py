@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Footer
 
-from tests.form_pilot import FakeRunner, FakeTrainScreen
-from tests.home_runs import build_root, home_listing, release, select, until
+from tests.form_pilot import FakeRunner, FakeTrainScreen, until
+from tests.home_runs import build_root, home_listing, release, select
 from ti_tui import preview_art
 from ti_tui.app import make_app
 from ti_tui.runs_index import AttachedRun

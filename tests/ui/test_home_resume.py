@@ -15,8 +15,8 @@ import pytest
 from textual.widgets import DataTable, Footer
 from textual.widgets._footer import FooterKey
 
-from tests.form_pilot import FakeRunner, FakeTrainScreen, app_for, ready, type_into
-from tests.home_runs import build_root, home_listing, release, select, until
+from tests.form_pilot import FakeRunner, FakeTrainScreen, app_for, ready, type_into, until
+from tests.home_runs import build_root, home_listing, release, select
 from ti_tui.app import make_app
 from ti_tui.screens.form import TrainingForm
 from ti_tui.screens.home import HomeScreen

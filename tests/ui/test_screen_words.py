@@ -10,7 +10,7 @@ import pytest
 from textual.app import App
 from textual.widgets import Footer
 
-from tests.form_pilot import SIZE, FakeRunner, app_for, ready
+from tests.form_pilot import SIZE, FakeRunner, app_for, ready, started
 from tests.ui.test_resume_choice import a_run
 from tests.ui.test_train_screen import FakeHandle, TrainApp, run_dir, settle
 from ti_tui.app import TiTuiApp
@@ -142,5 +142,5 @@ async def test_a_second_demo_opens_a_fresh_folder(tmp_path):
         assert form.text("output_dir") == str(fresh)
         assert form.controls["resume_from_checkpoint"].value is False
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await started(pilot, runner)
     assert runner.configs[0].output_path == fresh and not runner.configs[0].resume_from_checkpoint

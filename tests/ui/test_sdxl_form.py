@@ -11,7 +11,7 @@ import pytest
 
 from trainer import train
 
-from tests.form_pilot import SIZE, FakeRunner, app_for, message, ready, type_into
+from tests.form_pilot import SIZE, FakeRunner, app_for, message, ready, started, type_into
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def test_an_sdxl_model_from_the_form_shows_its_widths_and_trains(sdxl_root
             await type_into(pilot, form, name, text)
         assert form.check_notes()["placeholder_token"].text == "use <cat> in your prompts"
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await started(pilot, runner)
     assert len(runner.configs) == 1
     config = runner.configs[0]
     assert config.model == str(sdxl_root / "models" / "sdxl" / "main" / "tiny-xl")
@@ -47,8 +47,8 @@ async def test_an_sdxl_model_from_the_form_shows_its_widths_and_trains(sdxl_root
     result = train(config, emit=events.append)
     assert result.reason == "max_steps" and result.step == 2
     assert result.vectors.shape == (2, 2048)
-    started = next(e for e in events if e.type == "run_started")
-    assert started.model["family"] == "sdxl" and started.trigger == "<cat>"
+    run_started = next(e for e in events if e.type == "run_started")
+    assert run_started.model["family"] == "sdxl" and run_started.trigger == "<cat>"
 
 
 def test_the_dashboard_header_names_the_family_and_both_widths():

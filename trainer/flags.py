@@ -47,7 +47,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if group is None:
             group = groups[meta["group"]] = parser.add_argument_group(GROUP_TITLES[meta["group"]])
         names = [f"--{f.name}", *meta["flags"]]
-        help_text = meta["help"] + _default_note(f)
+        # argparse %-formats help strings: a literal % ("~20% slower") must be doubled.
+        help_text = (meta["help"] + _default_note(f)).replace("%", "%%")
         if "bool" in str(f.type):
             group.add_argument(*names, dest=f.name, action="store_const", const=True,
                                default=argparse.SUPPRESS, help=help_text)

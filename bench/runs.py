@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bare_loop import percentile  # noqa: E402
 from bench.presets import Preset  # noqa: E402
-from trainer.events import read_events  # noqa: E402  (raw lines: extra fields are kept)
+from trainer.event_file import read_events  # noqa: E402  (raw lines: extra fields are kept)
 
 _ENTRY = Path(sys.executable).with_name("ti-tui")
 TI_TUI = [str(_ENTRY)] if _ENTRY.is_file() else [sys.executable, "-m", "ti_tui.cli"]

@@ -9,7 +9,7 @@ import torch
 
 from trainer import checkpoint
 from trainer.formats import load_embedding
-from trainer.events import read_events
+from trainer.event_file import read_events
 
 
 def events(config) -> list[dict]:

@@ -86,7 +86,8 @@ class FinishedRun:
 def train_finished_run(model: Path, images: Path, folder: Path) -> FinishedRun:
     """Train the shared `FinishedRun` into `folder` (out/ and an InvokeAI 2.3 root/)."""
     from trainer.__main__ import run
-    from trainer.events import EVENTS_FILE, load_events
+    from trainer.event_file import load_events
+    from trainer.events import EVENTS_FILE
     from trainer.formats import load_embedding
 
     (folder / "root").mkdir(parents=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from trainer.config import TrainConfig
 from trainer.formats import FORMATS
-from trainer.events import (EmbeddingSaved, Error, EventLog, PreviewSaved, RunStarted, Step,
-                            Stopped)
+from trainer.event_file import EventLog
+from trainer.events import EmbeddingSaved, Error, PreviewSaved, RunStarted, Step, Stopped
 from trainer.lock import RunLock
 
 T0 = 1_700_000_000.0

@@ -17,9 +17,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from trainer.event_file import load_events
 from trainer.events import (EVENTS_FILE, CheckpointSaved, EmbeddingSaved, Error, Event, Phase,
-                            PreviewSaved, RunStarted, Step, Stopped, Warning, load_events,
-                            stop_words)
+                            PreviewSaved, RunStarted, Step, Stopped, Warning, stop_words)
 from trainer.install_guide import tool_lines
 from ti_tui.dashboard import SlowPanels, render_dashboard
 from ti_tui.panel_format import duration, short_float, short_path

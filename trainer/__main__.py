@@ -73,7 +73,8 @@ def run(config, checked=None) -> int:
     """Train `config`; `checked` is its Preflight when this process already ran the checks."""
     from trainer import lock
     from trainer.control import CONTROL_DIR, Control
-    from trainer.events import EVENTS_FILE, Error, EventLog, StopReason
+    from trainer.event_file import EventLog
+    from trainer.events import EVENTS_FILE, Error, StopReason
     from trainer.preflight import is_main_process
 
     control = Control(config.output_path / CONTROL_DIR)

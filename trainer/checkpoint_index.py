@@ -43,7 +43,8 @@ def last_stop(output_dir: Path) -> tuple[str, int] | None:
     The form and the demo ask it so that resuming a run DVAR already stopped is flagged
     before Start: its restored DVAR window would stop the run again after one update.
     """
-    from trainer.events import EVENTS_FILE, read_events
+    from trainer.event_file import read_events
+    from trainer.events import EVENTS_FILE
 
     path = output_dir / EVENTS_FILE
     found = None

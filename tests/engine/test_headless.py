@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from trainer.events import read_events
+from trainer.event_file import read_events
 from ti_tui.headless import follow_run, run_watch
 from ti_tui.runner import run_alive
 from trainer.lock import LOCK_NAME, RunLock

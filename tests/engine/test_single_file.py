@@ -205,7 +205,7 @@ def final_tensors(out: Path) -> dict[str, tuple[int, ...]]:
     """Shapes in the final .safetensors embedding the run announced (embedding_saved)."""
     from safetensors.torch import load_file
 
-    from trainer.events import read_events
+    from trainer.event_file import read_events
 
     final = [e for e in read_events(out / "events.jsonl")
              if e.get("type") == "embedding_saved" and e.get("final")]

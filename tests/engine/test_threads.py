@@ -14,7 +14,7 @@ import pytest
 from ti_tui.runner import start_run, trainer_command
 from trainer import threads
 from trainer.config import TrainConfig
-from trainer.events import read_events
+from trainer.event_file import read_events
 from trainer.threads import ThreadPlan, cgroup_cpu_quota, plan_threads
 
 from tests.helpers import make_config

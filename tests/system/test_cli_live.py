@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.events import read_events
+from trainer.event_file import read_events
 
 pytestmark = pytest.mark.slow
 TI_TUI = [sys.executable, "-m", "ti_tui.cli"]

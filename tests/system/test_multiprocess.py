@@ -8,7 +8,7 @@ import pytest
 
 from ti_tui.runner import prepare_output, trainer_command
 from trainer.config import TrainConfig
-from trainer.events import read_events
+from trainer.event_file import read_events
 
 
 @pytest.mark.slow

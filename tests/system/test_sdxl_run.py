@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from trainer import train
 from trainer.control import Control
-from trainer.events import read_events
+from trainer.event_file import read_events
 
 from tests.helpers import make_config, stop_at
 

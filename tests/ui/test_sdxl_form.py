@@ -60,7 +60,8 @@ def test_the_dashboard_header_names_the_family_and_both_widths():
 
     from ti_tui.text_panels import header_panel
     from ti_tui.state import RunState, fold_all
-    from trainer.events import RunStarted, load_events
+    from trainer.event_file import load_events
+    from trainer.events import RunStarted
 
     sample = Path(__file__).parents[1] / "data" / "events_sample.jsonl"
     started = next(e for e in load_events(sample) if isinstance(e, RunStarted))

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from trainer.events import (EVENT_TYPES, CheckpointSaved, EmbeddingSaved, Error, EventLog, Phase,
+from trainer.event_file import EventLog, load_events, read_events
+from trainer.events import (EVENT_TYPES, CheckpointSaved, EmbeddingSaved, Error, Phase,
                             PreviewSaved, RunStarted, Step, Stopped, StopReason, Unknown, Warning,
-                            load_events, parse_event, read_events, stop_sentence, stop_words)
+                            parse_event, stop_sentence, stop_words)
 
 SAMPLE = Path(__file__).parents[1] / "data" / "events_sample.jsonl"
 

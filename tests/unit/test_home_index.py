@@ -14,8 +14,8 @@ from tests.home_runs import build_root, release, write_run
 from ti_tui import runs_index, runs_listing
 from ti_tui.runs_index import (DAMAGED, EARLY_STOP, ENDED, FAILED, FINISHED, NOT_A_RUN,
                                NOT_STARTED, RUNNING, AttachedRun, index_runs, read_entry)
-from trainer.events import (EmbeddingSaved, EventLog, Phase, RunStarted, Step, Stopped,
-                            Warning)
+from trainer.event_file import EventLog
+from trainer.events import EmbeddingSaved, Phase, RunStarted, Step, Stopped, Warning
 from trainer.lock import LOCK_NAME
 
 

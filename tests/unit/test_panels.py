@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from trainer.events import Phase, RunStarted, Step, Stopped, StopReason, Warning, load_events
+from trainer.event_file import load_events
+from trainer.events import Phase, RunStarted, Step, Stopped, StopReason, Warning
 from ti_tui import chart_panels, dashboard, panel_format, panels, text_panels
 from ti_tui.charts import Line, chart, downsample
 from ti_tui.state import RunState, fold_all

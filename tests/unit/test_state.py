@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from trainer.event_file import load_events
 from trainer.events import (CheckpointSaved, EmbeddingSaved, Error, Event, Phase, PreviewSaved,
-                            RunStarted, Step, Stopped, StopReason, Unknown, Warning, load_events)
+                            RunStarted, Step, Stopped, StopReason, Unknown, Warning)
 from ti_tui.state import SERIES_CAP, RunState, Series, fold, fold_all
 from ti_tui.tail import EventTail
 

@@ -12,7 +12,8 @@ from textual.widget import Widget
 
 from ti_tui.chart_panels import dvar_panel, loss_panel
 from ti_tui.state import RunState, fold_all
-from trainer.events import EVENTS_FILE, load_events
+from trainer.event_file import load_events
+from trainer.events import EVENTS_FILE
 
 CURVES_HEIGHT = 12
 """Rows of the two charts: enough for a readable curve at 80x24 with the page scrolling."""

@@ -28,7 +28,8 @@ from ti_tui.state import RunState, fold_all
 from ti_tui.widgets.toggles import Tick
 from trainer.checkpoint_index import CHECKPOINT_PATTERN
 from trainer.config import TrainConfig
-from trainer.events import EVENTS_FILE, StopReason, load_events, stop_sentence
+from trainer.event_file import load_events
+from trainer.events import EVENTS_FILE, StopReason, stop_sentence
 from trainer.formats import FORMATS
 from trainer.fsutil import atomic_write_bytes
 from trainer.install_guide import (is_invokeai4_root, is_invokeai_legacy_root,

@@ -18,17 +18,18 @@ from pathlib import Path
 import torch
 
 from trainer import checkpoint, devices, divergence, fsutil, outputs, threads
+from trainer.announce import announce
 from trainer.config import TrainConfig
 from trainer.control import CONTROL_DIR, Control
 from trainer.errors import UserError, write_failed
 from trainer.evaluation import deterministic_loss
-from trainer.events import Emit, Error, RunStarted, Step, Stopped, StopReason, Warning
+from trainer.events import Emit, Error, Step, Stopped, StopReason, Warning
 from trainer.optim import make_optimizer
 from trainer.lock import RunLock
 from trainer.objective import diffusion_loss
 from trainer.preflight import Preflight, preflight
 from trainer.sampler import BatchSampler
-from trainer.setup import Session, describe_dataset, prepare, resolve_seed
+from trainer.setup import Session, prepare, resolve_seed
 from trainer.tracking import Tracker
 
 MAX_NONFINITE_IN_A_ROW = 10
@@ -275,7 +276,7 @@ class _Loop:
         """Emit run_started, train until the run ends, write the final files and emit
         stopped; returns why and where it ended. UserError from a file write propagates
         (train reports it)."""
-        self._announce()
+        announce(self.emit, self.session, self.tracker, self.world)
         reason = self.session.plan.limit
         if self._stop_requested():  # asked to stop while the model was loading
             return self._finish(StopReason.USER)
@@ -383,41 +384,6 @@ class _Loop:
             self.accelerator.set_trigger()
         return bool(self.accelerator.check_trigger())
 
-    def _announce(self) -> None:
-        session = self.session
-        facts = session.preflight.facts
-        self.emit(RunStarted(
-            config=_config_dict(self.cfg) | {"seed": session.seed}, model={
-                "name": self.cfg.model, "path": str(session.preflight.model_path),
-                "token_dim": facts.token_dim, "prediction_type": facts.prediction_type,
-                "native_resolution": facts.native_resolution,
-                # The family and the width of each encoder's rows come from the conditioner.
-                "family": session.conditioner.family,
-                "parts": dict(session.conditioner.parts)},
-            dataset=describe_dataset(session), device=str(session.device),
-            precision=self.cfg.mixed_precision, num_processes=self.world,
-            start_step=session.start_step, max_steps=session.end_step,
-            learning_rate=session.plan.rate_at(session.start_step),
-            lr_scale=session.plan.lr_scale,
-            end_reason=session.plan.limit, ldet_history=len(self.tracker.rows),
-            trigger=session.placeholder.trigger, tokens=session.placeholder.tokens,
-            output_dir=str(self.cfg.output_path), cpu_threads=_thread_facts(self.cfg),
-            latent_cache_memory_mb=session.latent_cache_memory_mb))
-        if (session.resumed is not None and self.cfg.early_stopping == "dvar"
-                and self.tracker.stopped):
-            # Correct by the spec (the restored history already meets the stop rule), but a
-            # user who resumed to train on must hear it before the run ends after one update.
-            self.emit(Warning(message="The checkpoint's L_det history already meets DVAR's "
-                                      "stop rule, so this run stops again after its first "
-                                      "update; to train on, resume with --early_stopping "
-                                      "none."))
-        per_update = session.plan.images_per_update
-        if per_update > session.cache.num_images:
-            self.emit(Warning(message=f"Batch x accumulation x processes = {per_update} is more "
-                                      f"than the {session.cache.num_images} images, so each "
-                                      f"update sees some images twice ({per_update} images per "
-                                      "update); nothing was clamped."))
-
     def emergency_save(self) -> list[Path]:
         """After an unexpected failure, keep the last finite embedding if at all possible."""
         if self.step == self.session.start_step:
@@ -440,12 +406,6 @@ class _Loop:
                          vectors=self.vectors.detach().to("cpu", copy=True), files=files)
 
 
-def _config_dict(config: TrainConfig) -> dict:
-    import dataclasses
-
-    return {k: v for k, v in dataclasses.asdict(config).items() if k != "hub_token"}
-
-
 def _nan_advice(config: TrainConfig) -> str:
     """What to change after a NaN streak: the precision only when it is a half one."""
     precision = ("" if config.mixed_precision == "no" else
@@ -453,12 +413,6 @@ def _nan_advice(config: TrainConfig) -> str:
                  "precision overflowing is the usual cause)")
     return (f"Lower --learning_rate{precision}, then resume with --resume_from_checkpoint "
             "latest.")
-
-
-def _thread_facts(config: TrainConfig) -> dict:
-    """The run_started event's `cpu_threads`: the plan, and the count torch actually uses."""
-    plan = threads.plan_threads(config.cpu_threads, threads.local_processes())
-    return plan.as_dict() | {"torch_threads": torch.get_num_threads()}
 
 
 def _memory_mb(device: torch.device) -> float:

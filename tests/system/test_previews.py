@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.form_pilot import until
 from tests.home_runs import write_png
 from ti_tui import preview_art
 from ti_tui.preview_art import HALF_BLOCKS, KITTY, SIXEL, decide_by_environment
@@ -223,16 +224,14 @@ async def test_the_grid_in_sixel_mode_writes_sixels(tmp_path, monkeypatch):
 
     app = One()
     async with app.run_test(size=(80, 24)) as pilot:
-        for _ in range(200):
-            await pilot.pause(0.02)
-            if len(app.screen.query(PreviewTile)) == 2:
-                break
-        await pilot.pause(0.1)
+        def frame() -> str:
+            # The frame a real terminal driver would write (the headless one writes none).
+            return app.screen._compositor.render_full_update().render_segments(app.console)
+
+        await until(pilot, lambda: len(app.screen.query(PreviewTile)) == 2
+                    and frame().count("\x1bP") == 2, "two sixel pictures drawn")
         assert [tile.step for tile in app.screen.query(PreviewTile)] == [0, 5]
-        # The frame a real terminal driver would write (the headless one writes none).
-        update = app.screen._compositor.render_full_update()
-        frame = update.render_segments(app.console)
-        assert frame.count("\x1bP") == 2 and "#0;2;" in frame
+        assert "#0;2;" in frame()
 
 
 async def test_the_grid_in_kitty_mode_sends_each_png_once(tmp_path, monkeypatch):
@@ -253,16 +252,14 @@ async def test_the_grid_in_kitty_mode_sends_each_png_once(tmp_path, monkeypatch)
             self.push_screen(PreviewGridScreen(tmp_path))
 
     app = One()
+    def sent_images() -> set[str]:
+        return set(re.findall(r"\x1b_Gi=(\d+),m=0,f=100", terminal.getvalue()))
+
     async with app.run_test(size=(80, 24)) as pilot:
-        for _ in range(200):
-            await pilot.pause(0.02)
-            if len(app.screen.query(PreviewTile)) == 2:
-                break
-        await pilot.pause(0.1)
+        await until(pilot, lambda: len(app.screen.query(PreviewTile)) == 2
+                    and len(sent_images()) >= 2, "both pictures sent")
         frame = app.screen._compositor.render_full_update().render_segments(app.console)
-    sent = terminal.getvalue()
-    images = set(re.findall(r"\x1b_Gi=(\d+),m=0,f=100", sent))
-    assert len(images) >= 2  # one transmission per picture
+    assert len(sent_images()) >= 2  # one transmission per picture
     assert chr(0x10EEEE) in frame  # Kitty's placeholder cells carry the pictures
 
 
@@ -283,11 +280,17 @@ async def test_every_picture_fits_inside_its_tile(tmp_path, monkeypatch, size):
 
     app = One()
     async with app.run_test(size=size) as pilot:
-        for _ in range(200):
-            await pilot.pause(0.02)
-            if len(app.screen.query(PreviewTile)) == 9:
-                break
-        await pilot.pause(0.1)
+        seen: list = []
+
+        def laid_out() -> bool:
+            """Nine tiles with their pictures placed, and the same places one turn later."""
+            tiles = list(app.screen.query(PreviewTile))
+            places = [(t.region, t.children[1].region) for t in tiles]
+            settled = len(tiles) == 9 and all(p.area for _, p in places) and seen[-1:] == [places]
+            seen.append(places)
+            return settled
+
+        await until(pilot, laid_out, "nine tiles laid out with their pictures")
         tiles = list(app.screen.query(PreviewTile))
         assert [t.step for t in tiles] == list(range(0, 45, 5))
         for tile in tiles:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer import checkpoint_index
+from trainer import checkpoint_index, formats
 from trainer.config import TrainConfig
 from trainer.events import StopReason
 from trainer.assets import cache_root
@@ -30,16 +30,21 @@ def demo_data_dir() -> Path:
 def demo_output_dir(parent: Path) -> tuple[Path, bool]:
     """The folder this demo run trains into, and whether it resumes the run there.
 
-    The first of green-star, green-star-2, ... that holds no run, or a run that can go on (its
-    user stopped it, or it never recorded a stop). A run that ended by itself is kept: DVAR
-    (or the step limit) would stop a resumed one again after one update, and a fresh run may
-    not overwrite it (trainer/preflight.py refuses that).
+    The first of green-star, green-star-2, ... that holds no run (no checkpoint and no
+    embedding), or a run that can go on (its user stopped it, or it never recorded a stop).
+    A run that ended by itself is kept: DVAR (or the step limit) would stop a resumed one
+    again after one update, and a fresh run may not overwrite it (trainer/preflight.py
+    refuses that).
     """
     number = 1
     while True:
         folder = parent / (DEMO_CONCEPT if number == 1 else f"{DEMO_CONCEPT}-{number}")
         if checkpoint_index.latest_checkpoint(folder) is None:
-            return folder, False
+            # A run whose checkpoints were deleted still holds its embedding: not fresh.
+            if not formats.earlier_embeddings(folder, f"<{DEMO_CONCEPT}>"):
+                return folder, False
+            number += 1
+            continue
         stop = checkpoint_index.last_stop(folder)
         if stop is None or stop[0] in (StopReason.USER, StopReason.ERROR):
             return folder, True

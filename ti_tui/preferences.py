@@ -21,8 +21,9 @@ import tomli_w
 from trainer.config import TrainConfig, field_info
 from trainer.errors import ConfigError
 from trainer.fsutil import atomic_write_text
+from trainer.names import OUTPUT_FOLDER_FILES
 
-PREFERENCES_NAME = "preferences.toml"
+PREFERENCES_NAME = OUTPUT_FOLDER_FILES[0]  # no trigger may take its name (trainer/names.py)
 NOT_SAVED = frozenset({"placeholder_token", "root", "resume_from_checkpoint", "hub_token"})
 """TrainConfig fields that are never written to (nor read from) the preferences file."""
 

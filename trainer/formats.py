@@ -209,6 +209,21 @@ def formats_for(family: str, save_as: str = "diffusers") -> list[EmbeddingFormat
             or (family in f.families and save_as == f.requested_by)]
 
 
+def earlier_embeddings(output_dir: Path, trigger: str) -> list[Path]:
+    """The files in `output_dir` a fresh run for `trigger` would write over: its final files
+    in every layout FORMATS can write (whatever the family or --save_as; the file every tool
+    reads first) and its snapshots in embeddings/. Empty when there are none.
+
+    trainer/preflight.py refuses a fresh run into such a folder; the demo picks another."""
+    names = dict.fromkeys(f.file_name(trigger) for f in FORMATS.values())
+    found = [output_dir / name for name in names if (output_dir / name).is_file()]
+    snapshots = output_dir / "embeddings"
+    any_step = SNAPSHOT_SUFFIX.format(step="*")
+    for f in FORMATS.values():
+        found += sorted(p for p in snapshots.glob(f.file_name(trigger, any_step)) if p.is_file())
+    return found
+
+
 def save_embedding(folder: Path, trigger: str, parts: dict[str, torch.Tensor], family: str, *,
                    step: int, model_name: str, suffix: str = "",
                    save_as: str = "diffusers") -> dict[str, Path]:

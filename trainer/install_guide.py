@@ -58,6 +58,15 @@ def root_copy_target(root: str | Path, trigger: str, source: Path) -> Path:
     return Path(root).expanduser() / "embeddings" / standalone_stem(trigger) / source.name
 
 
+def earlier_root_copies(root: str | Path, trigger: str) -> list[Path]:
+    """The copies an earlier run of `trigger` left in ROOT/embeddings/<name>/ (either name
+    root_copy_source picks); InvokeAI 2.3 loads every file there, so a new run's copy must
+    replace them, not sit beside them as a second embedding of the same trigger."""
+    folder = Path(root).expanduser() / "embeddings" / standalone_stem(trigger)
+    names = (FORMATS["diffusers_bin"].file_name(trigger), FORMATS["standalone"].file_name(trigger))
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
 def invokeai4_steps(path: str | Path, trigger: str) -> str:
     """One sentence: how to add `path` in InvokeAI 4+'s model manager (its web UI labels,
     invokeai/frontend/web/public/locales/en.json at 8e71a8a519)."""

@@ -15,7 +15,10 @@ on every system the embedding travels to:
   extension; Microsoft, "Naming Files, Paths, and Namespaces"), where `con.pt` cannot be
   created at all;
 - at most `MAX_NAME` characters, so that `<name>-steps-10000000.safetensors` and the folder
-  under a deep root stay within the 255-byte name limit.
+  under a deep root stay within the 255-byte name limit;
+- not the name of a file ti-tui keeps beside the runs in ROOT/text-inversion-output
+  (`OUTPUT_FOLDER_FILES`, any letter case for case-insensitive disks): `<preferences.toml>`'s
+  default output folder would take the form's preferences file's place.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from trainer.errors import ConfigError
 
 MAX_NAME = 100
 """Longest trigger name (without <>): 255-byte file names minus the longest suffix added."""
+
+OUTPUT_FOLDER_FILES = ("preferences.toml",)
+"""Files ti-tui keeps in ROOT/text-inversion-output beside the run folders (the form's saved
+values, ti_tui/preferences.py); no trigger may name its default output folder like them."""
 
 _ALLOWED = re.compile(r"<?([A-Za-z0-9._-]+)>?")
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
@@ -42,6 +49,8 @@ def suggestion(text: str) -> str:
     first, dot, rest = name.partition(".")
     if first.lower() in _RESERVED:
         name = f"{first}-ti{dot}{rest}"
+    if name.lower() in OUTPUT_FOLDER_FILES:
+        name = name.replace(".", "-")
     return f"<{name}>"
 
 
@@ -65,6 +74,9 @@ def check_trigger_text(text: str) -> None:
     if name.split(".")[0].lower() in _RESERVED:
         raise refuse("is a device name Windows reserves, so its files could not be copied "
                      "there")
+    if name.lower() in OUTPUT_FOLDER_FILES:
+        raise refuse("is the name of the file ti-tui keeps the form's values in, beside the "
+                     "run folders, so its default output folder would take that file's place")
     if len(name) > MAX_NAME:
         raise refuse(f"is {len(name)} characters long; file names allow at most {MAX_NAME}")
 

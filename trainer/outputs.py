@@ -167,6 +167,11 @@ class Outputs:
         target = install_guide.root_copy_target(root, trigger, source)
         try:
             atomic_write_bytes(target, source.read_bytes())
+            # An earlier run's copy under the other name would be a second <trigger> in
+            # InvokeAI 2.3 (preflight warned at the start that it gets replaced).
+            for earlier in install_guide.earlier_root_copies(root, trigger):
+                if earlier != target:
+                    earlier.unlink()
         except OSError as exc:
             # The run's own files are complete: a failed courtesy copy is no reason to fail it.
             self.emit(Warning(message=f"Could not copy the embedding to {target} "

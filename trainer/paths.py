@@ -59,8 +59,11 @@ def _label(field: str) -> str:
 _OTHER_LABELS = {"config": "Config file (--config)"}
 
 
-def refusal(field: str, path: str | os.PathLike[str], exc: OSError) -> ConfigError:
-    """The one sentence for a user path the OS refused."""
+def refusal(field: str, path: str | os.PathLike[str], exc: OSError,
+            label: str | None = None) -> ConfigError:
+    """The one sentence for a user path the OS refused; `label` names where the path came
+    from when it is not the field's flag (default_output_label)."""
+    label = label or _label(field)
     shown = str(path)
     if len(shown) > 120:
         shown = f"{shown[:60]}...{shown[-40:]} ({len(shown)} characters)"
@@ -68,9 +71,9 @@ def refusal(field: str, path: str | os.PathLike[str], exc: OSError) -> ConfigErr
         blocker = _file_on_the_way(Path(path).expanduser())
         if blocker is not None:
             verb = "created" if field == "output_dir" else "used"
-            return ConfigError(f"{_label(field)} {shown} cannot be {verb} because {blocker} is "
+            return ConfigError(f"{label} {shown} cannot be {verb} because {blocker} is "
                                "a file; fix the path so that it names a folder.", field=field)
-    return ConfigError(f"{_label(field)} {shown} cannot be used: {why(exc)}.", field=field)
+    return ConfigError(f"{label} {shown} cannot be used: {why(exc)}.", field=field)
 
 
 def _file_on_the_way(path: Path) -> Path | None:
@@ -113,8 +116,10 @@ def _closest(word: str, candidates: list[str]) -> str | None:
     return by_lower[match[0]] if match else None
 
 
-def check_path(field: str, value: str | os.PathLike[str] | None) -> None:
-    """Raise ConfigError naming `field` if the OS refuses to even look at `value`.
+def check_path(field: str, value: str | os.PathLike[str] | None,
+               label: str | None = None) -> None:
+    """Raise ConfigError naming `field` (or `label`, see refusal) if the OS refuses to even
+    look at `value`.
 
     A path that simply does not exist passes: the checks that need it say so in their own
     words ("does not exist; create it ..."). `~` is expanded as everywhere else.
@@ -123,46 +128,56 @@ def check_path(field: str, value: str | os.PathLike[str] | None) -> None:
         return
     text = str(value)
     if "\0" in text:
-        raise ConfigError(f"{_label(field)} holds a NUL character; type the path again.",
-                          field=field)
+        raise ConfigError(f"{label or _label(field)} holds a NUL character; type the path "
+                          "again.", field=field)
     path = Path(text).expanduser()
     try:
         os.stat(path)
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise refusal(field, path, exc) from None
+        raise refusal(field, path, exc, label) from None
 
 
-def check_creatable(field: str, path: Path) -> None:
-    """Raise ConfigError unless `path` is a folder, or a folder can be made there.
+def default_output_label(trigger: str) -> str:
+    """How a message names an output folder the user did not type: the default one made from
+    the trigger under --root (TrainConfig.output_path), so the advice names the settings that
+    decided it, not an --output_dir nobody passed."""
+    return (f"The default output folder for {trigger} (under --root; pass --output_dir to "
+            "choose another)")
+
+
+def check_creatable(field: str, path: Path, label: str | None = None) -> None:
+    """Raise ConfigError unless `path` is a folder, or a folder can be made there. `label`:
+    as for refusal.
 
     Creates and removes a hidden probe folder in the nearest existing ancestor, because
     os.access says yes for /proc and for read-only bind mounts seen as root, where mkdir then
     fails. Nothing is left behind.
     """
-    check_path(field, path)
+    check_path(field, path, label)
+    label = label or _label(field)
     probe = path
     while True:
         try:
             if probe.exists() or probe == probe.parent:
                 break
         except OSError as exc:
-            raise refusal(field, path, exc) from None
+            raise refusal(field, path, exc, label) from None
         probe = probe.parent
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"{_label(field)} {path} is a file; pass a folder path.", field=field)
+        raise ConfigError(f"{label} {path} is a file; pass a folder path.", field=field)
     if not probe.is_dir():
-        raise ConfigError(f"{_label(field)} {path} cannot be created because {probe} is a "
+        raise ConfigError(f"{label} {path} cannot be created because {probe} is a "
                           "file; pass a folder path.", field=field)
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{_label(field)} {path} is not writable ({probe} refuses new "
+        raise ConfigError(f"{label} {path} is not writable ({probe} refuses new "
                           "files); pick a folder you own.", field=field)
     try:
         # os.access says yes for /proc and for read-only bind mounts seen as root: make sure.
         made = tempfile.mkdtemp(prefix=".ti-tui-probe-", dir=probe)
     except OSError as exc:
-        raise ConfigError(f"{_label(field)} {path} cannot be created: {probe} refuses new "
+        raise ConfigError(f"{label} {path} cannot be created: {probe} refuses new "
                           f"folders ({exc.strerror or exc}); pick a folder on an ordinary "
                           "disk that you own.", field=field) from None
     os.rmdir(made)
@@ -174,7 +189,8 @@ def check_creatable(field: str, path: Path) -> None:
             limit = 255
         rest = path.relative_to(probe).parts
         if any(len(os.fsencode(part)) > limit for part in rest):
-            raise refusal(field, path, OSError(errno.ENAMETOOLONG, "File name too long"))
+            raise refusal(field, path, OSError(errno.ENAMETOOLONG, "File name too long"),
+                          label)
 
 
 def is_user_path_error(exc: OSError) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer import checkpoint, checkpoint_index, data, devices, embeddings, formats, lock
-from trainer import models, paths, single_file, weights_check
+from trainer import install_guide, models, paths, single_file, weights_check
 from trainer.config import TrainConfig
 from trainer.errors import ConfigError, DataError, ModelError, ResumeError
 
@@ -70,7 +70,8 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
     # Decodes images until one works (one decode for a healthy folder), so a folder of
     # nothing but broken files is refused here, before any file is written.
     data.check_some_image_usable(config.data_path, images)
-    check_output_dir(config.output_path)
+    check_output_dir(config.output_path,
+                     None if config.output_dir else paths.default_output_label(config.trigger))
     if check_lock:
         lock.check_free(config.output_path)
     tokenizer = models.load_tokenizer(Path(config.tokenizer_name).expanduser()
@@ -89,21 +90,29 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
                            learnable_property=config.learnable_property,
                            validation_prompt=config.validation_prompt, trigger=config.trigger)
     resume_dir = find_resume(config)
+    check_eval_batch_fits(config, facts)
     warnings: list[str] = []
     if config.model_config and facts.config_path is None:
         warnings.append(f"--model_config {config.model_config} is ignored: it is only read for "
                         f"single-file checkpoints, and {model_path} is a diffusers folder with "
                         "its own configs.")
+    warnings += root_copy_replaces(config)
     if resume_dir is not None:
         check_resume_matches(config, resume_dir, model_path, facts)
+        # A resume with nothing left to train (the limit that ends the run named), found
+        # before the output folder gets a new event log that would call the run failed.
+        plan_from(config, n_images=len(images), num_processes=config.num_processes,
+                  start_step=checkpoint_step(resume_dir))
         warnings += resume_stops_at_once(config, resume_dir)
     elif config.resume_from_checkpoint == "latest":
         # diffusers' textual_inversion.py and invokeai-ti start a new run here, so the
         # documented "typical usage" (the flag on every run, the first included) works.
+        check_no_earlier_embedding(config)
         warnings.append(f"--resume_from_checkpoint latest found no checkpoint in "
                         f"{config.output_path} yet, so this is a fresh run.")
     else:
         check_no_previous_run(config.output_path)
+        check_no_earlier_embedding(config)
     if config.initial_embedding:
         _, vectors = formats.load_embedding(config.initial_embedding)
         formats.check_dimension(vectors, facts.token_dim, config.initial_embedding)
@@ -160,13 +169,15 @@ def check_user_paths(config: TrainConfig) -> None:
         values.append(("model", root / config.model))  # a name is looked up under the root
     if config.resume_from_checkpoint not in (None, "", "latest"):
         values.append(("resume_from_checkpoint", config.resume_from_checkpoint))
+    default_out = None if config.output_dir else paths.default_output_label(config.trigger)
     for field, value in values:
-        paths.check_path(field, value)
+        paths.check_path(field, value, default_out if field == "output_dir" else None)
 
 
-def check_output_dir(path: Path) -> None:
-    """The output folder must be a folder we can write, or creatable (trainer/paths.py)."""
-    paths.check_creatable("output_dir", path)
+def check_output_dir(path: Path, label: str | None = None) -> None:
+    """The output folder must be a folder we can write, or creatable (trainer/paths.py);
+    `label` names a default folder the user did not type (paths.default_output_label)."""
+    paths.check_creatable("output_dir", path, label)
 
 
 def check_no_previous_run(output_dir: Path) -> None:
@@ -182,6 +193,93 @@ def check_no_previous_run(output_dir: Path) -> None:
         raise ConfigError(f"Output folder {output_dir} already holds a run (last checkpoint "
                           f"{last.name}, step {step}); pass --resume_from_checkpoint latest "
                           "to continue it, or choose a new --output_dir.", field="output_dir")
+
+
+def check_no_earlier_embedding(config: TrainConfig) -> None:
+    """Refuse a fresh run into a folder already holding an embedding it would replace:
+    ConfigError (field output_dir).
+
+    A finished run whose checkpoints were deleted (the summary offers it) has no checkpoint-N
+    left for check_no_previous_run to find, and a folder of another tool's embeddings may hold
+    a file of the same name; a new run with the same trigger would silently write over
+    either. Only a resume may write into a folder holding a result.
+    """
+    found = formats.earlier_embeddings(config.output_path, config.trigger)
+    if not found:
+        return
+    where = ("--output_dir" if config.output_dir
+             else f"--output_dir (the default for {config.trigger} is this folder)")
+    first = found[0]
+    held = ("holds no checkpoint to resume but an embedding a new run would replace"
+            if config.resume_from_checkpoint == "latest"
+            else "already holds an embedding a new run would replace")
+    raise ConfigError(f"Output folder {config.output_path} {held} ({first.name}); choose "
+                      f"another {where}, or start "
+                      f"from it with --initial_embedding {first} and a new --output_dir.",
+                      field="output_dir")
+
+
+def root_copy_replaces(config: TrainConfig) -> list[str]:
+    """A warning when the end-of-run copy into an InvokeAI 2.3/3.x root (--copy_to_embeddings)
+    will replace an earlier run's copy of the same trigger there."""
+    if not config.copy_to_embeddings or not install_guide.is_invokeai_legacy_root(config.root):
+        return []
+    found = install_guide.earlier_root_copies(config.root, config.trigger)
+    if not found:
+        return []
+    return [f"{found[0].parent} already holds an embedding for {config.trigger} "
+            f"({', '.join(p.name for p in found)}); this run's copy replaces it at the end, so "
+            "pass --no_copy_to_embeddings to keep it installed."]
+
+
+def check_eval_batch_fits(config: TrainConfig, facts: models.ModelFacts) -> None:
+    """DVAR's fixed evaluation batch gives each of its images a different timestep
+    (trainer/evaluation.py), so it cannot hold more images than the model's noise schedule
+    has steps: ConfigError (field dvar_eval_batch_size) before anything is written."""
+    steps = facts.num_train_timesteps
+    if config.dvar_eval_every > 0 and config.dvar_eval_batch_size > steps:
+        raise ConfigError(f"DVAR evaluation batch (--dvar_eval_batch_size) "
+                          f"{config.dvar_eval_batch_size} is larger than the model's "
+                          f"{steps} noise timesteps, and each of its images takes a different "
+                          f"one; use at most {steps}.", field="dvar_eval_batch_size")
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The update a checkpoint-N folder was saved after (N; 0 for any other name)."""
+    match = checkpoint_index.CHECKPOINT_PATTERN.match(folder.name)
+    return int(match.group(1)) if match else 0
+
+
+def plan_from(config: TrainConfig, *, n_images: int, num_processes: int, start_step: int):
+    """The run's plan (trainer/plan.py make_plan) from update `start_step` on; a resume that
+    leaves nothing to train is a UserError naming the limit that ends the run.
+
+    Raises ConfigError (field learning_rate) when a schedule string has no pair left after the
+    checkpoint, and ResumeError (field max_train_steps, or num_train_epochs when the epoch
+    limit comes first: raising --max_train_steps would do nothing then) when `start_step`
+    is at or past the end."""
+    from trainer.events import StopReason
+    from trainer.plan import make_plan
+    from trainer.schedules import ScheduleError
+
+    try:
+        plan = make_plan(config, n_images=n_images, num_processes=num_processes,
+                         start_step=start_step)
+    except ScheduleError as exc:
+        # Only a resume gets here (TrainConfig checked the strings from step 0): a schedule
+        # string whose every pair ends at or before the checkpoint.
+        raise ConfigError(f"Learning rate (--learning_rate): {exc}",
+                          field="learning_rate") from None
+    if start_step < plan.end_step:
+        return plan
+    prefix = f"The checkpoint is already at step {start_step}, at or past the run's end"
+    if plan.limit == StopReason.EPOCHS:
+        raise ResumeError(f"{prefix} ({plan.end_step}, set by --num_train_epochs "
+                          f"{config.num_train_epochs} x --repeats {config.repeats} passes over "
+                          f"the images); raise --num_train_epochs to train further.",
+                          field="num_train_epochs")
+    raise ResumeError(f"{prefix} ({plan.end_step}); raise --max_train_steps to train further.",
+                      field="max_train_steps")
 
 
 def resume_stops_at_once(config: TrainConfig, resume_dir: Path) -> list[str]:

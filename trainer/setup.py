@@ -18,15 +18,15 @@ from typing import Any
 
 import torch
 
-from trainer import checkpoint, data, dvar_advice, embeddings, formats, models, names, schedules
+from trainer import checkpoint, data, dvar_advice, embeddings, formats, models, names
 from trainer.conditioner import Conditioner
 from trainer.config import TrainConfig
-from trainer.errors import ConfigError, ResumeError
+from trainer.errors import ResumeError
 from trainer.evaluation import EvalBatch, build_eval_batch
 from trainer.events import Emit, Phase, StopReason, Warning
 from trainer.latents import LatentCache, LazyLatentCache
-from trainer.plan import RunPlan, make_plan, run_limit
-from trainer.preflight import Preflight
+from trainer.plan import RunPlan, run_limit
+from trainer.preflight import Preflight, plan_from
 
 PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 VAE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -198,16 +198,10 @@ def prepare(config: TrainConfig, preflight: Preflight, *, device: torch.device,
     caption_ids = conditioner.tokenize(captions).to(device)
 
     start_step = resumed.step if resumed else 0
-    try:
-        plan = make_plan(config, n_images=len(loaded.images), num_processes=num_processes,
-                         start_step=start_step)
-    except schedules.ScheduleError as exc:
-        # Only a resume gets here (TrainConfig checked the strings from step 0): a schedule
-        # string whose every pair ends at or before the checkpoint.
-        raise ConfigError(f"Learning rate (--learning_rate): {exc}",
-                          field="learning_rate") from None
-    if start_step >= plan.end_step:
-        raise _nothing_left(config, plan, start_step)
+    # Preflight refused these resumes already from the listed images; the loaded ones may be
+    # fewer (broken files skipped), which can only bring the end nearer.
+    plan = plan_from(config, n_images=len(loaded.images), num_processes=num_processes,
+                     start_step=start_step)
     if plan.limit == StopReason.SCHEDULE_END:
         # Name the limit it comes before: --max_train_steps, or --num_train_epochs when
         # epochs end the run first (run_limit's choice).
@@ -234,20 +228,6 @@ def prepare(config: TrainConfig, preflight: Preflight, *, device: torch.device,
                    image_paths=loaded.paths, device=device, unet_dtype=unet_dtype, seed=seed,
                    plan=plan, eval_batch=eval_batch, resumed=resumed, train_unet=train_unet,
                    latent_cache_memory_mb=latent_cache_memory_mb)
-
-
-def _nothing_left(config: TrainConfig, plan: RunPlan, start_step: int) -> ResumeError:
-    """A resume at or past the run's end, naming the limit that sets that end: raising
-    --max_train_steps does nothing when --num_train_epochs ends it. (A schedule string with no
-    pair left after the checkpoint is refused by make_plan itself.)"""
-    prefix = f"The checkpoint is already at step {start_step}, at or past the run's end"
-    if plan.limit == StopReason.EPOCHS:
-        return ResumeError(f"{prefix} ({plan.end_step}, set by --num_train_epochs "
-                           f"{config.num_train_epochs} x --repeats {config.repeats} passes over "
-                           f"the images); raise --num_train_epochs to train further.",
-                           field="num_train_epochs")
-    return ResumeError(f"{prefix} ({plan.end_step}); raise --max_train_steps to train further.",
-                       field="max_train_steps")
 
 
 def _load_resume(config: TrainConfig, preflight: Preflight, placeholder: embeddings.Placeholder,

@@ -66,7 +66,8 @@ class TiTuiApp(App[str]):
 
     def __init__(self, *, root: Path, defaults: TrainConfig, runner: Runner,
                  train_screen: TrainScreenFactory, demo: bool = False,
-                 notes: list[str] | None = None, home: list[Path] | None = None) -> None:
+                 notes: list[str] | None = None, home: list[Path] | None = None,
+                 refused: dict[str, tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.root = root
         self.home = home
@@ -80,6 +81,8 @@ class TiTuiApp(App[str]):
         """Demo runs do not save preferences: the demo must not replace the user's settings."""
         self.notes = notes or []
         """Things to tell the user once the form is up (e.g. saved settings that were dropped)."""
+        self.refused = dict(refused or {})
+        """Command-line values the first form shows and marks (cli._form_defaults)."""
         self.config: TrainConfig | None = None
         """The config of the run started, once one is."""
         self.handle: Any = None
@@ -112,7 +115,9 @@ class TiTuiApp(App[str]):
         only when the home screen opened it; otherwise Esc quits the app)."""
         problem = None
         while True:
-            form = TrainingForm(root=self.root, defaults=defaults, problem=problem)
+            form = TrainingForm(root=self.root, defaults=defaults, problem=problem,
+                                refused=self.refused)
+            self.refused = {}  # the command line's values, for the first form only
             if self.notes:
                 for note in self.notes:
                     self.notify(note, severity="warning", timeout=8)
@@ -213,7 +218,8 @@ class TiTuiApp(App[str]):
 
 def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner | None = None,
              demo: bool = False, train_screen: TrainScreenFactory | None = None,
-             restore: bool = True, home: list[Path] | None = None) -> TiTuiApp:
+             restore: bool = True, home: list[Path] | None = None,
+             refused: dict[str, tuple[str, str]] | None = None) -> TiTuiApp:
     """The app for `ti-tui` / `ti-tui --gui` (and `ti-tui demo` with demo=True).
 
     `home`: open the home screen of runs first (`ti-tui` with no arguments), listing
@@ -223,6 +229,8 @@ def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner 
     saved preferences are laid over it unless `restore` is False or this is the demo.
     `runner` starts the trainer (default ti_tui.runner.start_run); `train_screen` builds the
     live screen from the runner's handle (default ti_tui.screens.train.TrainScreen).
+    `refused`: values the command line gave that TrainConfig refused, field -> (as typed,
+    why); the form opens showing them, marked (cli._form_defaults).
     """
     root = Path(root).expanduser()
     notes: list[str] = []
@@ -239,4 +247,4 @@ def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner 
     config = config.replace(root=str(root))
     return TiTuiApp(root=root, defaults=config, runner=runner or _default_runner,
                     train_screen=train_screen or _default_train_screen, demo=demo, notes=notes,
-                    home=home)
+                    home=home, refused=refused)

@@ -73,21 +73,32 @@ def _dispatch(argv: list[str]) -> int:
     gui = _parse_gui(argv)
     if gui is not None and gui.flags:
         # `--gui` with training flags: the form opens filled with them (saved preferences
-        # under them, the flags win), as `ti-tui demo` opens it filled with the demo's.
-        return run_form(gui.root, defaults=_form_defaults(gui.root, gui.flags),
-                        preview=gui.preview, restore=False)
+        # under them, the flags win), as `ti-tui demo` opens it filled with the demo's. A
+        # value the form shows but TrainConfig refuses (--resolution 500) opens the form
+        # with that field marked, as if typed there; an unknown flag is still exit 2.
+        refused: dict[str, tuple[str, str]] = {}
+        defaults = _form_defaults(gui.root, gui.flags, refused)
+        return run_form(gui.root, defaults=defaults, preview=gui.preview, restore=False,
+                        refused=refused)
     if gui is not None:
         return run_form(gui.root, home=None if gui.gui else gui.runs, preview=gui.preview)
     return cmd_train(argv)
 
 
-def _form_defaults(root: Path, flags: list[str]):
+def _form_defaults(root: Path, flags: list[str],
+                   refused: dict[str, tuple[str, str]] | None = None):
     """The form's opening values for `ti-tui --gui FLAGS`: TrainConfig defaults, the saved
     preferences over them, the flags (trainer/flags.py, the same parser as `ti-tui train`)
-    over those. An unknown flag or a bad value raises ConfigError (one sentence, exit 2)."""
+    over those. An unknown flag or a bad value raises ConfigError (one sentence, exit 2).
+
+    `refused`: when given, a flag's value that TrainConfig refuses for a field the form shows
+    is left out (the field keeps the value under it) and recorded there instead, as field ->
+    (the value as typed, the refusal), one field at a time until the rest is accepted; the
+    form shows and marks it (TrainingForm's `refused`)."""
     import dataclasses
 
     from ti_tui.preferences import restore_preferences
+    from ti_tui.screens.form_fields import FIELDS
     from trainer.config import TrainConfig
     from trainer.flags import build_parser, config_from_args
 
@@ -96,7 +107,14 @@ def _form_defaults(root: Path, flags: list[str]):
     args.pop("config", None)
     if base is None:
         base, _ = restore_preferences(root, TrainConfig(root=str(root)))
-    merged = config_from_args(args, base)
+    while True:  # ends: each refusal takes a flag out of args
+        try:
+            merged = config_from_args(args, base)
+            break
+        except ConfigError as exc:
+            if refused is None or exc.field not in FIELDS or exc.field not in args:
+                raise
+            refused[exc.field] = (str(args.pop(exc.field)), str(exc))
     return dataclasses.replace(merged, root=str(root)) if "root" not in args else merged
 
 
@@ -126,10 +144,13 @@ def _parse_gui(argv: list[str]) -> argparse.Namespace | None:
 
 
 def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] | None = None,
-             preview: str | None = None, restore: bool = True) -> int:
+             preview: str | None = None, restore: bool = True,
+             refused: dict[str, tuple[str, str]] | None = None) -> int:
     """The Textual app: the home screen first when `home` is a list (extra run folders),
-    else the form. `preview`: the --preview choice (preview_art.choose_protocol; UserError
-    for an unknown one). Without a terminal to draw on: one sentence on stderr, exit 2."""
+    else the form (showing and marking the `refused` flag values, see _form_defaults).
+    `preview`: the --preview choice (preview_art.choose_protocol; UserError for an unknown
+    one). Without a terminal to draw on: one sentence on stderr, exit 2 (the first refused
+    value's sentence when there is one)."""
     from ti_tui import exits, terminal
 
     for folder in home or []:  # a mistyped --runs would list nothing, silently
@@ -157,6 +178,9 @@ def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] 
                   "terminal.", file=sys.stderr)
         return exits.USER_ERROR
     if problem is not None:
+        if refused:  # no form to fix it in: the refusal itself, as `ti-tui train` says it
+            print(f"ti-tui: {next(iter(refused.values()))[1]}", file=sys.stderr)
+            return exits.USER_ERROR
         print(f"ti-tui: the form needs a terminal it can draw on ({problem}); use "
               "`ti-tui train --help` for headless training.", file=sys.stderr)
         return exits.USER_ERROR
@@ -169,7 +193,8 @@ def run_form(root: Path, *, defaults=None, demo: bool = False, home: list[Path] 
     except ValueError as exc:
         raise UserError(f"{exc}.", field="preview") from None
     app = make_app(root=root, defaults=defaults, demo=demo, restore=restore,
-                   home=[p.expanduser() for p in home] if home is not None else None)
+                   home=[p.expanduser() for p in home] if home is not None else None,
+                   refused=refused)
     return exits.run_app(app)  # signals, crashes and exit codes, as for every entry point
 
 

@@ -111,7 +111,7 @@ def test_help_rows_follow_the_bindings_that_apply_now():
 
     ended = Ended.__new__(Ended)   # check_action and BINDINGS only: no app, no trainer
     rows = dict(screen_keys(ended))
-    assert rows.get("q / Enter") == "close this screen once the run ended"
+    assert rows.get("q / Enter / Esc") == "close this screen once the run ended"
     assert not any("save a checkpoint" in what for what in rows.values())
 
 

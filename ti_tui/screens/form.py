@@ -34,6 +34,8 @@ from ti_tui.screens.form_fields import (
     FIELDS,
     FOLLOW_TRIGGER,
     LABELS,
+    TYPED_KINDS,
+    control_kind,
     make_control,
     text_of,
 )
@@ -87,9 +89,13 @@ class TrainingForm(Screen[TrainConfig]):
     HELP_FOOT = "Every field's help shows under the form when it has focus."
 
     def __init__(self, *, root: Path, defaults: TrainConfig, models: list | None = None,
-                 models_problem: str | None = None, problem: UserError | None = None) -> None:
+                 models_problem: str | None = None, problem: UserError | None = None,
+                 refused: dict[str, tuple[str, str]] | None = None) -> None:
         """`models`: ModelEntry list (found under `root` when None); `problem`: an error to
-        show at once (e.g. the runner refused the last attempt)."""
+        show at once (e.g. the runner refused the last attempt); `refused`: values given on
+        the command line that TrainConfig refused, field -> (as typed, why): the form opens
+        with each in its field (a choice field keeps its value, it cannot show another),
+        marked with why, and the first focused (`ti-tui --gui --resolution 500`)."""
         super().__init__()
         self.root = Path(root).expanduser()
         """The InvokeAI root: where models were looked for and folders are suggested."""
@@ -119,8 +125,10 @@ class TrainingForm(Screen[TrainConfig]):
         self._touched: set[str] = set()
         self._start_tried = False
         self._start_when_ready = False
-        self.external: dict[str, str] = {}
-        """Errors found outside the form (the runner's preflight), by field, until edited."""
+        self.refused = dict(refused or {})
+        self.external: dict[str, str] = {name: why for name, (_, why) in self.refused.items()}
+        """Errors found outside the form (the runner's preflight, a refused command-line
+        value), by field, until edited."""
         self._auto: dict[str, str] = {}
         """The value last filled in automatically, per trigger-following folder."""
         self._follow = {name: self._follows(text_of(getattr(defaults, name)), base)
@@ -178,8 +186,10 @@ class TrainingForm(Screen[TrainConfig]):
         with VerticalScroll(id="form-fields") as fields:
             fields.can_focus = False  # Tab goes from field to field, never to the container
             for name in FIELDS:
-                control = make_control(name, getattr(d, name), models=self.models,
-                                       root=self.root)
+                value = getattr(d, name)
+                if name in self.refused and control_kind(name) in TYPED_KINDS:
+                    value = self.refused[name][0]  # as typed, so it can be fixed in place
+                control = make_control(name, value, models=self.models, root=self.root)
                 self.controls[name] = control
                 row = FieldRow(name, control, label=LABELS.get(name))
                 self.rows[name] = row
@@ -200,6 +210,10 @@ class TrainingForm(Screen[TrainConfig]):
         self.refresh_checks()
         if self.problem is not None:
             self._show_problem(self.problem)
+        elif self.refused:
+            first = next(name for name in FIELDS if name in self.refused)
+            self.rows[first].first_control.focus()
+            self.notify(self.refused[first][1], title="Fix this first", severity="error")
 
     # --- typed accessors ------------------------------------------------------------------------
 

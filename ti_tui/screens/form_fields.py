@@ -41,6 +41,9 @@ FOLLOW_TRIGGER = {"train_data_dir": "text-inversion-training-data",
                   "output_dir": "text-inversion-output"}
 """Folders that follow the trigger (ROOT/<base>/<trigger>) until the user edits them."""
 LABELS = {"resume_from_checkpoint": "Resume", "early_stopping": "Early stopping"}
+TYPED_KINDS = ("model", "resolution", "number", "text")
+"""Controls that show any text typed (control_kind): a refused value can be put in them to be
+fixed in place; a check box or a set of choices can only show one of its own values."""
 
 
 def text_of(value: Any) -> str:

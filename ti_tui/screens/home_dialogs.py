@@ -11,48 +11,43 @@ from typing import ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Grid, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Static
 
 from ti_tui.runs_index import RunEntry
+from ti_tui.screens.home_fit import fit_path
+from ti_tui.screens.question import Question
+from ti_tui.terminal import SHORT_HEIGHT
 
 
-class ConfirmDelete(ModalScreen[bool]):
+class ConfirmDelete(Question):
     """Asks before deleting a run folder; the focused (default) button keeps it."""
 
-    DEFAULT_CSS = """
-    ConfirmDelete { align: center middle; }
-    ConfirmDelete > Grid { grid-size: 2; grid-gutter: 1 2; grid-rows: auto auto 3;
-        width: 66; max-width: 100%; height: auto; padding: 1 2; border: thick $error;
-        background: $surface; }
-    ConfirmDelete Label, ConfirmDelete Static { column-span: 2; }
-    ConfirmDelete Label { text-style: bold; }
-    ConfirmDelete Button { width: 100%; }
-    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Delete"),
         Binding("n,escape", "answer(False)", "Keep"),
     ]
-    AUTO_FOCUS = "#delete-keep"
+    KIND = "delete"
+    HELP_TITLE = "the delete question"
 
     def __init__(self, entry: RunEntry) -> None:
-        super().__init__()
+        super().__init__(f"Delete the run {entry.label}?", self.words(str(entry.folder)),
+                         yes="Delete", no="Keep it")
         self.entry = entry
 
-    def compose(self) -> ComposeResult:
-        with Grid():
-            yield Label(f"Delete the run {self.entry.label}?")
-            yield Static(f"This removes the folder {self.entry.folder} and everything in it "
-                         "(embeddings, checkpoints, previews). It cannot be undone.",
-                         markup=False)
-            yield Button("Keep it [n]", variant="primary", id="delete-keep",
-                         action="screen.answer(False)")
-            yield Button("Delete [y]", variant="error", id="delete-yes",
-                         action="screen.answer(True)")
+    @staticmethod
+    def words(folder: str) -> str:
+        """What deleting does, naming `folder`."""
+        return (f"This removes the folder {folder} and everything in it (embeddings, "
+                "checkpoints, previews). It cannot be undone.")
 
-    def action_answer(self, delete: bool) -> None:
-        self.dismiss(delete)
+    def text_for(self, width: int, height: int) -> str:
+        """On a short screen the folder in one line, kept from its end (fit_path: the run's
+        own name stays), so the question and both buttons fit with it; else the whole path."""
+        if height >= SHORT_HEIGHT:
+            return self.text
+        return self.words(fit_path(self.entry.folder, max(12, width)))
 
 
 class ModelsScreen(ModalScreen[None]):
@@ -65,7 +60,11 @@ class ModelsScreen(ModalScreen[None]):
     ModelsScreen #models-title { text-style: bold; }
     ModelsScreen #models-foot { color: $text-muted; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,m,enter", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,m,enter", "close", "Close"),
+        # A modal screen cuts the app's bindings off (Textual's _modal_binding_chain).
+        Binding("f1", "app.help", "Help", show=False)]
+    HELP_TITLE = "the models found"
 
     def __init__(self, root: Path) -> None:
         super().__init__()

@@ -23,12 +23,12 @@ folders get their parent folder's name in front.
 
 Paths in the details give way from the left ("…/text-inversion-output/moon": the end tells
 runs apart). The key line shows every key when they fit; else, compact, the most used ones
-that fit beside F1, which lists them all. Keys left off the line still work.
+that fit beside F1, which lists them all (ti_tui/screens/key_line.py). Keys left off the line
+still work.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +37,8 @@ from rich.cells import cell_len
 from textual.binding import ActiveBinding
 
 from ti_tui.panel_format import short_float
+from ti_tui.screens import key_line
+from ti_tui.screens.key_line import KeyDisplay, key_width, keys_fit  # noqa: F401 (re-exported)
 from ti_tui.runs_index import RunEntry
 from trainer.config import wrap_trigger
 
@@ -235,54 +237,8 @@ KEYS_FIRST = ("choose('open')", "choose('new')", "choose('resume')", "choose('qu
 then F1 (the whole list); every key works whether shown or not."""
 
 
-def key_width(key_display: str, description: str, compact: bool = False) -> int:
-    """The cells one key takes on Textual's key line: FooterKey puts a blank each side of the
-    key and one after the description; a compact Footer, the key, a blank, the description
-    and a blank (textual/widgets/_footer.py, Textual 8)."""
-    return cell_len(key_display) + cell_len(description) + (2 if compact else 3)
-
-
-def _shown_keys(bindings: dict[str, ActiveBinding]) -> dict[str, ActiveBinding]:
-    """The first shown binding of each action, as the key line draws them (one per action)."""
-    firsts: dict[str, ActiveBinding] = {}
-    for active in bindings.values():
-        if active.binding.show:
-            firsts.setdefault(active.binding.action, active)
-    return firsts
-
-
-def keys_fit(bindings: dict[str, ActiveBinding], width: int, display) -> bool:
-    """Whether every shown key fits on a (not compact) key line `width` cells wide."""
-    return sum(key_width(display(a.binding), a.binding.description)
-               for a in _shown_keys(bindings).values()) <= width
-
-
-def fit_keys(bindings: dict[str, ActiveBinding], width: int, display) -> dict[str, ActiveBinding]:
-    """`bindings` (Screen.active_bindings) with the shown keys cut down to what fits in
-    `width` cells: all of them when they fit; else, on a compact key line, the most used
-    (KEYS_FIRST) that fit beside F1, shown as "Keys" (the whole list). `display(binding)` is
-    the key as the line shows it. Only `show` changes, so every key still works (the key line
-    is drawn from this map; keys are dispatched from the screen's bindings)."""
-    help_key = bindings.get("f1")
-    if help_key is None or keys_fit(bindings, width, display):
-        return bindings
-    firsts = _shown_keys(bindings)
-    room = width - key_width(display(help_key.binding), "Keys", compact=True)
-    keep = set()
-    for action in KEYS_FIRST:
-        active = firsts.get(action)
-        if active is None:
-            continue
-        cost = key_width(display(active.binding), active.binding.description, compact=True)
-        if cost > room:
-            break  # the order is the priority: no skipping ahead to a cheaper key
-        keep.add(action)
-        room -= cost
-    fitted = {}
-    for key, active in bindings.items():
-        show = active.binding.action in keep if active.binding.show else False
-        binding = dataclasses.replace(active.binding, show=show)
-        fitted[key] = active._replace(binding=binding)
-    f1 = dataclasses.replace(help_key.binding, show=True, description="Keys")
-    fitted["f1"] = help_key._replace(binding=f1)
-    return fitted
+def fit_keys(bindings: dict[str, ActiveBinding], width: int,
+             display: KeyDisplay) -> dict[str, ActiveBinding]:
+    """The home screen's key line fitted to `width` cells (key_line.fit_keys, most used
+    first as KEYS_FIRST orders them)."""
+    return key_line.fit_keys(bindings, width, display, KEYS_FIRST)

@@ -172,7 +172,8 @@ class SummaryScreen(Screen[SummaryResult]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "done", "Done", priority=True, tooltip="apply the choices ticked"),
-        Binding("escape", "leave", "Leave as is",
+        # q as well as Esc: every screen without a text field closes with either.
+        Binding("escape,q", "leave", "Leave as is", key_display="esc",
                 tooltip="Leave as is: close without copying or deleting anything")]
     AUTO_FOCUS = "#summary-copy"
     HELP_TITLE = "the run's summary"
@@ -219,7 +220,7 @@ class SummaryScreen(Screen[SummaryResult]):
             with Horizontal():
                 yield Button("Done", id="summary-done", variant="primary", compact=True)
             yield Static("Space ticks or unticks; Enter on Done or Ctrl-S applies the choices; "
-                         "Esc leaves everything as it is.", id="summary-keys")
+                         "Esc or q leaves everything as it is.", id="summary-keys")
             # The run's curves and its previews over steps (scroll down to them).
             from ti_tui.screens.preview_grid import PreviewGrid
             from ti_tui.screens.run_curves import RunCurves

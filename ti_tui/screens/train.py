@@ -7,7 +7,9 @@ charts, the dearest panels, at most one). Each widget draws one panel declared i
 ti_tui/panels.py, the same drawing the headless view uses.
 
 Keys: s save a checkpoint now, p preview now, q / Ctrl-C stop (after a y/n question),
-d detach (the trainer goes on; `ti-tui watch OUTPUT_DIR` comes back to it).
+d detach (the trainer goes on; `ti-tui watch OUTPUT_DIR` comes back to it), v the previews;
+once the run ended, q, Enter or Esc close it. Below 58 columns the key line keeps the most
+used keys beside F1 (ti_tui/screens/key_line.py).
 The screen dismisses with "finished", "stopped" or "detached".
 """
 
@@ -20,18 +22,20 @@ from typing import ClassVar
 from rich.console import RenderableType
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Grid, Horizontal
+from textual.binding import ActiveBinding, Binding
+from textual.containers import Horizontal
 from textual.events import Resize
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Label, Static
+from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ti_tui import panels
 from ti_tui.panel_format import status_words
 from ti_tui.runner import RunHandle
+from ti_tui.screens.key_line import fit_keys, keys_fit
+from ti_tui.screens.question import Question
 from ti_tui.state import RunState, fold
 from ti_tui.tail import EventTail
 from trainer.events import Event, StopReason
@@ -147,55 +151,21 @@ class StatusLine(Static):
     """One line for what the keys did: stopping, finished, exited without a stop event."""
 
 
-class ConfirmStop(ModalScreen[bool]):
-    """Asks whether to stop the run; True means stop."""
+class ConfirmStop(Question):
+    """Asks whether to stop the run; True means stop. Enter alone keeps training
+    (ti_tui/screens/question.py)."""
 
-    DEFAULT_CSS = """
-    ConfirmStop {
-        align: center middle;
-    }
-    ConfirmStop > Grid {
-        grid-size: 2;
-        grid-gutter: 1 2;
-        grid-rows: auto auto 1;
-        width: 60;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        overflow-y: auto;
-        padding: 1 2;
-        border: thick $error;
-        background: $surface;
-    }
-    ConfirmStop Label, ConfirmStop Static {
-        column-span: 2;
-    }
-    ConfirmStop Label {
-        text-style: bold;
-    }
-    ConfirmStop Button {
-        width: 100%;
-    }
-    """
     BINDINGS = [
         Binding("y", "answer(True)", "Stop"),
         Binding("n", "answer(False)", "Keep training"),
         Binding("escape", "answer(False)", "Keep training", show=False),
     ]
+    KIND = "stop"
+    HELP_TITLE = "the stop question"
 
-    def compose(self) -> ComposeResult:
-        with Grid():
-            yield Label("Stop training?")
-            yield Static("The trainer finishes this step, saves a checkpoint and the embedding, "
-                         "then exits.")
-            # Compact (one row each) so the question fits a 39x10 terminal.
-            yield Button("Stop [y]", variant="error", action="screen.answer(True)",
-                         compact=True)
-            yield Button("Keep training [n]", variant="primary",
-                         action="screen.answer(False)", compact=True)
-
-    def action_answer(self, stop: bool) -> None:
-        self.dismiss(stop)
+    def __init__(self) -> None:
+        super().__init__("Stop training?", "The trainer finishes this step, saves a checkpoint "
+                         "and the embedding, then exits.", yes="Stop", no="Keep training")
 
 
 KEYS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -205,13 +175,19 @@ KEYS: tuple[tuple[str, str, str, str, str], ...] = (
     ("q", "stop", "Stop", "Stop", "stop the run (after a y/n question); it saves first"),
     ("d", "detach", "Detach", "Detach",
      "leave the trainer running and quit (`ti-tui watch` comes back)"),
-    ("q,enter", "close", "Close", "Close", "close this screen once the run ended"),
+    ("q,enter,escape", "close", "Close", "Close", "close this screen once the run ended"),
 )
 """(keys, action, footer words, short footer words, what F1 says): the live screen's keys."""
 _SHORTENED = {action for _, action, _, _, _ in KEYS}
 NARROW_WIDTH = 74
 """Below this many columns the footer uses the short words: the long ones with F1 Help take
 73 cells, and Textual's footer cuts what does not fit (it cut Detach and F1 at 60x20)."""
+KEYS_FIRST = tuple(name for action in ("stop", "close", "detach", "save", "preview",
+                                       "view_previews")
+                   for name in (action, f"short({action!r})"))
+"""The key line's actions, most used first: below 58 columns even the short words do not all
+fit, so the line keeps those that fit beside F1 (ti_tui/screens/key_line.py), which lists
+them all; every key works whether shown or not."""
 
 
 class TrainScreen(Screen[str]):
@@ -274,7 +250,21 @@ class TrainScreen(Screen[str]):
 
     def on_resize(self, event: Resize) -> None:
         self._apply_layout(event.size.width, event.size.height)
-        self.refresh_bindings()  # the footer's long or short key words (check_action)
+        self._fit_key_line(event.size.width)
+
+    def _fit_key_line(self, width: int) -> None:
+        """The footer's long or short key words (check_action), compact where even the short
+        ones do not all fit (then `active_bindings` keeps the most used beside F1)."""
+        self.query_one(Footer).compact = not keys_fit(
+            super().active_bindings, width, self.app.get_key_display)
+        self.refresh_bindings()
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The screen's bindings, the key line fitted to the width (key_line.fit_keys)."""
+        return fit_keys(super().active_bindings, self.size.width, self.app.get_key_display,
+                        KEYS_FIRST)
+
 
     def _apply_layout(self, width: int, height: int) -> None:
         """Show the panels that fit, at the sizes the headless layout uses (panels.arrange's
@@ -339,7 +329,7 @@ class TrainScreen(Screen[str]):
         self.ended = True
         self._dirty = True
         self._say(words, error)
-        self.refresh_bindings()
+        self._fit_key_line(self.size.width)  # fewer keys now: maybe all fit again
 
     def _say(self, words: str, error: bool = False) -> None:
         self.status_line.update(words)

@@ -67,7 +67,8 @@ class TiTuiApp(App[str]):
     def __init__(self, *, root: Path, defaults: TrainConfig, runner: Runner,
                  train_screen: TrainScreenFactory, demo: bool = False,
                  notes: list[str] | None = None, home: list[Path] | None = None,
-                 refused: dict[str, tuple[str, str]] | None = None) -> None:
+                 refused: dict[str, tuple[str, str]] | None = None,
+                 watch: Path | None = None) -> None:
         super().__init__()
         self.root = root
         self.home = home
@@ -83,6 +84,8 @@ class TiTuiApp(App[str]):
         """Things to tell the user once the form is up (e.g. saved settings that were dropped)."""
         self.refused = dict(refused or {})
         """Command-line values the first form shows and marks (cli._form_defaults)."""
+        self.watch = watch
+        """A running run's folder: the app opens on its live screen (`ti-tui watch`)."""
         self.config: TrainConfig | None = None
         """The config of the run started, once one is."""
         self.handle: Any = None
@@ -98,6 +101,9 @@ class TiTuiApp(App[str]):
     async def run_flow(self) -> None:
         """The app's one flow worker, started on mount: the home screen's loop when the app
         opened on it, else one train_flow; then exit with its outcome (1 for "error")."""
+        if self.watch is not None:
+            await self.watch_flow(self.watch)
+            return
         if self.home is not None:
             from ti_tui.screens.home import home_flow
 
@@ -146,11 +152,33 @@ class TiTuiApp(App[str]):
         await self._show(SummaryScreen(config, result))
         return "error" if result.failed else (outcome or "finished")
 
+    async def watch_flow(self, folder: Path) -> None:
+        """`ti-tui watch FOLDER` on a terminal: the live screen of the run there (every key of
+        it, F1 among them), then its summary once it has ended; leaving the live screen (d,
+        Ctrl-Q, a signal) leaves the run going and says how to come back. Exit code 0."""
+        from ti_tui.runs_index import AttachedRun
+        from ti_tui.runner import watch_hint
+
+        self.handle = AttachedRun(folder)
+        try:  # the summary's config; the live screen needs only the events
+            self.config = TrainConfig.from_toml(folder / "run.toml").replace(
+                output_dir=str(folder))
+        except UserError:
+            self.config = None
+        outcome = await self._show(self.train_screen(self.handle))
+        if outcome == "detached":
+            self.exit("detached", message=watch_hint(folder))
+            return
+        if self.config is not None:
+            await self._show(SummaryScreen(self.config, read_outcome(folder)))
+        self.exit(outcome or "finished")
+
     def watch_hint(self) -> str:
         """How to come back to the run this app leaves running (runner.watch_hint's words)."""
         from ti_tui.runner import watch_hint
 
-        return watch_hint(self.config.output_path if self.config else Path("."))
+        folder = self.config.output_path if self.config else self.watch
+        return watch_hint(folder or Path("."))
 
     def _save_preferences(self, config: TrainConfig) -> None:
         try:
@@ -175,7 +203,7 @@ class TiTuiApp(App[str]):
             self.push_screen(HelpScreen.of(self.screen))  # that screen's own keys
 
     async def action_quit(self) -> None:
-        if self.handle is not None and self.config is not None and self.is_running_trainer():
+        if self.handle is not None and self.is_running_trainer():
             # Quitting the UI never kills a run: it keeps going, and `watch` re-attaches.
             self.exit("detached", message=self.watch_hint())
         else:
@@ -184,7 +212,7 @@ class TiTuiApp(App[str]):
     def leave_on_signal(self, signum: int, exit_code: int) -> None:
         """SIGTERM, SIGHUP, SIGQUIT or SIGINT (ti_tui/exits.py): leave like q does, with the
         signal's exit code. A running trainer goes on (it has its own session)."""
-        if self.handle is not None and self.config is not None and self.is_running_trainer():
+        if self.handle is not None and self.is_running_trainer():
             self.exit("detached", return_code=exit_code, message=self.watch_hint())
         else:
             self.exit("signal", return_code=exit_code)
@@ -219,7 +247,8 @@ class TiTuiApp(App[str]):
 def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner | None = None,
              demo: bool = False, train_screen: TrainScreenFactory | None = None,
              restore: bool = True, home: list[Path] | None = None,
-             refused: dict[str, tuple[str, str]] | None = None) -> TiTuiApp:
+             refused: dict[str, tuple[str, str]] | None = None,
+             watch: Path | None = None) -> TiTuiApp:
     """The app for `ti-tui` / `ti-tui --gui` (and `ti-tui demo` with demo=True).
 
     `home`: open the home screen of runs first (`ti-tui` with no arguments), listing
@@ -230,7 +259,8 @@ def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner 
     `runner` starts the trainer (default ti_tui.runner.start_run); `train_screen` builds the
     live screen from the runner's handle (default ti_tui.screens.train.TrainScreen).
     `refused`: values the command line gave that TrainConfig refused, field -> (as typed,
-    why); the form opens showing them, marked (cli._form_defaults).
+    why); the form opens showing them, marked (cli._form_defaults). `watch`: a running run's
+    folder to open the live screen of, instead of the form (`ti-tui watch`).
     """
     root = Path(root).expanduser()
     notes: list[str] = []
@@ -247,4 +277,4 @@ def make_app(*, root: Path, defaults: TrainConfig | None = None, runner: Runner 
     config = config.replace(root=str(root))
     return TiTuiApp(root=root, defaults=config, runner=runner or _default_runner,
                     train_screen=train_screen or _default_train_screen, demo=demo, notes=notes,
-                    home=home, refused=refused)
+                    home=home, refused=refused, watch=watch)

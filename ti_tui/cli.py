@@ -8,7 +8,8 @@
     ti-tui train FLAGS...          headless training with invokeai-ti's flags
     ti-tui FLAGS...                the same (invokeai-ti trains when given flags without --gui)
     ti-tui models [--root R]       the models found under the root
-    ti-tui watch OUTPUT_DIR        re-attach to a run, or summarise a finished one
+    ti-tui watch OUTPUT_DIR        re-attach to a run (the live screen and its keys on a
+                                   terminal), or summarise a finished one
 
 The root is --root, else $INVOKEAI_ROOT, else ~/invokeai. --runs DIR (repeatable) lists the
 runs in DIR too. Without a terminal, `ti-tui` prints the runs as plain lines (or says there
@@ -426,12 +427,39 @@ def cmd_watch(argv: list[str]) -> int:
     problem = watch_problem(args.output_dir.expanduser())
     if problem is not None:  # one sentence, exit 2 (main)
         raise UserError(problem[:1].upper() + problem[1:], field="output_dir")
+    from ti_tui import terminal
+    from ti_tui.runner import run_alive
+
+    folder = args.output_dir.expanduser().absolute()
+    if run_alive(folder) and terminal.live_screen_problem(interactive=True) is None:
+        # A running run, on a terminal that can take keys: the app's live screen, with its
+        # keys (d leaves, F1 lists them all) and its summary at the end. Elsewhere (a pipe,
+        # no keyboard, a finished run) the Rich view or plain lines below.
+        return _watch_live(folder)
     try:
         with exits.leave_on_signals():  # the terminal restored; the run goes on
             return run_watch(args.output_dir.expanduser())
     except exits.Signalled:
         _say_safely(watch_hint(args.output_dir.expanduser()))
         raise
+
+
+def _watch_live(folder: Path) -> int:
+    """The Textual app on the live screen of the run in `folder` (TiTuiApp.watch_flow)."""
+    from ti_tui import exits, preview_art
+    from ti_tui.app import make_app
+    from trainer.config import TrainConfig, default_root
+
+    try:
+        root = TrainConfig.from_toml(folder / "run.toml").root
+    except UserError:  # the live screen needs only events.jsonl
+        root = default_root()
+    try:  # before the app starts, as run_form does; $TI_TUI_PREVIEW may be mistyped
+        preview_art.choose_protocol(None)
+    except ValueError as exc:
+        raise UserError(f"{exc}.", field="preview") from None
+    app = make_app(root=Path(root).expanduser(), restore=False, watch=folder)
+    return exits.run_app(app)
 
 
 if __name__ == "__main__":

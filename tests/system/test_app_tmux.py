@@ -302,7 +302,7 @@ def test_term_on_the_watch_view_restores_the_terminal(term, tmp_path):
     lock = RunLock.acquire(run)  # this test process is the "trainer"
     try:
         term.start("cli", "watch", str(run))
-        term.wait_for(lambda s: "Loss" in s and "Ctrl-C" in s, "the Rich live view")
+        term.wait_for(lambda s: "Loss" in s and "Detach" in s, "the live screen")
         assert term.modes().startswith("1")  # the full-screen view is up
         os.kill(term.app_pid(), signal.SIGTERM)
         screen = term.wait_for("EXIT=143")

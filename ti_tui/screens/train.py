@@ -153,19 +153,35 @@ class StatusLine(Static):
 
 class ConfirmStop(Question):
     """Asks whether to stop the run; True means stop. Enter alone keeps training
-    (ti_tui/screens/question.py)."""
+    (ti_tui/screens/question.py). On the live screen (`leave`), d answers LEAVE instead:
+    whoever pressed q to quit a viewer, as in less or top, learns here how to leave with the
+    run going on."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Stop"),
         Binding("n", "answer(False)", "Keep training"),
         Binding("escape", "answer(False)", "Keep training", show=False),
+        Binding("d", "leave", "Leave it running",
+                tooltip="leave this screen, the run going on (`ti-tui watch` comes back)"),
     ]
     KIND = "stop"
     HELP_TITLE = "the stop question"
+    LEAVE = "leave"
+    """The answer of d: leave the live screen with the run going on."""
 
-    def __init__(self) -> None:
-        super().__init__("Stop training?", "The trainer finishes this step, saves a checkpoint "
-                         "and the embedding, then exits.", yes="Stop", no="Keep training")
+    def __init__(self, leave: bool = False) -> None:
+        words = "The trainer finishes this step, saves a checkpoint and the embedding, then exits."
+        if leave:
+            words += " Or press d to leave this screen with the run going on."
+        super().__init__("Stop training?", words, yes="Stop", no="Keep training")
+        self.offers_leave = leave
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """d applies only where leaving was offered (the live screen, not the home list)."""
+        return self.offers_leave if action == "leave" else True
+
+    def action_leave(self) -> None:
+        self.dismiss(self.LEAVE)  # type: ignore[arg-type]
 
 
 KEYS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -409,9 +425,12 @@ class TrainScreen(Screen[str]):
         if self.stop_asked:
             self.notify("Already stopping: the trainer is saving and will exit.")
             return
-        self.app.push_screen(ConfirmStop(), self._confirmed)
+        self.app.push_screen(ConfirmStop(leave=True), self._confirmed)
 
-    def _confirmed(self, stop: bool | None) -> None:
+    def _confirmed(self, stop: bool | str | None) -> None:
+        if stop == ConfirmStop.LEAVE:
+            self.action_detach() if not self.ended else self.action_close()
+            return
         if stop and not self.ended:
             self.handle.stop()
             self.stop_asked = True

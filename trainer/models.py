@@ -338,8 +338,29 @@ def _root_cause(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
+def weights_variant(folder: Path) -> str | None:
+    """The variant a component folder's weights are saved as ("fp16" for model.fp16.safetensors
+    or diffusion_pytorch_model.fp16-00001-of-00002.safetensors), or None when plain weights
+    (model.safetensors, pytorch_model.bin, ...) are there.
+
+    `from_pretrained(variant="fp16")` downloads, and InvokeAI installs from the Hub, keep
+    only the variant's files; diffusers and transformers look for the plain names unless told
+    the variant (diffusers/utils/hub_utils.py `_add_variant`), so such a folder failed to
+    load after every check had passed. Plain weights win when both are there."""
+    variants = []
+    for weights in _weight_files(folder):
+        stem = weights.name[:-len(weights.suffix)]
+        if "." not in stem:
+            return None
+        variants.append(stem.split(".", 1)[1].split("-", 1)[0])
+    return sorted(variants)[0] if variants else None
+
+
 def _load_model(cls, path: Path, subfolder: str, **kwargs):
     kwargs.update(subfolder=subfolder, local_files_only=True)
+    variant = weights_variant(path / subfolder) if (path / subfolder).is_dir() else None
+    if variant:
+        kwargs["variant"] = variant
     try:
         with quiet_progress_bars():
             model = cls.from_pretrained(str(path), **kwargs)
@@ -389,6 +410,7 @@ def load_components(path: Path, *, torch_dtype=None, tokenizer=None,
     tokenizer_2 and text_encoder_2 (CLIPTextModelWithProjection: its text projection gives
     the pooled `text_embeds`); the conditioner built for the family holds them.
     """
+    import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
@@ -400,7 +422,10 @@ def load_components(path: Path, *, torch_dtype=None, tokenizer=None,
                                            torch_dtype=torch_dtype, tokenizer=tokenizer)
     check_model_folder(path)
     # transformers 5 renamed from_pretrained's torch_dtype to dtype; diffusers keeps torch_dtype.
-    tf_dtype = {} if torch_dtype is None else {"dtype": torch_dtype}
+    # transformers 5 also loads in the file's dtype by default ("auto"), diffusers in fp32: a
+    # folder saved in fp16 (a variant download, an InvokeAI conversion) would give an fp16
+    # text encoder beside an fp32 UNet, so fp32 is asked for, as a single file gets.
+    tf_dtype = {"dtype": torch_dtype if torch_dtype is not None else torch.float32}
     df_dtype = {} if torch_dtype is None else {"torch_dtype": torch_dtype}
     tokenizers = [tokenizer if tokenizer is not None else load_tokenizer(path)]
     encoders = [_load_model(CLIPTextModel, path, "text_encoder", **tf_dtype)]

@@ -8,6 +8,7 @@ area holds a W x 2H picture. It works over SSH in every terminal with 256 colour
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -181,24 +182,56 @@ def _load_library() -> str | None:
     def too_slow(signum, frame):
         raise TimeoutError
 
+    from ti_tui.exits import leave_on_signals
+
     try:
         previous = signal.signal(signal.SIGALRM, too_slow)
     except ValueError:  # not the main thread: cannot time it, so do not ask
         return None
     signal.setitimer(signal.ITIMER_REAL, DETECT_LIMIT_S)
+    saved = _terminal_modes()
     try:
-        import textual_image.renderable as renderables
-        import textual_image.widget  # noqa: F401 - measures the cell size while it still can
+        # While it asks, the terminal is in cbreak mode (no echo, no line editing): SIGTERM,
+        # SIGHUP or SIGQUIT now must not kill the process by default and leave it so. They
+        # unwind from here (exits.Signalled; cli.main exits 128+N) and the modes come back.
+        with leave_on_signals():
+            import textual_image.renderable as renderables
+            import textual_image.widget  # noqa: F401 - measures the cell size while it can
     except Exception:  # noqa: BLE001 - missing, timed out, or broken by an odd terminal
-        return None
+        return None  # (a stray non-UTF-8 byte typed meanwhile too: UnicodeDecodeError)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        _restore_terminal_modes(saved)
     if renderables.Image is renderables.TGPImage:
         return KITTY
     if renderables.Image is renderables.SixelImage:
         return SIXEL
     return HALF_BLOCKS
+
+
+def _terminal_modes() -> list | None:
+    """Standard input's terminal modes (termios), to put back after the query; None when it
+    is not a terminal."""
+    try:
+        import termios
+
+        return termios.tcgetattr(sys.__stdin__.fileno())
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+
+
+def _restore_terminal_modes(saved: list | None) -> None:
+    """Put back modes saved by _terminal_modes (textual-image restores its own on a normal
+    exit; this covers a query cut off anywhere)."""
+    if saved is None:
+        return
+    try:
+        import termios
+
+        termios.tcsetattr(sys.__stdin__.fileno(), termios.TCSANOW, saved)
+    except (ImportError, OSError, ValueError, AttributeError):
+        pass
 
 
 def list_previews(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:

@@ -32,6 +32,9 @@ OPTIMIZERS = ("adamw", "sam")
 CLIP_MODES = ("none", "value", "norm")
 EARLY_STOPPING = ("dvar", "none")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest --config file read: a run.toml is a few KB; a model file passed by mistake is
+GBs that would all be read before being found not to be TOML."""
 SAVE_AS = ("diffusers", "a1111", "diffusers_sdxl")
 """Extra embedding formats beside the standard files (trainer/formats.py registers them);
 "diffusers", the default, adds none (its files are among the standard ones)."""
@@ -331,8 +334,19 @@ class TrainConfig:
 
         Raises ConfigError (field config) for a missing, unreadable or invalid file, and as
         the constructor does for bad values."""
+        from trainer.paths import special_kind
+
+        kind = special_kind(path)
+        if kind is not None:  # /dev/zero or a pipe: reading would never end
+            raise ConfigError(f"Config file {path} is {kind}, not a file; pass the run.toml "
+                              "of an earlier run.", field="config")
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            size = Path(path).expanduser().stat().st_size
+            if size > MAX_CONFIG_BYTES:  # a model or image passed by a slip of tab completion
+                raise ConfigError(f"Config file {path} is {size / 2**20:.0f} MB, far more than "
+                                  "any run.toml; pass the run.toml of an earlier run.",
+                                  field="config")
+            data = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8"))
         except FileNotFoundError:
             from trainer.paths import near_miss
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from trainer.errors import DataError
-from trainer.paths import near_miss
+from trainer.paths import near_miss, special_kind
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
@@ -180,6 +180,9 @@ def open_rgb(path: Path) -> Image.Image:
     pixel is decoded.
     """
     limit = pixel_limit()
+    kind = special_kind(path)
+    if kind is not None:  # a pipe or /dev/zero under an image name: reading would not end
+        raise ValueError(f"it is {kind}, not an image file")
     try:
         if path.stat().st_size == 0:
             raise ValueError("the file is empty (0 bytes)")

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainer import fsutil
-from trainer.paths import near_miss
+from trainer.paths import near_miss, special_kind
 from trainer.errors import ResumeError
 from trainer.names import is_vocabulary_word
 
@@ -273,6 +273,10 @@ def load_embedding(path: str | os.PathLike[str]) -> tuple[str | None, torch.Tens
     if path.is_dir():
         raise ResumeError(f"Initial embedding {path} is a folder; pass the embedding file "
                           "inside it (.safetensors, .bin or .pt).", field="initial_embedding")
+    kind = special_kind(path)
+    if kind is not None:
+        raise ResumeError(f"Initial embedding {path} is {kind}, not a file; pass a "
+                          ".safetensors, .bin or .pt embedding file.", field="initial_embedding")
     if not path.is_file():
         raise ResumeError(f"Initial embedding {path} does not exist{near_miss(path)}; pass a "
                           ".safetensors, "

@@ -18,7 +18,7 @@ from typing import Any
 from trainer.discovery import ModelEntry, find_models, resolve_model  # noqa: F401 (re-exported)
 from trainer.conditioner import Conditioner, make_conditioner
 from trainer.errors import ModelError
-from trainer.paths import near_miss
+from trainer.paths import near_miss, special_kind
 
 COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
 SDXL_COMPONENTS = ("tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2", "vae", "unet",
@@ -103,6 +103,10 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def _check_not_a_folder(path: Path) -> None:
+    kind = special_kind(path)
+    if kind is not None:
+        raise _refuse(f"Model {path} is {kind}, not a model file or folder; pass --model a "
+                      "diffusers folder, a .safetensors/.ckpt checkpoint or a model name.")
     if not path.exists():
         raise _refuse(
             f"Model folder {path} does not exist{near_miss(path)}; pass --model a diffusers "

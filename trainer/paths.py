@@ -193,6 +193,28 @@ def check_creatable(field: str, path: Path, label: str | None = None) -> None:
                           label)
 
 
+def special_kind(path: str | os.PathLike[str]) -> str | None:
+    """"a device", "a pipe" or "a socket" when `path` (links followed) is one of those, else
+    None (a regular file, a folder, or nothing there).
+
+    A user's path to /dev/zero or a FIFO looks like a file to `open()`, but reading it never
+    ends (or blocks until someone writes): files ti-tui reads whole (--config, an initial
+    embedding, an image) are refused as such instead of read."""
+    import stat
+
+    try:
+        mode = os.stat(Path(path).expanduser()).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
 def is_user_path_error(exc: OSError) -> bool:
     """Whether `exc` is the OS refusing a path (not a bug): it names a file and its errno is
     one of those `why` explains."""

@@ -27,13 +27,33 @@ def default_device() -> str:
     return os.environ.get(DEVICE_ENV, "").strip().lower() or "auto"
 
 
+def from_environment(device: str) -> bool:
+    """Whether `device` is the value $TI_TUI_DEVICE gives --device's default: a message then
+    names the variable, since the user may never have typed --device."""
+    return os.environ.get(DEVICE_ENV, "").strip().lower() == device.strip().lower() != ""
+
+
+def device_label(device: str) -> str:
+    """"Device (--device)", or "Device ($TI_TUI_DEVICE, --device's default)" when the value
+    came from the environment variable (from_environment)."""
+    return (f"Device (${DEVICE_ENV}, --device's default)" if from_environment(device)
+            else "Device (--device)")
+
+
+def _instead(device: str, value: str) -> str:
+    """The advice to use `value`: the flag, or also the variable when that set `device`."""
+    if from_environment(device):
+        return f"pass --device {value} or set ${DEVICE_ENV}={value}"
+    return f"use --device {value}"
+
+
 def check_device_text(text: str, num_processes: int) -> str | None:
     """Why `text` is not a usable --device value for `num_processes` processes, or None."""
     if not DEVICE_PATTERN.match(text):
-        return (f"Device (--device) must be one of {DEVICE_CHOICES}; got {text!r}.")
+        return (f"{device_label(text)} must be one of {DEVICE_CHOICES}; got {text!r}.")
     if ":" in text and num_processes > 1:
-        return (f"Device (--device) {text} picks one GPU, but --num_processes is "
-                f"{num_processes}; use --device cuda to give each process its own GPU.")
+        return (f"{device_label(text)} {text} picks one GPU, but --num_processes is "
+                f"{num_processes}; {_instead(text, 'cuda')} to give each process its own GPU.")
     return None
 
 
@@ -48,13 +68,13 @@ def check_device(device: str, num_processes: int = 1) -> None:
     if not torch.cuda.is_available():
         build = "this torch was built without CUDA" if torch.version.cuda is None else \
             "no CUDA GPU or driver was found"
-        raise ConfigError(f"Device (--device) {device} needs a CUDA GPU, but {build}; use "
-                          "--device cpu (or auto).", field="device")
+        raise ConfigError(f"{device_label(device)} {device} needs a CUDA GPU, but {build}; "
+                          f"{_instead(device, 'cpu')} (or auto).", field="device")
     count = torch.cuda.device_count()
     if ":" in device and int(device.split(":")[1]) >= count:
-        raise ConfigError(f"Device (--device) {device} does not exist: torch sees {count} CUDA "
-                          f"GPU{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1}); pick one "
-                          "of them.", field="device")
+        raise ConfigError(f"{device_label(device)} {device} does not exist: torch sees {count} "
+                          f"CUDA GPU{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1}); "
+                          "pick one of them.", field="device")
     if num_processes > count:
         raise ConfigError(f"Processes (--num_processes) {num_processes} need as many GPUs with "
                           f"--device {device}, but torch sees {count}; lower --num_processes "

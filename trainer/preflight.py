@@ -360,8 +360,9 @@ def check_precision(precision: str, device: str = "auto",
         return
     if devices.device_type(device) == "cpu":
         if precision == "fp16":
-            where = ("--device cpu was chosen" if device == "cpu"
-                     else "no CUDA GPU was found")
+            where = ("no CUDA GPU was found" if device != "cpu"
+                     else f"${devices.DEVICE_ENV} chose the CPU (--device's default)"
+                     if devices.from_environment(device) else "--device cpu was chosen")
             raise ConfigError(f"{what} fp16 needs a CUDA GPU and {where}; use "
                               f"--{field} {full} (or bf16, slow on most CPUs).", field=field)
         return

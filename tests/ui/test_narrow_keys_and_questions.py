@@ -2,7 +2,8 @@
 the default:
 
 - below 58 columns the live screen's short key words no longer fit: the line keeps the most
-  used keys beside F1 (it used to cut F1, then Detach, off the right edge);
+  used keys beside F1 (it used to cut F1, then Detach, off the right edge); the form's and the
+  preview grid's key lines cut F1 off below 55 and 49 columns the same way;
 - an ended live screen closes with Esc as well as q and Enter, the summary with q as well as
   Esc (every screen without a text field closes with either);
 - the stop and delete questions show the question, what it does and both buttons in a 39x10
@@ -162,3 +163,28 @@ async def test_f1_works_on_modal_screens(tmp_path, make):
         assert "ConfirmStop" not in app.screen.title_words  # a title in words
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is app.first, "back to it")
+
+
+@pytest.mark.parametrize("width", [39, 45])
+async def test_the_form_key_line_keeps_f1_when_narrow(root, width):
+    from tests.form_pilot import app_for, ready
+
+    app = app_for(root)
+    async with app.run_test(size=(width, 23)) as pilot:
+        await ready(pilot)
+        await pilot.pause()
+        keys = shown_keys(app)
+        assert "f1" in [k.key for k in keys] and "ctrl+s" in [k.key for k in keys]
+        assert all(k.region.right <= width for k in keys), [k.region for k in keys]
+
+
+async def test_the_preview_grid_key_line_keeps_f1_when_narrow(tmp_path):
+    from ti_tui.screens.preview_grid import PreviewGridScreen
+
+    app = OneScreen(PreviewGridScreen(run_dir(tmp_path)))
+    async with app.run_test(size=(39, 10)) as pilot:
+        await until(pilot, lambda: app.screen is app.first, "the grid")
+        await pilot.pause()
+        keys = shown_keys(app)
+        assert "f1" in {k.key for k in keys} and "Close" in {k.description for k in keys}
+        assert all(k.region.right <= 39 for k in keys), [k.region for k in keys]

@@ -30,6 +30,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, RadioSet, Select, Static
 
 from ti_tui.screens import form_checks as checks
+from ti_tui.screens.key_line import FittedKeyLine
 from ti_tui.screens.form_fields import (
     FIELDS,
     FOLLOW_TRIGGER,
@@ -65,7 +66,7 @@ class TokenizerLoaded(Message):
         self.problem = problem
 
 
-class TrainingForm(Screen[TrainConfig]):
+class TrainingForm(FittedKeyLine, Screen[TrainConfig]):
     """Fill in a run; dismisses with the TrainConfig when the user starts it."""
 
     CSS_PATH = "../form.tcss"

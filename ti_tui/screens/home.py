@@ -33,7 +33,7 @@ from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import ActiveBinding, Binding, BindingType
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -42,7 +42,8 @@ from ti_tui.runs_index import (DAMAGED, NOT_A_RUN, RunEntry, default_runs_folder
                                index_runs)
 from ti_tui.runs_listing import no_runs_words
 from ti_tui.screens.home_dialogs import ConfirmDelete, ModelsScreen
-from ti_tui.screens.home_fit import age_words, fit, fit_keys, fit_path, keys_fit, use_words
+from ti_tui.screens.home_fit import KEYS_FIRST, age_words, fit, fit_path, use_words
+from ti_tui.screens.key_line import FittedKeyLine
 
 SHORT = 16
 """Below this many rows the details shrink to one line, so the list keeps its rows."""
@@ -66,7 +67,7 @@ class HomeChoice:
     """The run it applies to (resume, open, previews); None otherwise."""
 
 
-class HomeScreen(Screen[HomeChoice]):
+class HomeScreen(FittedKeyLine, Screen[HomeChoice]):
     """The list of runs and what can be done with them."""
 
     DEFAULT_CSS = """
@@ -77,6 +78,7 @@ class HomeScreen(Screen[HomeChoice]):
     HomeScreen #home-empty { padding: 1 2; color: $text-muted; }
     HomeScreen.-short #home-detail { max-height: 1; border-top: none; }
     """
+    KEYS_FIRST = KEYS_FIRST  # the key line's order of priority (home_fit.py)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "choose('new')", "New", tooltip="a new run: the form, empty"),
         Binding("r", "choose('resume')", "Resume",
@@ -110,8 +112,6 @@ class HomeScreen(Screen[HomeChoice]):
         self._columns: tuple[str, ...] = ()
         self._drawn_room = 0
         """The width the table was last fitted to."""
-        self._keys_width = 0
-        """The width the key line was last fitted to."""
 
     def compose(self) -> ComposeResult:
         yield Static(self.title_words(200), id="home-title", markup=False)
@@ -131,26 +131,16 @@ class HomeScreen(Screen[HomeChoice]):
         return names if len(names) <= width else names[:max(1, width - 1)] + "…"
 
     def on_resize(self) -> None:
-        """Fit the title, the columns, the details and the key line to the new size."""
+        """Fit the title, the columns and the details to the new size (FittedKeyLine fits
+        the key line)."""
         width, height = self.size
         self.set_class(0 < height < SHORT, "-short")
         self.query_one("#home-title", Static).update(self.title_words(width - 2))
-        if width != self._keys_width:
-            self._keys_width = width
-            # A compact key line where the keys do not all fit: a blank less per key.
-            self.query_one(Footer).compact = not keys_fit(
-                super().active_bindings, width, self.app.get_key_display)
-            self.refresh_bindings()  # the key line is drawn again from active_bindings
         if self.entries and self._drawn_room != self.table_room(len(self.entries)):
             self._drawn_at = 0.0
             self.show_entries(self.entries)
         else:
             self.show_detail()
-
-    @property
-    def active_bindings(self) -> dict[str, ActiveBinding]:
-        """The screen's bindings, the key line fitted to the width (fit_keys)."""
-        return fit_keys(super().active_bindings, self.size.width, self.app.get_key_display)
 
     def table_room(self, rows: int) -> int:
         """The cells the table's columns may take: the screen's width, less the vertical

@@ -8,7 +8,7 @@ the screen's own order of priority, that fit beside F1, which is then labelled "
 page lists every key. Only a binding's `show` changes, so every key still works whether it is
 on the line or not.
 
-Widths follow textual/widgets/_footer.py (Textual 8): a FooterKey is a blank, the key, a blank,
+Screens take it by the FittedKeyLine mixin. Widths follow textual/widgets/_footer.py (Textual 8): a FooterKey is a blank, the key, a blank,
 the description and a blank; compact, the key, a blank, the description and a blank.
 """
 
@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from rich.cells import cell_len
 from textual.binding import ActiveBinding, Binding
+from textual.events import Resize
+from textual.widgets import Footer
 
 KeyDisplay = Callable[[Binding], str]
 """The key as the line shows it (App.get_key_display)."""
@@ -73,3 +76,32 @@ def fit_keys(bindings: dict[str, ActiveBinding], width: int, display: KeyDisplay
     f1 = dataclasses.replace(help_key.binding, show=True, description="Keys")
     fitted["f1"] = help_key._replace(binding=f1)
     return fitted
+
+
+class FittedKeyLine:
+    """Mixin for a Screen with a Footer (put it before Screen in the bases): its key line
+    fitted to the width by `fit_keys`, compact when the keys do not all fit, redone on every
+    resize. `KEYS_FIRST`: the screen's actions, most used first; empty keeps the line's own
+    order (the first keys stay)."""
+
+    KEYS_FIRST: ClassVar[Sequence[str]] = ()
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The screen's bindings with the shown keys fitted to its width (Footer draws these)."""
+        bindings = super().active_bindings  # type: ignore[misc]
+        first = self.KEYS_FIRST or tuple(shown_keys(bindings))
+        return fit_keys(bindings, self.size.width, self.app.get_key_display,  # type: ignore[attr-defined]
+                        first)
+
+    def _on_resize(self, event: Resize) -> None:
+        # Textual calls the handler of every class in the MRO: the screen's own on_resize too.
+        self.fit_key_line(event.size.width)
+
+    def fit_key_line(self, width: int) -> None:
+        """Make the key line compact exactly when the keys do not all fit in `width` cells,
+        and draw it again (call it when the screen's keys change, too)."""
+        for footer in self.query(Footer):  # type: ignore[attr-defined]
+            footer.compact = not keys_fit(super().active_bindings,  # type: ignore[misc]
+                                          width, self.app.get_key_display)  # type: ignore[attr-defined]
+        self.refresh_bindings()  # type: ignore[attr-defined]

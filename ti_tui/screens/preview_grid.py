@@ -21,6 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
 
 from ti_tui import preview_art
+from ti_tui.screens.key_line import FittedKeyLine
 
 RESCAN_S = 2.0
 """How often the previews folder is listed again for new images."""
@@ -135,7 +136,7 @@ class PreviewGrid(Widget):
         self.rescan()
 
 
-class PreviewGridScreen(Screen[None]):
+class PreviewGridScreen(FittedKeyLine, Screen[None]):
     """The preview grid of one run, full screen."""
 
     DEFAULT_CSS = """

@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Static
 
 from ti_tui.state import RunState, fold_all
+from ti_tui.screens.key_line import FittedKeyLine
 from ti_tui.widgets.toggles import Tick
 from trainer.checkpoint_index import CHECKPOINT_PATTERN
 from trainer.config import TrainConfig
@@ -152,7 +153,7 @@ class SummaryResult:
     """The checkpoint folders removed (delete_checkpoints), empty unless the user chose it."""
 
 
-class SummaryScreen(Screen[SummaryResult]):
+class SummaryScreen(FittedKeyLine, Screen[SummaryResult]):
     """The end of a run; Enter on Done (or Ctrl-S) applies the two choices."""
 
     DEFAULT_CSS = """

@@ -22,7 +22,7 @@ from typing import ClassVar
 from rich.console import RenderableType
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import ActiveBinding, Binding
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.events import Resize
 from textual.message import Message
@@ -34,7 +34,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from ti_tui import panels
 from ti_tui.panel_format import status_words
 from ti_tui.runner import RunHandle
-from ti_tui.screens.key_line import fit_keys, keys_fit
+from ti_tui.screens.key_line import FittedKeyLine
 from ti_tui.screens.question import Question
 from ti_tui.state import RunState, fold
 from ti_tui.tail import EventTail
@@ -206,9 +206,10 @@ fit, so the line keeps those that fit beside F1 (ti_tui/screens/key_line.py), wh
 them all; every key works whether shown or not."""
 
 
-class TrainScreen(Screen[str]):
+class TrainScreen(FittedKeyLine, Screen[str]):
     """The live dashboard of the trainer behind `handle`."""
 
+    KEYS_FIRST = KEYS_FIRST
     CSS_PATH = "../train.tcss"
     BINDINGS = [
         *(Binding(key, action, words, tooltip=what) for key, action, words, _, what in KEYS),
@@ -265,22 +266,9 @@ class TrainScreen(Screen[str]):
         self._tail()
 
     def on_resize(self, event: Resize) -> None:
+        # FittedKeyLine then fits the key line: long or short words (check_action), compact
+        # with the most used keys beside F1 where even the short ones do not all fit.
         self._apply_layout(event.size.width, event.size.height)
-        self._fit_key_line(event.size.width)
-
-    def _fit_key_line(self, width: int) -> None:
-        """The footer's long or short key words (check_action), compact where even the short
-        ones do not all fit (then `active_bindings` keeps the most used beside F1)."""
-        self.query_one(Footer).compact = not keys_fit(
-            super().active_bindings, width, self.app.get_key_display)
-        self.refresh_bindings()
-
-    @property
-    def active_bindings(self) -> dict[str, ActiveBinding]:
-        """The screen's bindings, the key line fitted to the width (key_line.fit_keys)."""
-        return fit_keys(super().active_bindings, self.size.width, self.app.get_key_display,
-                        KEYS_FIRST)
-
 
     def _apply_layout(self, width: int, height: int) -> None:
         """Show the panels that fit, at the sizes the headless layout uses (panels.arrange's
@@ -345,7 +333,7 @@ class TrainScreen(Screen[str]):
         self.ended = True
         self._dirty = True
         self._say(words, error)
-        self._fit_key_line(self.size.width)  # fewer keys now: maybe all fit again
+        self.fit_key_line(self.size.width)  # fewer keys now: maybe all fit again
 
     def _say(self, words: str, error: bool = False) -> None:
         self.status_line.update(words)

@@ -133,8 +133,9 @@ def scenario(preset, count: int, steps: int, batch: int, extra: list[str], code:
 def pooled(parts: list[dict]) -> dict:
     """One scenario's repeats pooled: median/p90/mean s/step, per-repeat medians, facts."""
     times = [t for p in parts for t in p["times"]]
-    if not times:
-        return {"median_s": None, "steps_measured": 0}
+    if not times:  # e.g. two runs that never stepped at the same time: no overlap to time
+        return {"median_s": None, "steps_measured": 0,
+                "cpu_threads": parts[-1]["cpu_threads"][0] if parts else None}
     return {"median_s": statistics.median(times), "p90_s": percentile(times, 0.9),
             "mean_s": statistics.fmean(times), "steps_measured": len(times),
             "per_repeat_median_s": [statistics.median(p["times"]) if p["times"] else None

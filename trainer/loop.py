@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, devices, divergence, fsutil, outputs, threads
+from trainer import checkpoint, devices, divergence, fsutil, memory_advice, outputs, threads
 from trainer.announce import announce
 from trainer.config import TrainConfig
 from trainer.control import CONTROL_DIR, Control
@@ -103,6 +103,19 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
                                  config.output_path)
             sink(Error(message=str(error), user_error=True))
             sink(Stopped(reason="error", step=loop.step if loop else 0, message=str(error)))
+            raise error from None
+        if memory_advice.is_out_of_memory(exc):
+            # The user can fix it: the last update's embedding is saved, then one sentence
+            # naming the settings of this run that lower the memory (exit 2).
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            files = loop.emergency_save() if loop is not None and main else []
+            error = memory_advice.out_of_memory_error(
+                config, devices.device_type(config.device), step=loop.step if loop else None,
+                saved=bool(files), resolution=checked.resolution if checked else None)
+            sink(Error(message=str(error), user_error=True))
+            sink(Stopped(reason=StopReason.ERROR, step=loop.step if loop else 0,
+                         message=str(error), files=[str(f) for f in files]))
             raise error from None
         files = loop.emergency_save() if loop is not None and main else []
         sink(Error(message=f"Internal error: {type(exc).__name__}: {exc}", user_error=False,

@@ -101,8 +101,10 @@ def preflight(config: TrainConfig, *, check_device: bool = True,
         check_resume_matches(config, resume_dir, model_path, facts)
         # A resume with nothing left to train (the limit that ends the run named), found
         # before the output folder gets a new event log that would call the run failed.
-        plan_from(config, n_images=len(images), num_processes=config.num_processes,
-                  start_step=checkpoint_step(resume_dir))
+        start = resume_start(config.output_path, resume_dir)
+        if start is not None:
+            plan_from(config, n_images=len(images), num_processes=config.num_processes,
+                      start_step=start)
         warnings += resume_stops_at_once(config, resume_dir)
     elif config.resume_from_checkpoint == "latest":
         # diffusers' textual_inversion.py and invokeai-ti start a new run here, so the
@@ -244,10 +246,15 @@ def check_eval_batch_fits(config: TrainConfig, facts: models.ModelFacts) -> None
                           f"one; use at most {steps}.", field="dvar_eval_batch_size")
 
 
-def checkpoint_step(folder: Path) -> int:
-    """The update a checkpoint-N folder was saved after (N; 0 for any other name)."""
-    match = checkpoint_index.CHECKPOINT_PATTERN.match(folder.name)
-    return int(match.group(1)) if match else 0
+def resume_start(output_dir: Path, chosen: Path) -> int | None:
+    """The step the run will resume at: that of `chosen`, or of the newest older checkpoint
+    when `chosen` is damaged, decided by the loader the trainer uses
+    (checkpoint.load_newest_usable: a checkpoint is a few KB of rows and optimizer state).
+    None when every one is damaged (the trainer then says so)."""
+    try:
+        return checkpoint.load_newest_usable(output_dir, chosen, lambda *_: None).step
+    except ResumeError:
+        return None
 
 
 def plan_from(config: TrainConfig, *, n_images: int, num_processes: int, start_step: int):

@@ -26,7 +26,8 @@ from trainer.evaluation import EvalBatch, build_eval_batch
 from trainer.events import Emit, Phase, StopReason, Warning
 from trainer.latents import LatentCache, LazyLatentCache
 from trainer.plan import RunPlan, run_limit
-from trainer.preflight import Preflight, plan_from
+from trainer.preflight import Preflight
+from trainer.resume_checks import plan_from
 
 PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 VAE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

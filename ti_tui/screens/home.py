@@ -17,7 +17,7 @@ Keys (all in the footer; the mouse is never needed):
     p the previews as a grid over steps
     x / Delete delete a run folder (asks; "Keep" is the default button)
     m the models found (as `ti-tui models`)
-    q / Esc quit (a running trainer goes on)
+    q / Esc / Ctrl-C quit (a running trainer goes on)
 
 The screen itself starts nothing: it dismisses with a `HomeChoice` and the app's flow
 (ti_tui/app.py) opens the form, the live screen or the summary, then comes back here.
@@ -91,7 +91,9 @@ class HomeScreen(FittedKeyLine, Screen[HomeChoice]):
         Binding("x,delete", "delete", "Delete", key_display="x",
                 tooltip="delete the chosen run's folder (asks first)"),
         Binding("m", "choose('models')", "Models", tooltip="the models found under the root"),
-        Binding("q,escape", "choose('quit')", "Quit", key_display="q",
+        # Ctrl-C too: on a launcher's first screen it is the key people press to get out
+        # (Textual would only say "press ctrl+q"); exit 0 as for q, running trainers go on.
+        Binding("q,escape,ctrl+c", "choose('quit')", "Quit", key_display="q",
                 tooltip="quit; running trainers go on"),
     ]
     HELP_TITLE = "the runs"

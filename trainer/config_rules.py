@@ -88,6 +88,17 @@ def _dvar_threshold(v: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _adam_beta(name: str):
+    # torch.optim.AdamW refuses 1.0 ("Invalid beta parameter"): its bias correction divides
+    # by 1 - beta**t, which is 0 there. TrainConfig's metadata allows [0, 1] for the form.
+    def problem(v: Mapping[str, Any]) -> str | None:
+        if v[name] >= 1.0:
+            return (f"Adam {name.rsplit('_', 1)[1]} (--{name}) must be below 1 (AdamW divides "
+                    f"by 1 - beta^step); got {v[name]}.")
+        return None
+    return problem
+
+
 def _device(v: Mapping[str, Any]) -> str | None:
     return check_device_text(normal_device(v["device"]), v["num_processes"])
 
@@ -133,6 +144,8 @@ RULES: tuple[Rule, ...] = (
     Rule("resolution", ("resolution",), _resolution),
     Rule("initializer_token", ("initializer_token",), _initializer),
     Rule("dvar_threshold", ("dvar_threshold",), _dvar_threshold),
+    Rule("adam_beta1", ("adam_beta1",), _adam_beta("adam_beta1")),
+    Rule("adam_beta2", ("adam_beta2",), _adam_beta("adam_beta2")),
     Rule("device", ("device", "num_processes"), _device),
     Rule("push_to_hub", ("push_to_hub",), _push_to_hub),
     Rule("learning_rate", ("learning_rate", "lr_scheduler", "lr_warmup_steps", "max_train_steps",

@@ -156,6 +156,8 @@ BAD_VALUES = [
     ("initializer_token", {"initializer_token": "   "}),
     ("dvar_threshold", {"dvar_threshold": 1.5}),
     ("dvar_threshold", {"dvar_threshold": 0.0}),
+    ("adam_beta1", {"adam_beta1": 1.0}),
+    ("adam_beta2", {"adam_beta2": 1.0}),
     ("device", {"device": "tpu"}),
     ("device", {"device": "cuda:1", "num_processes": 2}),
     ("push_to_hub", {"push_to_hub": True}),

@@ -191,7 +191,7 @@ def check_eval_batch_fits(config: TrainConfig, facts: models.ModelFacts) -> None
     has steps: ConfigError (field dvar_eval_batch_size) before anything is written."""
     steps = facts.num_train_timesteps
     if config.dvar_eval_every > 0 and config.dvar_eval_batch_size > steps:
-        raise ConfigError(f"DVAR evaluation batch (--dvar_eval_batch_size) "
+        raise ConfigError(f"DVAR eval batch (--dvar_eval_batch_size) "
                           f"{config.dvar_eval_batch_size} is larger than the model's "
                           f"{steps} noise timesteps, and each of its images takes a different "
                           f"one; use at most {steps}.", field="dvar_eval_batch_size")

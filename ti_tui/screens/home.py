@@ -91,9 +91,12 @@ class HomeScreen(FittedKeyLine, Screen[HomeChoice]):
         Binding("x,delete", "delete", "Delete", key_display="x",
                 tooltip="delete the chosen run's folder (asks first)"),
         Binding("m", "choose('models')", "Models", tooltip="the models found under the root"),
+        Binding("q,escape", "choose('quit')", "Quit", key_display="q",
+                tooltip="quit; running trainers go on"),
         # Ctrl-C too: on a launcher's first screen it is the key people press to get out
         # (Textual would only say "press ctrl+q"); exit 0 as for q, running trainers go on.
-        Binding("q,escape,ctrl+c", "choose('quit')", "Quit", key_display="q",
+        # Its own binding, off the key line, so the line's Quit key stays q.
+        Binding("ctrl+c", "choose('quit')", "Quit", show=False,
                 tooltip="quit; running trainers go on"),
     ]
     HELP_TITLE = "the runs"

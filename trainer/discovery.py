@@ -177,7 +177,8 @@ def _read_database(root: Path) -> list[ModelEntry] | None:
             family = "SD2-v"
         found.append(ModelEntry(model.name, model.path, "invokeai-db",
                                 family=None if model.problem else family,
-                                problem=model.problem,
+                                format="checkpoint" if model.format == "checkpoint"
+                                else "diffusers", problem=model.problem,
                                 prediction_type=model.prediction_type, found_in=db))
     return found
 
@@ -288,6 +289,13 @@ def resolve_model(model: str, root: Path, *, models_dirs: list[Path] | tuple = (
         matches = [e for e in entries if model in _short_names(e)]
     if len(matches) == 1:
         entry = matches[0]
+        if entry.problem is None and not entry.path.exists():
+            # Listed (InvokeAI's database, models.yaml) but deleted or moved since: say where
+            # it was listed, not "Model folder ... does not exist" as if the user typed a path.
+            raise ModelError(f'Model "{model}" is listed in the {SOURCES[entry.source]} '
+                             f"{entry.found_in or root} at {entry.path}, but nothing is there "
+                             "any more; re-install it there, or pass --model another name or "
+                             "a path.", field="model")
         if entry.problem is None and entry.path.is_dir():  # an SD3/Flux/refiner folder
             entry = replace(entry, problem=pipeline_problem(entry.path))
         if entry.problem:

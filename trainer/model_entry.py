@@ -51,10 +51,13 @@ def family_label(family: str, prediction_type: str | None) -> str:
 
 
 def disk_size(path: Path) -> int | None:
-    """Bytes of a file, or of every file in a folder (links followed, each file once)."""
+    """Bytes of a file, or of every file in a folder (links followed, each file once); None
+    when nothing is there (a listed model deleted since: "?", not "0 B")."""
     try:
         if path.is_file():
             return path.stat().st_size
+        if not path.is_dir():
+            return None
         total, seen = 0, set()
         for dirpath, _, names in os.walk(path, followlinks=True):
             for name in names:
@@ -109,7 +112,8 @@ def describe(entry: ModelEntry) -> ModelEntry:
     from trainer import models, single_file, weights_check
 
     path = entry.path
-    fmt = "checkpoint" if path.is_file() else "diffusers"
+    # A listed model that is missing keeps the format its listing recorded.
+    fmt = "checkpoint" if path.is_file() else "diffusers" if path.exists() else entry.format
     family, problem = entry.family, entry.problem
     if problem is None and not path.exists():
         problem = "missing on disk"

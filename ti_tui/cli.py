@@ -431,10 +431,12 @@ def cmd_watch(argv: list[str]) -> int:
     from ti_tui.runner import run_alive
 
     folder = args.output_dir.expanduser().absolute()
-    if run_alive(folder) and terminal.live_screen_problem(interactive=True) is None:
+    if run_alive(folder) and terminal.live_screen_problem(interactive=True) is None \
+            and terminal.can_draw_live(interactive=False):
         # A running run, on a terminal that can take keys: the app's live screen, with its
-        # keys (d leaves, F1 lists them all) and its summary at the end. Elsewhere (a pipe,
-        # no keyboard, a finished run) the Rich view or plain lines below.
+        # keys (d leaves, F1 lists them all) and its summary at the end. Elsewhere (no
+        # keyboard, a finished run, stdout sent to a file or a pipe: `ti-tui watch DIR >
+        # log` asks for lines) the Rich view or plain lines below.
         return _watch_live(folder)
     try:
         with exits.leave_on_signals():  # the terminal restored; the run goes on

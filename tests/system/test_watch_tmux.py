@@ -76,17 +76,19 @@ def test_q_asks_enter_keeps_and_d_leaves(term, running):
     assert not (running / "control").exists()
 
 
-@pytest.mark.parametrize("problem, alive, expected", [
-    (None, True, "live"),                                   # a terminal with a keyboard
-    ("standard input is not a terminal", True, "rich"),     # `ti-tui watch DIR < /dev/null`
-    (None, False, "rich"),                                  # an ended run: its summary
+@pytest.mark.parametrize("problem, out_problem, alive, expected", [
+    (None, None, True, "live"),                                # a terminal with a keyboard
+    ("standard input is not a terminal", None, True, "rich"),  # `ti-tui watch DIR < /dev/null`
+    (None, "standard output is not a terminal", True, "rich"),  # `ti-tui watch DIR > log`
+    (None, None, False, "rich"),                               # an ended run: its summary
 ])
-def test_the_live_screen_only_where_keys_can_be_read(running, monkeypatch, problem, alive,
-                                                     expected):
+def test_the_live_screen_only_where_keys_can_be_read(running, monkeypatch, problem,
+                                                     out_problem, alive, expected):
     from ti_tui import cli, headless, runner, terminal
 
     chosen = []
-    monkeypatch.setattr(terminal, "live_screen_problem", lambda interactive: problem)
+    monkeypatch.setattr(terminal, "live_screen_problem",
+                        lambda interactive, env=None: problem if interactive else out_problem)
     monkeypatch.setattr(runner, "run_alive", lambda folder: alive)
     monkeypatch.setattr(cli, "_watch_live", lambda folder: chosen.append("live") or 0)
     monkeypatch.setattr(headless, "run_watch", lambda folder: chosen.append("rich") or 0)

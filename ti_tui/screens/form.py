@@ -5,21 +5,20 @@
 them back as raw values, `to_config()` builds the dataclass). Labels, help and choices come
 from the TrainConfig field metadata. Checks run on every change (form_checks.py), field by
 field: an edit checks again that field's value, the TrainConfig rules that read it (trainer/
-config_rules.py) and the disk or tokenizer checks that read it, and keeps every other note;
-opening the form, a new model and Start check everything. Start is refused while any check
-fails, and focus jumps to the first problem. The model's tokenizer (about a second to load) is
-read in a worker thread and cached per model folder.
+config_rules.py) and the disk or tokenizer checks that read it, and keeps every other note
+(form_notes.py); opening the form, a new model and Start check everything. Start is refused
+while any check fails, and focus jumps to the first problem. The chosen model is checked when
+picked and its tokenizer read in a worker thread, cached per model folder (form_model.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -30,7 +29,6 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, RadioSet, Select, Static
 
 from ti_tui.screens import form_checks as checks
-from ti_tui.screens.key_line import FittedKeyLine
 from ti_tui.screens.form_fields import (
     FIELDS,
     FOLLOW_TRIGGER,
@@ -40,15 +38,14 @@ from ti_tui.screens.form_fields import (
     make_control,
     text_of,
 )
+from ti_tui.screens.form_model import ModelChoice
+from ti_tui.screens.form_notes import FormNotes
+from ti_tui.screens.key_line import FittedKeyLine
 from ti_tui.widgets.derived import DerivedLine
 from ti_tui.widgets.field_row import FieldRow
 from ti_tui.widgets.pickers import ModelPicker, ResolutionPicker
 from trainer.config import TrainConfig, wrap_trigger
 from trainer.errors import UserError
-
-_TOKENIZERS: dict[str, Any] = {}
-"""Loaded tokenizers by model folder: switching back to a model costs nothing."""
-_TOKENIZERS_LOCK = threading.Lock()
 
 
 def _trigger_name(trigger: str) -> str:
@@ -56,17 +53,7 @@ def _trigger_name(trigger: str) -> str:
     return trigger.strip().strip("<>").strip()
 
 
-class TokenizerLoaded(Message):
-    """The worker finished loading the tokenizer of the model folder `key`."""
-
-    def __init__(self, key: str, tokenizer: Any, problem: str | None) -> None:
-        super().__init__()
-        self.key = key
-        self.tokenizer = tokenizer
-        self.problem = problem
-
-
-class TrainingForm(FittedKeyLine, Screen[TrainConfig]):
+class TrainingForm(ModelChoice, FormNotes, FittedKeyLine, Screen[TrainConfig]):
     """Fill in a run; dismisses with the TrainConfig when the user starts it."""
 
     CSS_PATH = "../form.tcss"
@@ -341,172 +328,7 @@ class TrainingForm(FittedKeyLine, Screen[TrainConfig]):
         for name in ("dvar_window", "dvar_threshold"):
             self.rows[name].disabled = off
 
-    def _model_changed(self, model: str) -> None:
-        """Check the chosen folder now (JSON only) and load its tokenizer in the background."""
-        from trainer.models import check_model
-        from trainer.single_file import tokenizer_folder
-
-        self.facts, self.model_problem, self.tokenizer = None, None, None
-        self._tokenizer_key = None
-        if not model:
-            return
-        same = [m for m in self.models if str(getattr(m, "path", "")) == model]
-        listed = same[0] if same and all(getattr(m, "problem", None) for m in same) else None
-        if listed is not None:  # SD3, Flux, a refiner...: listed, and refused with its reason
-            self.model_problem = (f"{listed.name} is {listed.problem}; ti-tui trains SD 1.x, "
-                                  "SD 2.x and SDXL base models and their fine-tunes.")
-            return
-        try:
-            self.facts = check_model(Path(model), model_config=self.defaults.model_config,
-                                     prediction_type=self.defaults.prediction_type)
-        except UserError as exc:
-            self.model_problem = str(exc)
-            return
-        self.resolution_picker.set_native(self.facts.native_resolution)
-        key = str(Path(self.facts.path).resolve())
-        self._tokenizer_key = key
-        with _TOKENIZERS_LOCK:
-            self.tokenizer = _TOKENIZERS.get(key)
-        if self.tokenizer is None and key != self._loading_key:
-            self._loading_key = key
-            self._load_tokenizer(tokenizer_folder(self.facts), key)
-
-    @work(thread=True, exclusive=True, group="tokenizer", exit_on_error=False)
-    def _load_tokenizer(self, path: Path, key: str) -> None:
-        from trainer.models import load_tokenizer
-        from trainer.names import is_vocabulary_word
-
-        try:
-            tokenizer = load_tokenizer(path)
-            import trainer.embeddings  # noqa: F401  (warm the torch import off the UI thread)
-            # The derived line asks whether the trigger is a CLIP word (its file gets -ti):
-            # read that vocabulary (about 0.1 s, once) here, not on the first keystroke.
-            is_vocabulary_word("")
-        except UserError as exc:
-            self.post_message(TokenizerLoaded(key, None, str(exc)))
-            return
-        with _TOKENIZERS_LOCK:
-            _TOKENIZERS[key] = tokenizer
-        self.post_message(TokenizerLoaded(key, tokenizer, None))
-
-    def on_tokenizer_loaded(self, message: TokenizerLoaded) -> None:
-        if message.key == self._loading_key:
-            self._loading_key = None
-        if message.key != self._tokenizer_key:
-            return  # the user has moved on to another model
-        self.tokenizer = message.tokenizer
-        self.model_problem = message.problem
-        self.refresh_checks({checks.TOKENIZER})
-        if self._start_when_ready:
-            self._start_when_ready = False
-            self.action_start()
-
-    @property
-    def tokenizer_pending(self) -> bool:
-        """Whether the chosen model passed its checks and its tokenizer is still loading
-        (trigger and initializer checks wait for it)."""
-        return self._tokenizer_key is not None and self.tokenizer is None \
-            and self.model_problem is None
-
     # --- checking ---------------------------------------------------------------------------------
-
-    def check_notes(self, changed: Iterable[str] | None = None) -> dict[str, checks.Note | None]:
-        """One note per field (None: nothing to say), plus "config" for other settings.
-
-        `changed`: the fields edited since the last call (and checks.TOKENIZER when the
-        model's tokenizer arrived); only the checks that read them run again, every other
-        note is kept from before. None checks everything afresh, the image count included
-        (opening the form, a new model, Start: the disk may have changed)."""
-        values = self.values()
-        return self._checked_notes(changed, values, self.config_values(values))
-
-    def _checked_notes(self, changed: Iterable[str] | None, values: dict[str, Any],
-                       config_values: dict[str, Any]) -> dict[str, checks.Note | None]:
-        if changed is None or not self._own_notes:
-            changed = None
-            self._data_changed()
-        refused = set(self._value_checks.problems())
-        errors = self._value_checks.check(config_values, changed)
-        if changed is None:
-            again = list(checks.NOTE_READS)
-        else:  # the notes that read an edit, and those whose value became refused or fine
-            stale = set(checks.notes_reading(changed)) | refused.symmetric_difference(errors)
-            again = [name for name in checks.NOTE_READS if name in stale]
-        for name in again:
-            self._own_notes[name] = self._own_note(name, values, errors)
-        return self._gather_notes(values, errors)
-
-    def _own_note(self, name: str, values: dict[str, Any],
-                  errors: dict[str, str]) -> checks.Note | None:
-        """The note of field `name` from the checks that need the disk, the model or its
-        tokenizer (checks.NOTE_READS says what each reads)."""
-        if name == "model":
-            if not values["model"] and not self.models:
-                return checks.error(self.models_problem or checks.no_models_note(self.root))
-            return checks.model_note(values["model"], self.facts, self.model_problem)
-        if name in errors:
-            return None  # the value itself is refused: that sentence is the one shown
-        if name == "placeholder_token":
-            return checks.trigger_note(values["placeholder_token"], self.tokenizer)
-        if name == "initializer_token":
-            return checks.initializer_note(values["initializer_token"], values["num_vectors"],
-                                           self.tokenizer)
-        if name == "train_data_dir":
-            return self._data_note
-        if name == "output_dir":
-            return checks.writable_note(values["output_dir"])
-        if name == "resume_from_checkpoint":
-            return checks.resume_note(bool(values["resume_from_checkpoint"]),
-                                      values["output_dir"], values["early_stopping"])
-        if name == "resolution":
-            if values["resolution"] == "":
-                return checks.error("Type a size in pixels, a multiple of 8 such as 640.")
-            native = self.facts.native_resolution if self.facts is not None else None
-            if native and values["resolution"] != str(native):
-                return checks.Note("info", f"the model's native size is {native} px.")
-            return None
-        if name == "num_processes":
-            if values["num_processes"] in ("", "1"):
-                return None
-            return checks.Note("info", f"runs `accelerate launch` with "
-                                       f"{values['num_processes']} processes.")
-        if name == "early_stopping":
-            return self._dvar_note(errors)
-        raise KeyError(name)
-
-    def _dvar_note(self, errors: dict[str, str]) -> checks.Note | None:
-        """DVAR's warning for a rate it stops too early at (trainer/dvar_advice.py), from the
-        run's plan; nothing while a value the plan reads is refused."""
-        from types import SimpleNamespace
-
-        from trainer.dvar_advice import advice_for_plan
-        from trainer.plan import make_plan
-        from trainer.schedules import ScheduleError
-
-        if any(name in errors for name in checks.NOTE_READS["early_stopping"]):
-            return None  # a value the plan reads is refused: its own sentence is shown
-        # The plan reads the typed values by name: no TrainConfig is built per keystroke.
-        values = SimpleNamespace(**self._value_checks.typed())
-        try:
-            text = advice_for_plan(make_plan(values, n_images=self.n_images))  # type: ignore[arg-type]
-        except ScheduleError:
-            return None
-        return checks.Note("warning", text[0].upper() + text[1:]) if text else None
-
-    def _gather_notes(self, values: dict[str, Any],
-                      errors: dict[str, str]) -> dict[str, checks.Note | None]:
-        """Each field's note: a refused value first, then an error found outside the form
-        (until edited), then the form's own note."""
-        notes: dict[str, checks.Note | None] = {
-            name: checks.error(text) for name, text in errors.items()}
-        notes.update({name: checks.error(text) for name, text in self.external.items()})
-        own = self._own_notes
-        if not values["model"] and not self.models:
-            notes["model"] = own["model"]  # nothing to pick from: say where we looked
-        for name in checks.NOTE_READS:
-            if name not in notes:
-                notes[name] = own[name]
-        return notes
 
     def refresh_checks(self, changed: Iterable[str] | None = None) -> list[tuple[str, checks.Note]]:
         """Check what `changed` can alter (None: everything; see check_notes), show every

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer import plan, schedules
+from trainer import plan, rate_schedule, schedules
 from trainer.events import (CheckpointSaved, EmbeddingSaved, Error, Event, Phase, PreviewSaved,
                             RunStarted, Step, Stopped, StopReason, Warning, parse_event)
 
@@ -128,7 +128,7 @@ class RunState:
     """The trainer's process id, None until run_started."""
     end_reason: StopReason | str = StopReason.MAX_STEPS
     """Which limit sets max_steps (run_started's end_reason)."""
-    lr_schedule: schedules.RateSchedule | None = None
+    lr_schedule: rate_schedule.RateSchedule | None = None
     """The run's learning-rate schedule, read once from run_started's config (None when the
     config's strings cannot be read by this version): the rate of any step, the next change."""
     lr_piecewise: bool = False
@@ -354,7 +354,7 @@ def _run_started(state: RunState, event: RunStarted) -> None:
     state.recent.clear()
 
 
-def _lr_schedule(state: RunState) -> tuple[schedules.RateSchedule | None, bool]:
+def _lr_schedule(state: RunState) -> tuple[rate_schedule.RateSchedule | None, bool]:
     """The run's learning-rate schedule from its config (parsed once per run, never per
     redraw), and whether it is a piecewise string; (None, False) when it cannot be read."""
     config = state.config
@@ -362,7 +362,7 @@ def _lr_schedule(state: RunState) -> tuple[schedules.RateSchedule | None, bool]:
     if not isinstance(text, str) or state.max_steps <= state.start_step:
         return None, False
     try:
-        rates = schedules.learning_rate_schedule(
+        rates = rate_schedule.learning_rate_schedule(
             text, scheduler=str(config.get("lr_scheduler", "constant")),
             warmup_steps=int(config.get("lr_warmup_steps") or 0), max_steps=state.max_steps,
             num_cycles=float(config.get("lr_num_cycles") or 1.0),

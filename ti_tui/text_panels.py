@@ -147,7 +147,7 @@ def schedule_panel(state: RunState, width: int, height: int, now: float | None =
 
 def next_change_words(state: RunState) -> str:
     """'1.00e-03 at step 600': the next change of a piecewise rate after the current step, from
-    the run's schedule (trainer/plan.py's RateSchedule, read once at run_started, scaled as
+    the run's schedule (trainer/rate_schedule.py's RateSchedule, read once at run_started, scaled as
     the run uses it); a shaped scheduler's name, "constant", or '-' before the run starts."""
     scheduler = state.config.get("lr_scheduler", "constant")
     if state.lr_schedule is None:

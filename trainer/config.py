@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from trainer import config_rules, schedules
+from trainer import config_rules, rate_schedule
 from trainer.devices import default_device
 from trainer.dvar_advice import DVAR_MIN_RATE
 from trainer.errors import ConfigError
@@ -138,7 +138,7 @@ class TrainConfig:
                          group="optim")
     lr_scheduler: str = opt("constant", "HF learning-rate shape applied to a plain rate.",
                             label="LR scheduler", group="optim",
-                            choices=tuple(schedules.HF_SCHEDULERS))
+                            choices=tuple(rate_schedule.HF_SCHEDULERS))
     lr_warmup_steps: int = opt(500, "Warmup updates (ignored by 'constant', as in HF).",
                                label="Warmup steps", group="optim", minimum=0)
     lr_num_cycles: float = opt(1.0, "Cycles for cosine_with_restarts.", label="LR cycles",

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trainer import names, schedules
+from trainer import names, rate_schedule, schedules
 from trainer.devices import check_device_text, default_device
 from trainer.errors import ConfigError
 
@@ -114,7 +114,7 @@ def _learning_rate(v: Mapping[str, Any]) -> str | None:
     # Segments, never a list per step: checking a 10-million-step run costs what a 10-step
     # one does (the form checks this on every keystroke in the fields it reads).
     try:
-        rates = schedules.learning_rate_schedule(
+        rates = rate_schedule.learning_rate_schedule(
             v["learning_rate"], scheduler=v["lr_scheduler"], warmup_steps=v["lr_warmup_steps"],
             max_steps=v["max_train_steps"], num_cycles=v["lr_num_cycles"], power=v["lr_power"],
             strict=v["strict_schedule"])
@@ -132,7 +132,7 @@ def _clip_value(v: Mapping[str, Any]) -> str | None:
     if v["clip_grad_mode"] == "none":
         return None
     try:
-        schedules.clip_schedule(v["clip_grad_value"], v["max_train_steps"],
+        rate_schedule.clip_schedule(v["clip_grad_value"], v["max_train_steps"],
                                 strict=v["strict_schedule"])
     except schedules.ScheduleError as exc:
         return f"Clip value (--clip_grad_value): {exc}"

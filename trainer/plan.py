@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trainer.events import StopReason
-from trainer.schedules import RateSchedule, clip_schedule, learning_rate_schedule
+from trainer.rate_schedule import RateSchedule, clip_schedule, learning_rate_schedule
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig

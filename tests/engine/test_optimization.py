@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainer import schedules, train
+from trainer import rate_schedule, schedules, train
 
 from tests.helpers import make_config
 
@@ -50,7 +50,7 @@ def test_hf_scheduler_with_warmup_matches_the_schedule_module(tiny_model_dir, de
                                                               tmp_path):
     _, events = run(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=5,
                     learning_rate="1e-2", lr_scheduler="cosine", lr_warmup_steps=2)
-    expected = schedules.learning_rates("1e-2", scheduler="cosine", warmup_steps=2,
+    expected = rate_schedule.learning_rates("1e-2", scheduler="cosine", warmup_steps=2,
                                         max_steps=5)
     assert [s.lr for s in steps_of(events)] == pytest.approx(expected)
     assert expected[0] == 0.0 and expected[2] == pytest.approx(1e-2)

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from trainer import plan, schedules
+from trainer import plan, rate_schedule
 from trainer.config import TrainConfig
 from trainer.events import RunStarted, StopReason
 from ti_tui.state import RunState, fold
@@ -55,7 +55,7 @@ def test_end_step_and_the_limit_that_sets_it(changes, n_images, end, limit):
 def test_the_rate_of_every_step_is_the_schedule_modules_value_exactly(changes, start):
     cfg = config(max_train_steps=60, **changes)
     p = plan.make_plan(cfg, n_images=4, start_step=start)
-    expected = schedules.learning_rates(
+    expected = rate_schedule.learning_rates(
         cfg.learning_rate, scheduler=cfg.lr_scheduler, warmup_steps=cfg.lr_warmup_steps,
         max_steps=60, num_cycles=cfg.lr_num_cycles, power=cfg.lr_power, cur_step=start,
         scale=cfg.effective_lr_scale)
@@ -84,7 +84,7 @@ def test_a_ten_million_step_run_is_planned_from_segments_not_lists(monkeypatch):
     def no_lists(self):
         raise AssertionError("a list per step was built")
 
-    monkeypatch.setattr(schedules.RateSchedule, "values", no_lists)
+    monkeypatch.setattr(rate_schedule.RateSchedule, "values", no_lists)
     cfg = config(max_train_steps=10_000_000, clip_grad_mode="value", clip_grad_value="0.1",
                  learning_rate="5e-3:200, 1e-3", scale_lr=False)  # validation reads both strings
     p = plan.make_plan(cfg, n_images=None)  # no epoch limit: all ten million steps
@@ -128,8 +128,8 @@ def test_the_dashboard_reads_the_schedule_once_per_run(monkeypatch):
     cfg = config(max_train_steps=1000, learning_rate="5e-3:200, 1e-3")
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     calls = []
-    real = schedules.learning_rate_schedule
-    monkeypatch.setattr(schedules, "learning_rate_schedule",
+    real = rate_schedule.learning_rate_schedule
+    monkeypatch.setattr(rate_schedule, "learning_rate_schedule",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     state = fold(RunState(), RunStarted(
         time=1.0, config=values, model={}, dataset={}, device="cpu", precision="no",

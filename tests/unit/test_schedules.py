@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from trainer.schedules import (
+from trainer.rate_schedule import (
     HF_SCHEDULERS,
-    ScheduleError,
     clip_values,
     hf_lr_factor,
     hf_rates,
-    is_piecewise,
     learning_rates,
-    lr_rates,
     next_change,
+)
+from trainer.schedules import (
+    ScheduleError,
+    is_piecewise,
+    lr_rates,
     parse_schedule,
     schedule_end,
 )
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_modules_import_without_torch_numpy_or_ui():
-    code = ("import sys; import trainer.schedules, trainer.stopping; "
+    code = ("import sys; import trainer.schedules, trainer.rate_schedule, trainer.stopping; "
             "bad = {'torch', 'numpy', 'textual', 'rich', 'ti_tui'} & set(sys.modules); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from textual.widgets import Static
 
-from trainer import formats, plan, schedules
+from trainer import formats, plan, rate_schedule, schedules
 from trainer.config import wrap_trigger
 from trainer.errors import ConfigError
 from trainer.events import StopReason
@@ -151,7 +151,7 @@ def derive_facts(values: Mapping[str, Any], n_images: int | None) -> DerivedFact
     if lr_text and steps:
         try:
             # The pieces only (no HF shape): the line shows the rate as typed, then scaled.
-            rates = schedules.learning_rate_schedule(lr_text, scheduler="constant",
+            rates = rate_schedule.learning_rate_schedule(lr_text, scheduler="constant",
                                                      warmup_steps=0, max_steps=steps)
         except schedules.ScheduleError:
             rates = None

@@ -90,7 +90,7 @@ class ModelsScreen(ModalScreen[None]):
 
 def models_report(root: Path) -> str:
     """What `ti-tui models --root ROOT` prints (the same code, so the two never differ)."""
-    from ti_tui.cli import cmd_models
+    from ti_tui.models_command import cmd_models
 
     out = io.StringIO()
     try:

@@ -335,7 +335,7 @@ def load_images(folder: str | os.PathLike[str], resolution: int, center_crop: bo
                  "upscaled and may look soft.", path)
         result.paths.append(path)
         result.images.append(square(img, resolution, center_crop))
-        if not center_crop and _squeezed(img.size):
+        if _squeezed(img.size):
             squeezed.append(f"{path.name} {img.width}x{img.height}")
     if not result.images:
         raise no_usable_image(Path(folder).expanduser(), result.warnings)
@@ -343,9 +343,14 @@ def load_images(folder: str | os.PathLike[str], resolution: int, center_crop: bo
         # Never a silent change of what the model sees: say it, and which flag applies.
         shown = ", ".join(squeezed[:3]) + (f" and {len(squeezed) - 3} more"
                                            if len(squeezed) > 3 else "")
-        warn(f"{len(squeezed)} image(s) are not square ({shown}): each was squeezed to "
-             f"{resolution}x{resolution}, distorting it; crop them square, or pass "
-             "--center_crop to train on their centre square.", Path(folder))
+        if center_crop:
+            warn(f"{len(squeezed)} image(s) are not square ({shown}): --center_crop trains on "
+                 "each one's centre square only, so what lies beyond it is never seen; crop "
+                 "them square yourself to choose what stays.", Path(folder))
+        else:
+            warn(f"{len(squeezed)} image(s) are not square ({shown}): each was squeezed to "
+                 f"{resolution}x{resolution}, distorting it; crop them square, or pass "
+                 "--center_crop to train on their centre square.", Path(folder))
     sidecars = caption_files(Path(folder).expanduser(), result.paths)
     if sidecars:
         warn(f"Found {len(sidecars)} caption file(s) beside the images ({sidecars[0].name}"

@@ -210,18 +210,16 @@ def formats_for(family: str, save_as: str = "diffusers") -> list[EmbeddingFormat
 
 
 def earlier_embeddings(output_dir: Path, trigger: str) -> list[Path]:
-    """The files in `output_dir` a fresh run for `trigger` would write over: its final files
-    in every layout FORMATS can write (whatever the family or --save_as; the file every tool
-    reads first) and its snapshots in embeddings/. Empty when there are none.
+    """The final files of an earlier run for `trigger` in `output_dir`, which a fresh run
+    would write over: every layout FORMATS can write (whatever the family or --save_as; the
+    file every tool reads first). Empty when there are none.
 
-    trainer/preflight.py refuses a fresh run into such a folder; the demo picks another."""
+    Snapshots (embeddings/<name>-steps-N.*) alone do not count: a run that failed before its
+    first checkpoint (a full disk) leaves only those, and the documented remedy is to start it
+    again in the same folder. trainer/resume_checks.py refuses a fresh run into a folder
+    holding final files; the demo picks another folder."""
     names = dict.fromkeys(f.file_name(trigger) for f in FORMATS.values())
-    found = [output_dir / name for name in names if (output_dir / name).is_file()]
-    snapshots = output_dir / "embeddings"
-    any_step = SNAPSHOT_SUFFIX.format(step="*")
-    for f in FORMATS.values():
-        found += sorted(p for p in snapshots.glob(f.file_name(trigger, any_step)) if p.is_file())
-    return found
+    return [output_dir / name for name in names if (output_dir / name).is_file()]
 
 
 def save_embedding(folder: Path, trigger: str, parts: dict[str, torch.Tensor], family: str, *,

@@ -101,4 +101,6 @@ def test_non_square_images_and_ignored_caption_files_are_said(tmp_path):
     assert "--learnable_property" in captions[0]
     said.clear()
     data.load_images(folder, 64, True, on_warning=lambda message, file: said.append(message))
-    assert not [m for m in said if "not square" in m]  # cropped, not squeezed
+    # Cropped, not squeezed: said too, since the rest of the picture is never seen.
+    (cropped,) = [m for m in said if "not square" in m]
+    assert "wide.png" in cropped and "squeezed" not in cropped and "centre square" in cropped

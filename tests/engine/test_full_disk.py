@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from trainer import checkpoint, fsutil, lock
-from trainer import events as events_module
+from trainer import event_file as events_module
 from trainer.formats import load_embedding
 from trainer.fsutil import RESERVE_NAME
 

@@ -34,9 +34,10 @@ def from_environment(device: str) -> bool:
 
 
 def device_label(device: str) -> str:
-    """"Device (--device)", or "Device ($TI_TUI_DEVICE, --device's default)" when the value
-    came from the environment variable (from_environment)."""
-    return (f"Device (${DEVICE_ENV}, --device's default)" if from_environment(device)
+    """"Device (--device)", or "Device (--device, or $TI_TUI_DEVICE, its default)" when the
+    value is also the environment variable's (from_environment): the flag or the variable
+    set it, and only the user knows which."""
+    return (f"Device (--device, or ${DEVICE_ENV}, its default)" if from_environment(device)
             else "Device (--device)")
 
 

@@ -212,8 +212,9 @@ def check_precision(precision: str, device: str = "auto",
     if devices.device_type(device) == "cpu":
         if precision == "fp16":
             where = ("no CUDA GPU was found" if device != "cpu"
-                     else f"${devices.DEVICE_ENV} chose the CPU (--device's default)"
-                     if devices.from_environment(device) else "--device cpu was chosen")
+                     else f"--device cpu was chosen (or ${devices.DEVICE_ENV}=cpu, its "
+                     "default)" if devices.from_environment(device)
+                     else "--device cpu was chosen")
             raise ConfigError(f"{what} fp16 needs a CUDA GPU and {where}; use "
                               f"--{field} {full} (or bf16, slow on most CPUs).", field=field)
         return

@@ -47,7 +47,7 @@ CASES = {
     "DVAR batch past the noise schedule": (lambda tmp, env: ["--dvar_eval_batch_size", "1001"],
                                            ("--dvar_eval_batch_size", "1000 noise timesteps")),
     "device from the environment": (_device_from_environment,
-                                    ("Device ($TI_TUI_DEVICE, --device's default)", "'gpu'")),
+                                    ("Device (--device, or $TI_TUI_DEVICE, its default)", "'gpu'")),
     "config that is a device": (_config_is_a_device, ("Config file /dev/zero is a device",)),
     "Adam beta of 1": (lambda tmp, env: ["--adam_beta2", "1"],
                        ("Adam beta2 (--adam_beta2) must be below 1",)),

@@ -61,7 +61,8 @@ class TrainConfig:
                                "have no revisions.", label="Revision", group="model",
                                accepted_only=True)
     variant: str | None = opt(None, "Accepted for diffusers compatibility; the weights found in "
-                              "the folder are used.", label="Variant", group="model",
+                              "the folder are used (plain ones, else a variant's such as "
+                              "model.fp16.safetensors).", label="Variant", group="model",
                               accepted_only=True)
     tokenizer_name: str | None = opt(None, "A tokenizer folder to use instead of the model's "
                                      "own.", label="Tokenizer", group="model")

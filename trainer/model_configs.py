@@ -44,13 +44,13 @@ def complete_config(config_dir: Path) -> Path:
     tokenizer of SD 1.x/2.x/SDXL, ship once in assets/clip-tokenizer. The copy lives in the
     ti-tui cache (trainer.assets.cache_root), written atomically, made once per folder.
     """
-    from trainer import models
+    from trainer import model_check
     from trainer.assets import cache_root
     from trainer.fsutil import atomic_dir
 
     config_dir = Path(config_dir)
     missing = [n for n in _tokenizer_dirs(config_dir)
-               if not models._has_tokenizer_files(config_dir / n)]
+               if not model_check.has_tokenizer_files(config_dir / n)]
     if not missing:
         return config_dir
     stamp = json.dumps(sorted((str(p.relative_to(config_dir)), p.stat().st_mtime_ns)

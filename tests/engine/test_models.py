@@ -304,3 +304,28 @@ def test_model_entry_is_frozen():
     entry = ModelEntry("a", Path("/x"), "invokeai3")
     with pytest.raises(AttributeError):
         entry.name = "b"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("config", [{}, {"_class_name": "DDPMScheduler"},
+                                    {"beta_schedule": "scaled_linear", "beta_start": 0.00085}])
+def test_a_scheduler_config_without_its_noise_schedule_is_refused(tiny_model_dir: Path,
+                                                                   tmp_path: Path, config):
+    """diffusers would fill the missing betas with DDPM's defaults (linear, 1e-4..0.02), not
+    SD's, and train on the wrong noise levels without a word: refused before anything runs."""
+    model = link_model(tiny_model_dir, tmp_path / "m", skip=("scheduler",))
+    (model / "scheduler").mkdir()
+    (model / "scheduler" / "scheduler_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="does not give its noise schedule") as info:
+        check_model_folder(model)
+    assert info.value.field == "model" and str(model) in str(info.value)
+
+
+def test_a_scheduler_config_with_trained_betas_is_taken(tiny_model_dir: Path, tmp_path: Path):
+    model = link_model(tiny_model_dir, tmp_path / "m", skip=("scheduler",))
+    source = json.loads((tiny_model_dir / "scheduler" / "scheduler_config.json").read_text())
+    config = {k: v for k, v in source.items() if k not in ("beta_schedule", "beta_start",
+                                                             "beta_end")}
+    config["trained_betas"] = [0.001] * int(source.get("num_train_timesteps", 1000))
+    (model / "scheduler").mkdir()
+    (model / "scheduler" / "scheduler_config.json").write_text(json.dumps(config))
+    assert check_model_folder(model).num_train_timesteps == config.get("num_train_timesteps", 1000)

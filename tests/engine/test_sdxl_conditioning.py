@@ -12,6 +12,7 @@ import torch
 
 from trainer import models
 from trainer.conditioner import SDXLConditioner
+from trainer.errors import ModelError
 from trainer.preflight import preflight
 from trainer.setup import prepare
 
@@ -53,13 +54,13 @@ def test_real_sdxl_configs_default_to_1024_pixels(tiny_sdxl_dir, tmp_path):
 
 def test_a_refiner_and_a_mismatched_unet_are_refused(tiny_sdxl_dir, tmp_path):
     refiner = link_model(tiny_sdxl_dir, tmp_path / "refiner", skip=("text_encoder", "tokenizer"))
-    with pytest.raises(models.ModelError, match="SDXL refiner"):
+    with pytest.raises(ModelError, match="SDXL refiner"):
         models.check_model_folder(refiner)
     odd = link_model(tiny_sdxl_dir, tmp_path / "odd", skip=("unet",))
     shutil.copytree(tiny_sdxl_dir / "unet", odd / "unet")
     config = json.loads((odd / "unet" / "config.json").read_text()) | {"cross_attention_dim": 768}
     (odd / "unet" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(models.ModelError, match="768 \\+ 1280 = 2048"):
+    with pytest.raises(ModelError, match="768 \\+ 1280 = 2048"):
         models.check_model_folder(odd)
 
 

@@ -53,6 +53,8 @@ def dvar_status(state: RunState) -> tuple[str, str]:
     if not state.dvar_on:
         return "DVAR off: the run goes to its step limit", "dim"
     if state.ldet_count <= window and state.dvar_ratio is None:  # a ratio means it is full
+        if state.finished:
+            return f"window never filled ({min(state.ldet_count, window)}/{window})", "dim"
         return f"collecting window {min(state.ldet_count, window)}/{window}", "yellow"
     if state.dvar_ratio is None:
         return "ratio undefined: L_det is not moving", "red"
@@ -85,8 +87,8 @@ def dvar_panel(state: RunState, width: int, height: int, now: float | None = Non
                            ylim=(0, top), hline=hline, yticks=ticks))
     elif chart_rows >= 1 and state.ldet_on and window and state.dvar_on:
         outlook = dvar_outlook(state)  # the progress panel's words: one sentence, one place
-        lines.append(Text(f"The ratio chart starts after {window} L_det values. "
-                          f"{outlook or ''}.", "dim", overflow="fold"))
+        start = "" if state.finished else f"The ratio chart starts after {window} L_det values. "
+        lines.append(Text(f"{start}{outlook or ''}.", "dim", overflow="fold"))
     border = "green" if style == "bold green" else "blue"
     return boxed(Group(*lines), "DVAR", width, height, border)
 

@@ -82,18 +82,22 @@ def step_lines(state: RunState, width: int) -> list[Text]:
 def dvar_outlook(state: RunState) -> str | None:
     """One line on when DVAR can stop this run, while it runs: from which step; that it
     cannot before the run's end (its window fills too late, trainer/plan.py dvar_can_stop);
-    or, once the window is full, the ratio against the threshold it must fall below.
-    None when DVAR or L_det is off."""
+    or, once the window is full, the ratio against the threshold it must fall below. A run
+    that ended before its window filled says so. None when DVAR or L_det is off."""
     earliest = state.earliest_stop
     if not state.dvar_on or earliest is None:
         return None
+    window, threshold = state.window or 0, state.threshold or 0.0
+    full = state.dvar_ratio is not None or (window and state.ldet_count > window)
+    if state.finished and not full:  # "can stop from step 283" after a stop at 11 misleads
+        return (f"The run ended before DVAR's window filled ({min(state.ldet_count, window)} "
+                f"of {window} L_det values)")
     if not plan.dvar_can_stop(earliest, state.max_steps):
         return (f"DVAR cannot stop this run before its end (step {state.max_steps:,}; its "
                 f"first possible stop is step {earliest:,})")
-    window, threshold = state.window or 0, state.threshold or 0.0
     # A ratio is the proof the window is full, even where the count is short: `ti-tui watch`
     # of a resumed run, or a log whose start was cut, kept saying "can stop from step 363".
-    if state.dvar_ratio is not None or (window and state.ldet_count > window):
+    if full:
         if state.dvar_ratio is None:
             return "DVAR ratio undefined: L_det is not moving"
         return f"DVAR ratio {state.dvar_ratio:.2f}, stops below {threshold:.2f}"

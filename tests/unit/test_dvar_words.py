@@ -110,3 +110,17 @@ def test_a_known_ratio_replaces_the_earliest_stop_even_with_a_short_count():
     assert f"DVAR ratio {state.dvar_ratio:.2f}, stops below 0.39" in out
     dvar = show(chart_panels.dvar_panel, state, 60, 12)
     assert "collecting window" not in dvar and "window 282/282" in dvar
+
+
+def test_a_run_stopped_before_the_window_filled_no_longer_promises_a_stop():
+    # After "q" at step 11 the DVAR panel kept saying "DVAR can stop from step 283".
+    from ti_tui.state import fold_all
+    from trainer.events import Stopped, StopReason
+
+    state = state_at(11)
+    assert "DVAR can stop from step" in show(text_panels.progress_panel, state, 100, 8)
+    fold_all([Stopped(reason=StopReason.USER, step=11, files=[], time=1e9)], state)
+    dvar = show(chart_panels.dvar_panel, state, 60, 12)
+    assert "can stop from" not in dvar and "starts after" not in dvar
+    assert "window never filled" in dvar
+    assert f"ended before DVAR's window filled ({state.ldet_count} of 282" in " ".join(dvar.split())

@@ -19,9 +19,8 @@ from typing import Any
 
 import tomli_w
 
-from trainer import config_rules, rate_schedule
+from trainer import config_rules, dvar_advice, rate_schedule
 from trainer.devices import default_device
-from trainer.dvar_advice import DVAR_MIN_RATE
 from trainer.errors import ConfigError
 from trainer.fields import coerce, opt
 
@@ -197,10 +196,7 @@ class TrainConfig:
 
     # --- early stopping -------------------------------------------------------------------
     early_stopping: str = opt("dvar", "dvar stops when the deterministic loss stops moving; "
-                              "none runs to the step limit. DVAR suits learning rates of "
-                              f"{DVAR_MIN_RATE:g} or more per update (after --scale_lr): "
-                              "below that it stopped slower concepts long before they were "
-                              "learned (docs/RESULTS.md), so use none and a step count there.",
+                              "none runs to the step limit. " + dvar_advice.help_text(),
                               label="Early stopping",
                               group="stopping", choices=EARLY_STOPPING)
     dvar_window: int = opt(282, "DVAR window N (paper v1: 282; authors' later TI setting: "

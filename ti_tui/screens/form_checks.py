@@ -53,9 +53,10 @@ NOTE_READS: dict[str, tuple[str, ...]] = {
     "resume_from_checkpoint": ("resume_from_checkpoint", "output_dir", "early_stopping"),
     "resolution": ("resolution", TOKENIZER),
     "num_processes": ("num_processes",),
-    # DVAR's slow-rate warning (trainer/dvar_advice.py) reads the rate at its earliest stop.
-    "early_stopping": ("early_stopping", "dvar_window", "learning_rate", "scale_lr",
-                       "train_batch_size", "gradient_accumulation_steps", "num_processes",
+    # DVAR's advice (trainer/dvar_advice.py) reads the rate at its earliest stop and the setting.
+    "early_stopping": ("early_stopping", "dvar_window", "dvar_threshold", "learning_rate",
+                       "scale_lr", "train_batch_size", "gradient_accumulation_steps",
+                       "num_processes",
                        "lr_scheduler", "lr_warmup_steps", "max_train_steps",
                        "num_train_epochs", "train_data_dir"),
 }

@@ -90,11 +90,12 @@ class FormNotes:
         raise KeyError(name)
 
     def _dvar_note(self, errors: dict[str, str]) -> checks.Note | None:
-        """DVAR's warning for a rate it stops too early at (trainer/dvar_advice.py), from the
-        run's plan; nothing while a value the plan reads is refused."""
+        """DVAR's warning for a rate it stops too early at, else the published setting that
+        kept more of the best score at the nearest measured rate (trainer/dvar_advice.py),
+        from the run's plan; nothing while a value the plan reads is refused."""
         from types import SimpleNamespace
 
-        from trainer.dvar_advice import advice_for_plan
+        from trainer.dvar_advice import advice_for_plan, preset_for_plan
         from trainer.plan import make_plan
         from trainer.schedules import ScheduleError
 
@@ -103,10 +104,14 @@ class FormNotes:
         # The plan reads the typed values by name: no TrainConfig is built per keystroke.
         values = SimpleNamespace(**self._value_checks.typed())
         try:
-            text = advice_for_plan(make_plan(values, n_images=self.n_images))  # type: ignore[arg-type]
+            run_plan = make_plan(values, n_images=self.n_images)  # type: ignore[arg-type]
         except ScheduleError:
             return None
-        return checks.Note("warning", text[0].upper() + text[1:]) if text else None
+        if text := advice_for_plan(run_plan):
+            return checks.Note("warning", text[0].upper() + text[1:])
+        if text := preset_for_plan(run_plan, values.dvar_window, values.dvar_threshold):
+            return checks.Note("info", text[0].upper() + text[1:])
+        return None
 
     def _gather_notes(self, values: dict[str, Any],
                       errors: dict[str, str]) -> dict[str, checks.Note | None]:

@@ -89,7 +89,8 @@ def read_config(path: Path) -> dict[str, Any]:
             f"{path} is not a readable JSON file ({exc}); re-download or re-convert the model."
         ) from exc
     if not isinstance(data, dict):
-        raise model_error(f"{path} should hold a JSON object; re-download or re-convert the model.")
+        raise model_error(f"{path} should hold a JSON object; re-download or re-convert the "
+                          "model.")
     return data
 
 
@@ -103,7 +104,7 @@ def _check_not_a_folder(path: Path) -> None:
     kind = special_kind(path)
     if kind is not None:
         raise model_error(f"Model {path} is {kind}, not a model file or folder; pass --model a "
-                      "diffusers folder, a .safetensors/.ckpt checkpoint or a model name.")
+                          "diffusers folder, a .safetensors/.ckpt checkpoint or a model name.")
     if not path.exists():
         raise model_error(
             f"Model folder {path} does not exist{near_miss(path)}; pass --model a diffusers "
@@ -112,7 +113,8 @@ def _check_not_a_folder(path: Path) -> None:
     if path.is_file():
         if path.suffix.lower() in _SINGLE_FILE_SUFFIXES:
             raise model_error(f"Model {path} is a single-file checkpoint; {_CONVERT_HINT}.")
-        raise model_error(f"Model {path} is a file, not a diffusers folder; pass --model a folder.")
+        raise model_error(f"Model {path} is a file, not a diffusers folder; pass --model a "
+                          "folder.")
     if not (path / "model_index.json").is_file() and not (path / "unet").is_dir():
         suffixes = (".ckpt", ".safetensors")
         singles = sorted(p.name for p in path.glob("*") if p.suffix.lower() in suffixes)
@@ -154,7 +156,8 @@ def _check_component(path: Path, component: str) -> None:
         return
     config = _CONFIG_FILE[component]
     if not (folder / config).is_file():
-        raise model_error(f"Model folder {path} has no {component}/{config}; re-download the model.")
+        raise model_error(f"Model folder {path} has no {component}/{config}; re-download the "
+                          "model.")
     if component != "scheduler" and not weight_files(folder):
         raise model_error(
             f"Model folder {path} has no {component} weights ({component}/*.safetensors or "
@@ -237,8 +240,8 @@ def _sdxl_facts(path: Path) -> ModelFacts:
     for part, folder in (("clip_l", "text_encoder"), ("clip_g", "text_encoder_2")):
         config = read_config(path / folder / "config.json")
         if "hidden_size" not in config:
-            raise model_error(f"Model folder {path} has a {folder}/config.json without hidden_size; "
-                          "re-download or re-convert the model.")
+            raise model_error(f"Model folder {path} has a {folder}/config.json without "
+                              "hidden_size; re-download or re-convert the model.")
         widths[part] = int(config["hidden_size"])
     vocab = int(read_config(path / "text_encoder" / "config.json").get("vocab_size", 49408))
     vae = read_config(path / "vae" / "config.json")
@@ -247,20 +250,20 @@ def _sdxl_facts(path: Path) -> ModelFacts:
     total = sum(widths.values())
     if unet.get("addition_embed_type") != "text_time":
         raise model_error(f"Model folder {path} has two text encoders but its unet has no "
-                      "\"text_time\" added conditioning; only SDXL base models and their "
-                      "fine-tunes are supported.")
+                          "\"text_time\" added conditioning; only SDXL base models and their "
+                          "fine-tunes are supported.")
     cross = unet.get("cross_attention_dim")
     if isinstance(cross, int) and cross != total:
         raise model_error(f"Model folder {path} does not fit together: unet expects {cross}-wide "
-                      f"text features but the two text encoders give {widths['clip_l']} + "
-                      f"{widths['clip_g']} = {total}; re-download or re-convert the model.")
+                          f"text features but the two text encoders give {widths['clip_l']} + "
+                          f"{widths['clip_g']} = {total}; re-download or re-convert the model.")
     try:
         sample = unet["sample_size"]
         sample = int(sample[0] if isinstance(sample, (list, tuple)) else sample)
         vae_factor = 2 ** (len(vae["block_out_channels"]) - 1)
     except (KeyError, TypeError, ValueError) as exc:
         raise model_error(f"Model folder {path} has a config without {exc}; re-download or "
-                      "re-convert the model.") from exc
+                          "re-convert the model.") from exc
     return ModelFacts(
         path=path, token_dim=total, vocab_size=vocab,
         native_resolution=sample * vae_factor,

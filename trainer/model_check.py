@@ -179,6 +179,15 @@ def noise_schedule_config(path: Path) -> dict[str, Any]:
     return config
 
 
+def native_resolution(unet: dict[str, Any], vae: dict[str, Any]) -> int:
+    """Pixels per side the model was trained at, from its UNet and VAE configs: the UNet's
+    sample_size (latent pixels) x the VAE's downscale, 2 ** (len(block_out_channels) - 1)
+    (512 for SD 1.5: 64 x 8). KeyError, TypeError or ValueError when a config lacks them."""
+    sample = unet["sample_size"]
+    sample = int(sample[0] if isinstance(sample, (list, tuple)) else sample)
+    return sample * 2 ** (len(vae["block_out_channels"]) - 1)
+
+
 def is_sdxl_folder(path: Path) -> bool:
     """True for a diffusers folder with a second text encoder (SDXL base and its fine-tunes)."""
     return (Path(path) / "text_encoder_2").is_dir()
@@ -208,9 +217,7 @@ def check_model_folder(path: Path) -> ModelFacts:
     try:
         token_dim = int(text["hidden_size"])
         vocab_size = int(text["vocab_size"])
-        sample = unet["sample_size"]
-        sample = int(sample[0] if isinstance(sample, (list, tuple)) else sample)
-        vae_factor = 2 ** (len(vae["block_out_channels"]) - 1)
+        native = native_resolution(unet, vae)
     except (KeyError, TypeError, ValueError) as exc:
         raise model_error(
             f"Model folder {path} has a config without {exc}; re-download or re-convert the model."
@@ -225,7 +232,7 @@ def check_model_folder(path: Path) -> ModelFacts:
         path=path,
         token_dim=token_dim,
         vocab_size=vocab_size,
-        native_resolution=sample * vae_factor,
+        native_resolution=native,
         prediction_type=str(sched.get("prediction_type") or "epsilon"),
         num_train_timesteps=int(sched.get("num_train_timesteps", 1000)),
         latent_channels=int(vae.get("latent_channels", 4)),
@@ -258,15 +265,13 @@ def _sdxl_facts(path: Path) -> ModelFacts:
                           f"text features but the two text encoders give {widths['clip_l']} + "
                           f"{widths['clip_g']} = {total}; re-download or re-convert the model.")
     try:
-        sample = unet["sample_size"]
-        sample = int(sample[0] if isinstance(sample, (list, tuple)) else sample)
-        vae_factor = 2 ** (len(vae["block_out_channels"]) - 1)
+        native = native_resolution(unet, vae)
     except (KeyError, TypeError, ValueError) as exc:
         raise model_error(f"Model folder {path} has a config without {exc}; re-download or "
                           "re-convert the model.") from exc
     return ModelFacts(
         path=path, token_dim=total, vocab_size=vocab,
-        native_resolution=sample * vae_factor,
+        native_resolution=native,
         prediction_type=str(sched.get("prediction_type") or "epsilon"),
         num_train_timesteps=int(sched.get("num_train_timesteps", 1000)),
         latent_channels=int(vae.get("latent_channels", 4)),

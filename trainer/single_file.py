@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import weights_check
+from trainer import model_check, weights_check
 from trainer.errors import ModelError
 from trainer.model_configs import (  # noqa: F401 (re-exported for preflight and the form)
     complete_config, shipped_config, tokenizer_folder)
@@ -197,7 +197,7 @@ def _fits(path: Path, config_dir: Path, what: str, in_file, in_config) -> None:
 
 def check_single_file(path: Path, *, model_config: str | Path | None = None,
                       prediction_type: str | None = None):
-    """Check a single-file checkpoint and return its trainer.models.ModelFacts.
+    """Check a single-file checkpoint and return its trainer.model_check.ModelFacts.
 
     Reads the file's header (damage, pickles needing code and the family are found here,
     before anything is written) and the JSON configs of the shipped folder for its family,
@@ -205,8 +205,6 @@ def check_single_file(path: Path, *, model_config: str | Path | None = None,
     an SD 2.x file without either, the guess is explained in `facts.warning`. Raises
     ModelError naming the file and what to do.
     """
-    from trainer import models
-
     path = Path(path).expanduser()
     if path.suffix.lower() not in LOADABLE_SUFFIXES:
         raise ModelError(f"Model {path} is a file ti-tui cannot read as a model; pass a "
@@ -264,16 +262,14 @@ def check_single_file(path: Path, *, model_config: str | Path | None = None,
               (vae.get("block_out_channels") or [None])[0])
     weights_check.check_single_file_shapes(path, shapes, config_dir, family)
     try:
-        sample = unet["sample_size"]
-        sample = int(sample[0] if isinstance(sample, (list, tuple)) else sample)
-        vae_factor = 2 ** (len(vae["block_out_channels"]) - 1)
+        native = model_check.native_resolution(unet, vae)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"Model config folder {config_dir} has a config without {exc}; pass "
                          "--model_config a complete diffusers folder.",
                          field="model_config") from None
-    return models.ModelFacts(
+    return model_check.ModelFacts(
         path=path, token_dim=width + (parts["clip_g"] if parts else 0), vocab_size=vocab,
-        native_resolution=sample * vae_factor,
+        native_resolution=native,
         prediction_type=prediction_type or str(sched.get("prediction_type") or "epsilon"),
         num_train_timesteps=int(sched.get("num_train_timesteps", 1000)),
         latent_channels=int(vae.get("latent_channels", 4)),

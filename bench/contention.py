@@ -19,7 +19,8 @@ A step time is the gap between consecutive `step` events (bench/runs.py). For tw
 only the steps that both runs spent stepping count (`overlap`: from the later first step to the
 earlier last step), so neither run's time alone at either end flatters the figure. Prints one
 JSON object: per scenario the median, p90 and mean s/step pooled over runs and repeats, the
-trainer's CPU thread plan as its `run_started` event reports it, the UI process's CPU use, and
+trainer's CPU thread plan as its `run_started` event reports it, how many timed steps ran on
+each thread count (`threads_ran`, from the step events), the UI process's CPU use, and
 `two_vs_alone` / `hog_vs_alone` (ratios of medians); the machine's load before and after.
 """
 
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -91,12 +93,14 @@ def start_runs(preset: presets.Preset, count: int, steps: int, batch: int, extra
 
 
 def step_times(events: list[dict], warmup: int, window: tuple[float, float] | None = None):
-    """(end time, seconds) of each step after the first `warmup`, inside `window` if given."""
+    """(end time, seconds, CPU threads) of each step after the first `warmup`, inside `window`
+    if given; the threads are what the step event says it ran on (None from older code)."""
     steps = [e for e in events if e.get("type") == "step"]
-    timed = [(b["time"], b["time"] - a["time"]) for a, b in zip(steps, steps[1:])]
+    timed = [(b["time"], b["time"] - a["time"], b.get("cpu_threads"))
+             for a, b in zip(steps, steps[1:])]
     timed = timed[max(0, warmup - 1):]
     if window is not None:
-        timed = [(t, s) for t, s in timed if window[0] <= t - s and t <= window[1]]
+        timed = [(t, s, n) for t, s, n in timed if window[0] <= t - s and t <= window[1]]
     return timed
 
 
@@ -118,15 +122,16 @@ def scenario(preset, count: int, steps: int, batch: int, extra: list[str], code:
             firsts.append(t[min(warmup, len(t) - 1)])
             lasts.append(t[-1])
         window = (max(firsts), min(lasts))
-    times, ui_cpu, plans = [], [], []
+    times, ui_cpu, plans, ran = [], [], [], []
     for r in records:
         timed = step_times(r["events"], warmup, window)
-        times.extend(s for _, s in timed)
+        times.extend(s for _, s, _ in timed)
+        ran.extend(n for _, _, n in timed)
         started = next((e for e in r["events"] if e.get("type") == "run_started"), {})
         plans.append(started.get("cpu_threads"))
         span = (timed[0][0] - timed[0][1], timed[-1][0]) if timed else None
         ui_cpu.append(runs._ui_cpu_pct(r["proc"]["ui_cpu_samples"], span))
-    return {"times": times, "cpu_threads": plans, "ui_cpu_pct": ui_cpu,
+    return {"times": times, "threads_ran": ran, "cpu_threads": plans, "ui_cpu_pct": ui_cpu,
             "overlap_s": (window[1] - window[0]) if window else None}
 
 
@@ -141,8 +146,14 @@ def pooled(parts: list[dict]) -> dict:
             "per_repeat_median_s": [statistics.median(p["times"]) if p["times"] else None
                                     for p in parts],
             "cpu_threads": parts[-1]["cpu_threads"][0],
+            "threads_ran": _counts(n for p in parts for n in p["threads_ran"]),
             "ui_cpu_pct": [round(u, 2) for p in parts for u in p["ui_cpu_pct"] if u is not None],
             "overlap_s": [p["overlap_s"] for p in parts if p["overlap_s"] is not None] or None}
+
+
+def _counts(values) -> dict[str, int]:
+    """How many timed steps ran on each CPU thread count, e.g. {"1": 30, "2": 8}."""
+    return {str(k): v for k, v in sorted(Counter(values).items(), key=lambda kv: str(kv[0]))}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -61,8 +61,12 @@ PROMPT = "a photo of {}"
 
 def ti_config(concept: str, data: Path, out: Path, *, steps: int, seed: int, lr: str,
               batch: int, early_stopping: str = "none", window: int = 282,
-              threshold: float = 0.39, initializer: str = "*", device: str | None = None):
-    """The TI settings used throughout (also the recommended demo settings, bar the steps)."""
+              threshold: float = 0.39, initializer: str = "*", device: str | None = None,
+              threads: int = 1):
+    """The TI settings used throughout (also the recommended demo settings, bar the steps).
+
+    `threads` is a fixed CPU thread count: an automatic one follows the machine's load
+    (trainer/core_share.py) and rounds differently, and the replay must match bit for bit."""
     from trainer import toyworld
     from trainer.config import TrainConfig
 
@@ -74,7 +78,7 @@ def ti_config(concept: str, data: Path, out: Path, *, steps: int, seed: int, lr:
         learning_rate=lr, scale_lr=False, lr_scheduler="constant", lr_warmup_steps=0,
         seed=seed, early_stopping=early_stopping, dvar_window=window,
         dvar_threshold=threshold, save_steps=0, checkpointing_steps=0, validation_steps=0,
-        copy_to_embeddings=False, log_every=1000, **extra)
+        copy_to_embeddings=False, log_every=1000, cpu_threads=threads, **extra)
 
 
 def _trained_rows(session) -> torch.Tensor:
@@ -153,7 +157,8 @@ def baseline_job(job: dict) -> str:
             shutil.rmtree(out)
         got = train_recording(ti_config(job["concept"], data, out, steps=job["steps"],
                                         seed=job["seed"], lr=job["lr"], batch=job["batch"],
-                                        initializer=job["initializer"], device=job["device"]))
+                                        initializer=job["initializer"], device=job["device"],
+                                        threads=job["threads"]))
         got["lr"] = job["lr"]
         got["concept"] = job["concept"]
         _atomic(target, lambda tmp: torch.save(got, tmp))
@@ -394,7 +399,7 @@ def check_replay(args, concepts, rates, results, log) -> dict:
                                         steps=args.baseline_steps, seed=args.seed, lr=rate,
                                         batch=args.batch, early_stopping="dvar", window=window,
                                         threshold=threshold, initializer=args.initializer,
-                                        device=args.device))
+                                        device=args.device, threads=args.threads))
         expected = results[rate][concept]["dvar-paper-v1"]["steps"]
         checks[rate] = {"in_loop": got["steps"], "replayed": expected,
                         "agree": got["steps"] == expected}

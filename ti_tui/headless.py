@@ -55,6 +55,9 @@ def event_line(event: Event, state: RunState, log_every: int) -> str | None:
                          else f"window {state.ldet_count}/{state.window}")
         parts += [f"lr {short_float(state.lr)}", f"{rate:.2f} steps/s" if rate else "- steps/s",
                   f"ETA {duration(state.eta())}"]
+        if state.thread_ceiling and state.threads_now and state.threads_now < state.thread_ceiling:
+            # other processes use the cores: say why the rate dropped (trainer/core_share.py)
+            parts.append(f"CPU {state.threads_now:.0f} of {state.thread_ceiling} threads")
         return "  ".join(parts)
     if isinstance(event, Phase):
         return f"{state.phase.replace('_', ' ')}: {state.phase_detail}".rstrip(": ")

@@ -110,8 +110,11 @@ class RunState:
     num_processes: int = 1
     """Data-parallel processes training together."""
     cpu_threads: str = ""
-    """The trainer's CPU threads in a few words, e.g. "2 threads, passive wait (2 cores / 1
-    process)"; empty when the trainer did not say (an older one)."""
+    """The trainer's CPU threads in a few words, e.g. "up to 2 threads (2 cores / 1 process)",
+    "1 thread, passive wait (--cpu_threads)"; empty when the trainer did not say (an older one)."""
+    thread_ceiling: int = 0
+    """The most CPU threads an adapting trainer runs (0: its count is fixed or unknown); each
+    step event says how many it ran (`threads_now`)."""
     start_step: int = 0
     """Updates already done when the run started (a resumed checkpoint's step)."""
     max_steps: int = 0
@@ -191,6 +194,7 @@ class RunState:
     trend = _latest("trend", "Appendix-B trend diagnostic.")
     images_per_s = _latest("images_per_s", "Images a second in the newest update.")
     memory_mb = _latest("memory_mb", "Peak memory in MiB.")
+    threads_now = _latest("cpu_threads", "The CPU threads the newest update ran on.")
 
     @property
     def images_seen(self) -> int:
@@ -339,6 +343,9 @@ def _run_started(state: RunState, event: RunStarted) -> None:
     state.device, state.precision = event.device, event.precision
     state.num_processes = event.num_processes or 1
     state.cpu_threads = str(event.cpu_threads.get("summary") or "")
+    ceiling = event.cpu_threads.get("threads")
+    adapts = event.cpu_threads.get("adapts") is True
+    state.thread_ceiling = ceiling if adapts and type(ceiling) is int and ceiling > 0 else 0
     state.start_step = state.step = event.start_step
     state.max_steps = event.max_steps or int(state.config.get("max_train_steps") or 0)
     state.base_lr, state.lr_scale = _finite(event.learning_rate), _finite(event.lr_scale) or 1.0

@@ -31,7 +31,9 @@ def header_panel(state: RunState, width: int, height: int, now: float | None = N
     if any(facts):
         model += f" ({', '.join(str(f) for f in facts if f)})"
     procs = f"{state.num_processes} process" + ("es" if state.num_processes != 1 else "")
-    if state.cpu_threads:  # "2 threads, passive wait": the reason stays in the log line
+    if state.thread_ceiling and state.threads_now:  # "1 of 2 threads": others use the cores
+        procs += f" x {state.threads_now:.0f} of {state.thread_ceiling} threads"
+    elif state.cpu_threads:  # "up to 2 threads": the reason stays in the log line
         procs += f" x {state.cpu_threads.split(' (')[0]}"
     trigger = state.trigger or "-"
     lines = [

@@ -189,7 +189,9 @@ class TrainConfig:
     num_processes: int = opt(1, "Processes/GPUs; more than 1 runs `accelerate launch`.",
                              label="Processes", group="speed", minimum=1, maximum=64)
     cpu_threads: int = opt(0, "CPU threads per trainer process (0: the cores it may use, "
-                           "shared among --num_processes; OMP_NUM_THREADS when set).",
+                           "shared among --num_processes, fewer while other processes use "
+                           "them; OMP_NUM_THREADS when set). A fixed count repeats a CPU run "
+                           "bit for bit.",
                            label="CPU threads", group="speed", minimum=0, maximum=1024)
     local_rank: int = opt(-1, "Accepted for compatibility; accelerate sets the rank.",
                           label="Local rank", group="speed", accepted_only=True)

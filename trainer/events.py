@@ -215,6 +215,9 @@ class Step(Event):
     """Wall seconds this update took, evaluation included."""
     memory_mb: float | None = None
     """Peak CUDA memory, or the process's resident memory on CPU, in MiB."""
+    cpu_threads: int | None = None
+    """The CPU threads this update ran on (torch.get_num_threads()): fewer than run_started's
+    plan while other processes used the cores (trainer/core_share.py)."""
 
 
 @dataclass(frozen=True)

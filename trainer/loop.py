@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, devices, divergence, fsutil, memory_advice, outputs, threads
+from trainer import (checkpoint, core_share, devices, divergence, fsutil, memory_advice, outputs,
+                     threads)
 from trainer.announce import announce
 from trainer.config import TrainConfig
 from trainer.control import CONTROL_DIR, Control
@@ -63,10 +64,12 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
     # rows), so accelerate only provides the device, the process group and the reductions.
     accelerator = accelerator or Accelerator(mixed_precision="no")
     # The CPU threads of this process (trainer/threads.py); in-process callers get their own
-    # count back when the run ends.
+    # count back when the run ends. An automatic count is watched from here, before the model
+    # loads, so the first measurement of the other processes spans the loading.
     threads_before = torch.get_num_threads()
-    torch.set_num_threads(threads.plan_threads(config.cpu_threads,
-                                               threads.local_processes()).threads)
+    thread_plan = threads.plan_threads(config.cpu_threads, threads.local_processes())
+    torch.set_num_threads(thread_plan.threads)
+    cores = core_share.SharedCores(thread_plan.threads) if thread_plan.adapts else None
     main = accelerator.is_main_process
     sink: Emit = emit if (emit is not None and main) else (lambda event: None)
     control = control or Control(config.output_path / CONTROL_DIR if main else None)
@@ -87,7 +90,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
         device = devices.resolve_device(config.device, accelerator)
         session = prepare(config, checked, device=device,
                           num_processes=accelerator.num_processes, seed=seed, emit=sink)
-        loop = _Loop(session, accelerator, sink, control)
+        loop = _Loop(session, accelerator, sink, control, cores)
         return loop.run()
     except UserError as exc:
         sink(Error(message=str(exc), user_error=True))
@@ -156,8 +159,10 @@ class _Loop:
     returns the RunResult; `state_dict()` is what a checkpoint stores to continue bit for bit.
     """
 
-    def __init__(self, session: Session, accelerator, emit: Emit, control: Control):
+    def __init__(self, session: Session, accelerator, emit: Emit, control: Control,
+                 cores: core_share.SharedCores | None = None):
         self.session = session
+        self.cores = cores
         self.cfg: TrainConfig = session.config
         self.accelerator = accelerator
         self.emit = emit
@@ -296,6 +301,7 @@ class _Loop:
         if self.main and self.cfg.validation_steps and self.step == 0:
             self.files.preview(0)  # the starting point, so later previews can be compared
         while self.step < self.session.end_step:
+            self._share_cores()
             started = time.perf_counter()
             loss, grad_norm, skipped = self.update()
             stop_reason = self._after_update(loss, grad_norm, skipped, started)
@@ -303,6 +309,12 @@ class _Loop:
                 reason = stop_reason
                 break
         return self._finish(reason)
+
+    def _share_cores(self) -> None:
+        """Run as many CPU threads as the cores other processes leave (trainer/core_share.py)."""
+        count = self.cores.threads() if self.cores is not None else None
+        if count is not None:
+            torch.set_num_threads(count)
 
     def _after_update(self, loss: float, grad_norm: float, skipped: bool,
                       started: float) -> StopReason | None:
@@ -334,6 +346,7 @@ class _Loop:
                        skipped=skipped, skipped_total=self.skipped_total,
                        images_per_s=images / seconds if seconds > 0 else None,
                        step_seconds=seconds, memory_mb=_memory_mb(self.session.device),
+                       cpu_threads=torch.get_num_threads(),
                        **metrics))
         if self.tracker.constant_warning_due():
             self.emit(Warning(message="L_det has not changed at all: the learning rate may be 0 "

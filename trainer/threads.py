@@ -1,10 +1,13 @@
 """How many CPU threads a trainer process uses, and how they wait: polite on a shared machine.
 
 torch runs its CPU kernels on an OpenMP pool (GNU libgomp in the Linux wheels). By default an
-idle libgomp thread spins for a while before it sleeps, so two busy torch processes on the same
-cores steal each other's time slices while spinning: on a 2-core machine two tiny runs at once
-took 7.4 s/step each against 0.17 s alone (issue 20). With `OMP_WAIT_POLICY=PASSIVE` the waiting
-threads sleep at once, and the same pair ran at 0.24 s/step.
+idle libgomp thread spins for about 3 ms before it sleeps, so two busy torch processes on the
+same cores steal each other's time slices while spinning: on a 2-core machine two tiny runs at
+once took 7.4 s/step each against 0.17 s alone (issue 20). With `OMP_WAIT_POLICY=PASSIVE` the
+waiting threads sleep at once and the same pair ran at 0.24 s/step, but a run alone pays a
+wake-up per parallel region (about 30% at the tiny preset). So an automatic count keeps the
+default waiting and follows the cores other processes leave free (trainer/core_share.py); a
+fixed count, which cannot step aside, waits passively.
 
 libgomp reads OMP_WAIT_POLICY (and OMP_NUM_THREADS) once, when the library is loaded by
 `import torch`: setting it later changes nothing (checked with torch 2.13: a process that set it
@@ -14,13 +17,15 @@ torch import (trainer/__main__.py); in a process that already imported torch onl
 count can still change (torch.set_num_threads).
 
 The rule (`plan_threads`):
-- `--cpu_threads N` (N > 0): N threads, the user's choice;
+- `--cpu_threads N` (N > 0): N threads, the user's choice, fixed;
 - else OMP_NUM_THREADS from the environment, when it holds a positive integer (the user's
-  choice, made outside ti-tui);
+  choice, made outside ti-tui), fixed;
 - else the cores this process may use, divided among the processes of the run: the CPU affinity
   (os.sched_getaffinity), capped by a cgroup CPU quota when one is set (cgroup v2 `cpu.max`,
-  v1 `cpu.cfs_quota_us / cpu.cfs_period_us`), floor(cores / processes), at least 1.
-- The wait policy is PASSIVE unless OMP_WAIT_POLICY is already set.
+  v1 `cpu.cfs_quota_us / cpu.cfs_period_us`), floor(cores / processes), at least 1; and fewer
+  while other processes use those cores (`adapts`), where their use can be measured (Linux).
+- The wait policy is OMP_WAIT_POLICY when it is set; else the OpenMP runtime's default for an
+  adapting count ("", nothing set) and PASSIVE for a fixed one.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from trainer import core_share
+
 WAIT_POLICY = "PASSIVE"
-"""The default: waiting threads sleep instead of spinning (GNU libgomp and LLVM libomp)."""
+"""A fixed count's default: waiting threads sleep instead of spinning (libgomp and libomp)."""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """The thread-count variables of torch's two CPU pools (OpenMP and MKL's BLAS)."""
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -45,9 +52,11 @@ which then finds the count in its environment, still reports why it has that val
 class ThreadPlan:
     """What one trainer process uses: `threads` intra-op threads waiting per `wait_policy`.
 
-    `cores` is what the run may use in all (affinity capped by quota; a float, since a quota can
-    be fractional), `processes` how many trainer processes share it, `source` why `threads` has
-    its value: "cpu_threads" (the flag), "environment" (OMP_NUM_THREADS) or "cores".
+    `wait_policy` is OMP_WAIT_POLICY's value, "" for the runtime's default (not set). `cores`
+    is what the run may use in all (affinity capped by quota; a float, since a quota can be
+    fractional), `processes` how many trainer processes share it, `source` why `threads` has
+    its value: "cpu_threads" (the flag), "environment" (OMP_NUM_THREADS) or "cores". `adapts`:
+    `threads` is a ceiling, lowered while other processes use the cores (core_share.py).
     """
 
     threads: int
@@ -55,24 +64,28 @@ class ThreadPlan:
     cores: float
     processes: int
     source: str
+    adapts: bool = False
 
     def env(self) -> dict[str, str]:
         """The environment variables that carry this plan into a process before torch loads."""
         values = {name: str(self.threads) for name in THREAD_VARIABLES}
-        values["OMP_WAIT_POLICY"] = self.wait_policy
+        if self.wait_policy:
+            values["OMP_WAIT_POLICY"] = self.wait_policy
         values[SOURCE_VARIABLE] = self.source
         return values
 
     def describe(self) -> str:
         """One line for a run's header and log.
 
-        E.g. '2 threads, passive wait (2 cores / 1 process)'.
+        E.g. 'up to 2 threads (2 cores / 1 process)', '1 thread, passive wait (--cpu_threads)'.
         """
         why = {"cpu_threads": "--cpu_threads", "environment": "OMP_NUM_THREADS"}.get(
             self.source, f"{_fmt_cores(self.cores)} / {self.processes} process"
             + ("es" if self.processes != 1 else ""))
-        noun = "thread" if self.threads == 1 else "threads"
-        return f"{self.threads} {noun}, {self.wait_policy.lower()} wait ({why})"
+        words = [thread_words(self.threads, self.adapts)]
+        if self.wait_policy:
+            words.append(f"{self.wait_policy.lower()} wait")
+        return f"{', '.join(words)} ({why})"
 
     def as_dict(self) -> dict:
         """The plan as the `run_started` event carries it (`cpu_threads`)."""
@@ -80,13 +93,15 @@ class ThreadPlan:
 
 
 def plan_threads(requested: int = 0, processes: int = 1, *, cores: float | None = None,
-                 environ: Mapping[str, str] | None = None) -> ThreadPlan:
+                 environ: Mapping[str, str] | None = None,
+                 watchable: bool | None = None) -> ThreadPlan:
     """The thread plan of one trainer process of a run (the rule in the module docstring).
 
     `requested` is TrainConfig.cpu_threads (0: automatic); `processes` the run's trainer
     processes on this machine; `cores` overrides what `available_cores()` finds; `environ`
-    (default os.environ) is read for OMP_NUM_THREADS and OMP_WAIT_POLICY. Pure apart from those
-    reads. Raises ValueError for a negative `requested` or a `processes` below 1.
+    (default os.environ) is read for OMP_NUM_THREADS and OMP_WAIT_POLICY; `watchable` overrides
+    whether other processes' CPU use can be measured (core_share.can_watch). Pure apart from
+    those reads. Raises ValueError for a negative `requested` or a `processes` below 1.
     """
     if requested < 0:
         raise ValueError(f"cpu_threads must be 0 (automatic) or more, got {requested}")
@@ -94,16 +109,17 @@ def plan_threads(requested: int = 0, processes: int = 1, *, cores: float | None 
         raise ValueError(f"processes must be at least 1, got {processes}")
     env = os.environ if environ is None else environ
     cores = available_cores() if cores is None else cores
-    policy = env.get("OMP_WAIT_POLICY", "").strip().upper() or WAIT_POLICY
+    chosen_policy = env.get("OMP_WAIT_POLICY", "").strip().upper()
     if requested > 0:
-        return ThreadPlan(requested, policy, cores, processes, "cpu_threads")
-    given = _positive_int(env.get("OMP_NUM_THREADS"))
-    if given is not None:
+        source, threads = "cpu_threads", requested
+    elif (given := _positive_int(env.get("OMP_NUM_THREADS"))) is not None:
         source = env.get(SOURCE_VARIABLE, "environment")
-        return ThreadPlan(given, policy, cores, processes,
-                          source if source in SOURCES else "environment")
-    threads = max(1, math.floor(cores / processes))
-    return ThreadPlan(threads, policy, cores, processes, "cores")
+        source, threads = (source if source in SOURCES else "environment"), given
+    else:
+        source, threads = "cores", max(1, math.floor(cores / processes))
+    adapts = source == "cores" and (core_share.can_watch() if watchable is None else watchable)
+    policy = chosen_policy or ("" if adapts else WAIT_POLICY)
+    return ThreadPlan(threads, policy, cores, processes, source, adapts)
 
 
 def available_cores(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> float:
@@ -188,6 +204,11 @@ def _positive_int(text: str | None) -> int | None:
     except ValueError:
         return None
     return value if value > 0 else None
+
+
+def thread_words(count: int, up_to: bool = False) -> str:
+    """'1 thread', '2 threads', 'up to 4 threads'."""
+    return ("up to " if up_to else "") + f"{count} thread" + ("" if count == 1 else "s")
 
 
 def _fmt_cores(cores: float) -> str:

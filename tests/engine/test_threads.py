@@ -24,12 +24,24 @@ NO_THREAD_ENV: dict[str, str] = {}
 
 
 # --- the rule ---------------------------------------------------------------------------------
-def test_automatic_uses_every_core_for_one_process_and_waits_passively():
-    plan = plan_threads(0, 1, cores=8, environ=NO_THREAD_ENV)
-    assert plan == ThreadPlan(8, "PASSIVE", 8, 1, "cores")
+def test_automatic_uses_every_core_and_steps_aside_for_other_processes():
+    plan = plan_threads(0, 1, cores=8, environ=NO_THREAD_ENV, watchable=True)
+    assert plan == ThreadPlan(8, "", 8, 1, "cores", adapts=True)
+    # the runtime's default waiting: nothing is set for it
     assert plan.env() == {"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8",
-                          "OMP_WAIT_POLICY": "PASSIVE", "TI_TUI_THREADS_SOURCE": "cores"}
+                          "TI_TUI_THREADS_SOURCE": "cores"}
+    assert plan.describe() == "up to 8 threads (8 cores / 1 process)"
+
+
+def test_a_count_that_cannot_step_aside_waits_passively():
+    """Where other processes' use cannot be measured (not Linux), and for a fixed count."""
+    plan = plan_threads(0, 1, cores=8, environ=NO_THREAD_ENV, watchable=False)
+    assert plan == ThreadPlan(8, "PASSIVE", 8, 1, "cores", adapts=False)
+    assert plan.env()["OMP_WAIT_POLICY"] == "PASSIVE"
     assert plan.describe() == "8 threads, passive wait (8 cores / 1 process)"
+    fixed = plan_threads(1, 1, cores=8, environ=NO_THREAD_ENV, watchable=True)
+    assert (fixed.adapts, fixed.wait_policy) == (False, "PASSIVE")
+    assert fixed.describe() == "1 thread, passive wait (--cpu_threads)"
 
 
 def test_processes_share_the_cores_and_a_fractional_quota_rounds_down():
@@ -44,9 +56,13 @@ def test_the_flag_wins_then_the_users_environment():
     env = {"OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "active"}
     by_flag = plan_threads(5, 1, cores=8, environ=env)
     assert (by_flag.threads, by_flag.source, by_flag.wait_policy) == (5, "cpu_threads", "ACTIVE")
-    by_env = plan_threads(0, 1, cores=8, environ=env)
-    assert (by_env.threads, by_env.source) == (3, "environment")
+    by_env = plan_threads(0, 1, cores=8, environ=env, watchable=True)
+    assert (by_env.threads, by_env.source, by_env.adapts) == (3, "environment", False)
     assert "OMP_NUM_THREADS" in by_env.describe()
+    # the user's wait policy is kept for an automatic count too
+    chosen = plan_threads(0, 1, cores=8, environ={"OMP_WAIT_POLICY": "passive"}, watchable=True)
+    assert (chosen.adapts, chosen.wait_policy) == (True, "PASSIVE")
+    assert chosen.describe() == "up to 8 threads, passive wait (8 cores / 1 process)"
     # a value that is no positive integer is not a choice
     assert plan_threads(0, 1, cores=8, environ={"OMP_NUM_THREADS": "0"}).source == "cores"
     assert plan_threads(0, 1, cores=8, environ={"OMP_NUM_THREADS": "x"}).threads == 8
@@ -55,8 +71,9 @@ def test_the_flag_wins_then_the_users_environment():
 def test_a_plan_read_back_in_the_child_keeps_its_reason():
     """The runner puts the plan into the trainer's environment; the trainer, which then finds
     OMP_NUM_THREADS there, still reports why it has that count."""
-    planned = plan_threads(0, 1, cores=4, environ=NO_THREAD_ENV)
-    assert plan_threads(0, 1, cores=4, environ=planned.env()) == planned
+    for watchable in (True, False):
+        planned = plan_threads(0, 1, cores=4, environ=NO_THREAD_ENV, watchable=watchable)
+        assert plan_threads(0, 1, cores=4, environ=planned.env(), watchable=watchable) == planned
 
 
 def test_bad_arguments_are_refused():
@@ -118,8 +135,9 @@ def test_the_runner_puts_the_plan_into_the_trainers_environment(tmp_path, monkey
     command, env = trainer_command(config, tmp_path / "run.toml")
     expected = plan_threads(0, 1)
     assert command[1:3] == ["-m", "trainer"]
-    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert env.get("OMP_WAIT_POLICY", "") == expected.wait_policy
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == str(expected.threads)
+    assert env["TI_TUI_THREADS_SOURCE"] == "cores"
 
 
 def test_accelerate_launch_gets_the_per_process_count(tmp_path, monkeypatch):
@@ -152,15 +170,9 @@ def test_python_m_trainer_sets_the_plan_before_torch_loads(tmp_path):
     assert done.stdout.split() == ["PASSIVE", "1", "False", "1"]
 
 
-@pytest.mark.slow
-def test_a_started_trainer_runs_with_the_thread_settings(tiny_model_dir, demo_images_dir,
-                                                         tmp_path, monkeypatch):
-    """`ti-tui train`'s way of starting a trainer: its process environment holds the plan
-    (read from /proc while it runs) and its run_started event reports it."""
-    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS"):
-        monkeypatch.delenv(name, raising=False)
-    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=2,
-                         save_steps=0, checkpointing_steps=0, dvar_window=50, cpu_threads=1)
+def _run_started_by_the_runner(config) -> tuple[dict[str, str], list[dict]]:
+    """Start `config` as `ti-tui train` does; the trainer's environment (read from /proc while
+    it runs; empty where there is none) and its events."""
     run = start_run(config)
     environ = {}
     try:
@@ -172,15 +184,40 @@ def test_a_started_trainer_runs_with_the_thread_settings(tiny_model_dir, demo_im
         assert run.wait(timeout=300) == 0, (run.output_dir / "trainer.log").read_text()[-3000:]
     finally:
         run.kill()
+    return environ, list(read_events(run.events_path))
+
+
+@pytest.mark.slow
+def test_a_started_trainer_runs_with_the_thread_settings(tiny_model_dir, demo_images_dir,
+                                                         tmp_path, monkeypatch):
+    """`ti-tui train`'s way of starting a trainer: its process environment holds the plan
+    and its run_started event reports it; an automatic count follows the other processes."""
+    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    fixed = make_config(tiny_model_dir, demo_images_dir, tmp_path / "fixed", max_train_steps=2,
+                        save_steps=0, checkpointing_steps=0, dvar_window=50, cpu_threads=1)
+    environ, events = _run_started_by_the_runner(fixed)
     if environ:  # Linux: the process's own environment, as the kernel holds it
         assert environ["OMP_WAIT_POLICY"] == "PASSIVE"
         assert environ["OMP_NUM_THREADS"] == environ["MKL_NUM_THREADS"] == "1"
-    started = next(e for e in read_events(run.events_path) if e["type"] == "run_started")
-    plan = started["cpu_threads"]
-    assert (plan["threads"], plan["wait_policy"], plan["source"]) == (1, "PASSIVE",
-                                                                     "cpu_threads")
+    plan = next(e for e in events if e["type"] == "run_started")["cpu_threads"]
+    assert (plan["threads"], plan["wait_policy"], plan["source"], plan["adapts"]) == (
+        1, "PASSIVE", "cpu_threads", False)
     assert plan["torch_threads"] == 1  # what torch itself uses in the trainer
     assert json.dumps(plan)  # plain JSON for any reader
+
+    automatic = fixed.replace(output_dir=str(tmp_path / "auto" / "out"), cpu_threads=0)
+    environ, events = _run_started_by_the_runner(automatic)
+    plan = next(e for e in events if e["type"] == "run_started")["cpu_threads"]
+    expected = plan_threads(0, 1)
+    assert (plan["threads"], plan["source"], plan["adapts"]) == (expected.threads, "cores",
+                                                                 expected.adapts)
+    if environ:
+        assert "OMP_WAIT_POLICY" not in environ  # libgomp's own: spin briefly, then sleep
+        assert environ["OMP_NUM_THREADS"] == str(expected.threads)
+        assert environ["TI_TUI_THREADS_SOURCE"] == "cores"
+    ran = [e["cpu_threads"] for e in events if e["type"] == "step"]
+    assert len(ran) == 2 and all(1 <= n <= expected.threads for n in ran)
 
 
 def test_in_process_training_sets_and_restores_the_thread_count(tiny_model_dir,
@@ -214,18 +251,67 @@ def test_the_run_header_and_the_log_line_say_what_was_chosen():
     from ti_tui.text_panels import header_panel
     from ti_tui.headless import event_line
     from ti_tui.state import RunState, fold_all
-    from trainer.events import RunStarted
+    from trainer.events import RunStarted, Step
 
-    plan = plan_threads(0, 1, cores=2, environ=NO_THREAD_ENV)
+    plan = plan_threads(0, 1, cores=2, environ=NO_THREAD_ENV, watchable=True)
     started = RunStarted(config={"model": "m"}, model={}, dataset={}, device="cpu",
                          precision="no", num_processes=1, start_step=0, max_steps=10,
                          learning_rate=5e-3, lr_scale=1.0, trigger="<x>", tokens=["<x>"],
                          output_dir="/tmp/out", cpu_threads=plan.as_dict() | {"torch_threads": 2})
     state = RunState()
     fold_all([started], state)
-    assert state.cpu_threads == "2 threads, passive wait (2 cores / 1 process)"
-    console = Console(width=140, record=True, file=io.StringIO(), color_system=None)
-    console.print(header_panel(state, 140, 4))
-    assert "1 process x 2 threads, passive wait" in console.export_text()
+    assert state.cpu_threads == "up to 2 threads (2 cores / 1 process)"
+
+    def header() -> str:
+        console = Console(width=140, record=True, file=io.StringIO(), color_system=None)
+        console.print(header_panel(state, 140, 4))
+        return console.export_text()
+
+    assert "1 process x up to 2 threads" in header()
     line = event_line(started, state, log_every=10)
-    assert "CPU 2 threads, passive wait (2 cores / 1 process)" in line
+    assert "CPU up to 2 threads (2 cores / 1 process)" in line
+    # each update says how many threads it ran: fewer while other processes use the cores
+    for step, count in ((1, 2), (2, 1)):
+        event = Step(step=step, loss=0.1, lr=5e-3, images_seen=2 * step, epoch=step / 4,
+                     micro_batches=step, cpu_threads=count)
+        fold_all([event], state)
+        assert f"1 process x {count} of 2 threads" in header()
+        said = event_line(event, state, log_every=1)
+        assert ("CPU 1 of 2 threads" in said) == (count == 1)
+
+
+def test_an_automatic_count_steps_aside_while_others_use_the_cores(tiny_model_dir,
+                                                                  demo_images_dir, tmp_path,
+                                                                  monkeypatch):
+    """In a real run, each update runs on what trainer/core_share.py decides: one thread while
+    the (simulated) other processes fill 3 cores, all 3 again two quiet intervals later."""
+    import time
+
+    from trainer import core_share, train
+
+    others = {"cores": 3.0}
+    start = time.monotonic()
+
+    def busy_seconds(cpus, path=None) -> float:
+        # this process's own CPU time plus other processes busy at others["cores"] since start
+        return time.process_time() + others["cores"] * (time.monotonic() - start)
+
+    monkeypatch.setattr(core_share, "INTERVAL_S", 0.0)  # measure before every update
+    monkeypatch.setattr(core_share, "own_cpus", lambda: frozenset({0, 1, 2}))
+    monkeypatch.setattr(core_share, "read_busy_seconds", busy_seconds)
+    monkeypatch.setattr(threads, "available_cores", lambda *a, **k: 3.0)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    config = make_config(tiny_model_dir, demo_images_dir, tmp_path, max_train_steps=5,
+                         save_steps=0, checkpointing_steps=0, cpu_threads=0)
+    events = []
+
+    def emit(event):
+        events.append(event)
+        if event.type == "step" and event.step == 2:
+            others["cores"] = 0.0  # the other processes are gone
+
+    train(config, emit=emit)
+    started = next(e for e in events if e.type == "run_started")
+    assert started.cpu_threads["adapts"] and started.cpu_threads["threads"] == 3
+    # update 3 sees the first quiet interval, update 4 the second: the count rises there
+    assert [e.cpu_threads for e in events if e.type == "step"] == [1, 1, 1, 3, 3]

@@ -44,6 +44,10 @@ RAISE_AFTER = 2
 # /proc/stat's per-CPU fields (proc(5)): user nice system idle iowait irq softirq steal ...;
 # guest time is already inside user and nice.
 BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
+try:
+    _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/stat's unit: ticks a second (usually 100)
+except (AttributeError, ValueError, OSError):  # not POSIX
+    _CLOCK_TICKS = 100
 
 
 def busy_seconds(stat_text: str, cpus: Collection[int]) -> float | None:
@@ -150,8 +154,3 @@ class SharedCores:
         self.current = wanted
         return wanted
 
-
-try:
-    _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-except (AttributeError, ValueError, OSError):  # not POSIX
-    _CLOCK_TICKS = 100

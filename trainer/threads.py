@@ -40,6 +40,8 @@ from trainer import core_share
 
 WAIT_POLICY = "PASSIVE"
 """A fixed count's default: waiting threads sleep instead of spinning (libgomp and libomp)."""
+WAIT_POLICIES = ("ACTIVE", "PASSIVE")
+"""The two values the OpenMP specification gives OMP_WAIT_POLICY (read in any case)."""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """The thread-count variables of torch's two CPU pools (OpenMP and MKL's BLAS)."""
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -110,6 +112,8 @@ def plan_threads(requested: int = 0, processes: int = 1, *, cores: float | None 
     env = os.environ if environ is None else environ
     cores = available_cores() if cores is None else cores
     chosen_policy = env.get("OMP_WAIT_POLICY", "").strip().upper()
+    if chosen_policy not in WAIT_POLICIES:
+        chosen_policy = ""  # libgomp ignores any other value too (it says so on stderr)
     if requested > 0:
         source, threads = "cpu_threads", requested
     elif (given := _positive_int(env.get("OMP_NUM_THREADS"))) is not None:

@@ -63,6 +63,10 @@ def test_the_flag_wins_then_the_users_environment():
     chosen = plan_threads(0, 1, cores=8, environ={"OMP_WAIT_POLICY": "passive"}, watchable=True)
     assert (chosen.adapts, chosen.wait_policy) == (True, "PASSIVE")
     assert chosen.describe() == "up to 8 threads, passive wait (8 cores / 1 process)"
+    # a value OpenMP does not know is no choice (libgomp ignores it as well)
+    for bogus in ("bogus", "", " "):
+        plan = plan_threads(0, 1, cores=8, environ={"OMP_WAIT_POLICY": bogus}, watchable=True)
+        assert plan.wait_policy == "" and "wait" not in plan.describe()
     # a value that is no positive integer is not a choice
     assert plan_threads(0, 1, cores=8, environ={"OMP_NUM_THREADS": "0"}).source == "cores"
     assert plan_threads(0, 1, cores=8, environ={"OMP_NUM_THREADS": "x"}).threads == 8

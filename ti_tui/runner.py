@@ -201,9 +201,10 @@ def start_run(config: TrainConfig) -> TrainerProcess:
                 discard_failed_start(out)
             raise
         return TrainerProcess(output_dir=out, events_path=out / EVENTS_FILE, process=process)
+    # The command first: its thread plan may refuse the environment before anything is written.
+    command, env = trainer_command(config, config.output_path / RUN_FILE)
     config = prepare_output(config)
     out = config.output_path
-    command, env = trainer_command(config, out / RUN_FILE)
     try:
         log = open(out / LOG_FILE, "ab")
     except OSError as exc:

@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["--config", *argv]  # the usual form: python -m trainer run.toml
     try:
         config = parse_config(argv, prog="python -m trainer")
+        _plan_threads_before_torch(config)  # refuses an OMP_* value it cannot use
     except UserError as exc:
         print(f"ti-tui: {exc}", file=sys.stderr)
         return 2
-    _plan_threads_before_torch(config)
     return run(config)
 
 

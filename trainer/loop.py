@@ -64,18 +64,19 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
     # rows), so accelerate only provides the device, the process group and the reductions.
     accelerator = accelerator or Accelerator(mixed_precision="no")
     # The CPU threads of this process (trainer/threads.py); in-process callers get their own
-    # count back when the run ends. An automatic count is watched from here, before the model
-    # loads, so the first measurement of the other processes spans the loading.
+    # count back when the run ends.
     threads_before = torch.get_num_threads()
-    thread_plan = threads.plan_threads(config.cpu_threads, threads.local_processes())
-    torch.set_num_threads(thread_plan.threads)
-    cores = core_share.SharedCores(thread_plan.threads) if thread_plan.adapts else None
     main = accelerator.is_main_process
     sink: Emit = emit if (emit is not None and main) else (lambda event: None)
     control = control or Control(config.output_path / CONTROL_DIR if main else None)
     lock = None
     loop: _Loop | None = None
     try:
+        # An automatic count is watched from here, before the model loads, so the first
+        # measurement of the other processes spans the loading.
+        thread_plan = threads.plan_threads(config.cpu_threads, threads.local_processes())
+        torch.set_num_threads(thread_plan.threads)
+        cores = core_share.SharedCores(thread_plan.threads) if thread_plan.adapts else None
         if checked is None:
             checked = preflight(config, check_lock=main)
         if main:

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainer import core_share
+from trainer.errors import UserError
 
 WAIT_POLICY = "PASSIVE"
 """A fixed count's default: waiting threads sleep instead of spinning (libgomp and libomp)."""
@@ -103,7 +104,10 @@ def plan_threads(requested: int = 0, processes: int = 1, *, cores: float | None 
     processes on this machine; `cores` overrides what `available_cores()` finds; `environ`
     (default os.environ) is read for OMP_NUM_THREADS and OMP_WAIT_POLICY; `watchable` overrides
     whether other processes' CPU use can be measured (core_share.can_watch). Pure apart from
-    those reads. Raises ValueError for a negative `requested` or a `processes` below 1.
+    those reads. Raises ValueError for a negative `requested` or a `processes` below 1, and
+    UserError (field cpu_threads) when OMP_WAIT_POLICY is set to neither ACTIVE nor PASSIVE, or
+    OMP_NUM_THREADS to no thread count while `requested` is 0: the user believes a setting that
+    libgomp ignores (it only prints a notice) and that ti-tui would silently replace.
     """
     if requested < 0:
         raise ValueError(f"cpu_threads must be 0 (automatic) or more, got {requested}")
@@ -112,11 +116,13 @@ def plan_threads(requested: int = 0, processes: int = 1, *, cores: float | None 
     env = os.environ if environ is None else environ
     cores = available_cores() if cores is None else cores
     chosen_policy = env.get("OMP_WAIT_POLICY", "").strip().upper()
-    if chosen_policy not in WAIT_POLICIES:
-        chosen_policy = ""  # libgomp ignores any other value too (it says so on stderr)
+    if chosen_policy and chosen_policy not in WAIT_POLICIES:
+        raise UserError(f"OMP_WAIT_POLICY in the environment is {env['OMP_WAIT_POLICY']!r}, "
+                        "which OpenMP does not know; set it to ACTIVE or PASSIVE, or unset it.",
+                        field="cpu_threads")
     if requested > 0:
         source, threads = "cpu_threads", requested
-    elif (given := _positive_int(env.get("OMP_NUM_THREADS"))) is not None:
+    elif (given := _environment_count(env.get("OMP_NUM_THREADS", ""))) is not None:
         source = env.get(SOURCE_VARIABLE, "environment")
         source, threads = (source if source in SOURCES else "environment"), given
     else:
@@ -200,6 +206,19 @@ def _ratio(quota: str, period: str) -> float | None:
     except ValueError:
         return None
     return q / p if q > 0 and p > 0 else None
+
+
+def _environment_count(text: str) -> int | None:
+    """OMP_NUM_THREADS as a count: None when unset or blank; the first number of a list ("4,2":
+    4 at the outer level, OpenMP's nested form); UserError for anything else (0, "abc")."""
+    if not text.strip():
+        return None
+    first = _positive_int(text.split(",")[0])
+    if first is None or not all(part.strip().isdigit() for part in text.split(",")):
+        raise UserError(f"OMP_NUM_THREADS in the environment is {text!r}, which is no thread "
+                        "count; set it to a whole number above 0, unset it to use the cores "
+                        "this process may use, or pass --cpu_threads N.", field="cpu_threads")
+    return first
 
 
 def _positive_int(text: str | None) -> int | None:

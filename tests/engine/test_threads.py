@@ -14,6 +14,7 @@ import pytest
 from ti_tui.runner import start_run, trainer_command
 from trainer import threads
 from trainer.config import TrainConfig
+from trainer.errors import UserError
 from trainer.event_file import read_events
 from trainer.threads import ThreadPlan, cgroup_cpu_quota, plan_threads
 
@@ -59,17 +60,29 @@ def test_the_flag_wins_then_the_users_environment():
     by_env = plan_threads(0, 1, cores=8, environ=env, watchable=True)
     assert (by_env.threads, by_env.source, by_env.adapts) == (3, "environment", False)
     assert "OMP_NUM_THREADS" in by_env.describe()
-    # the user's wait policy is kept for an automatic count too
+    # the user's wait policy is kept for an automatic count too (any case)
     chosen = plan_threads(0, 1, cores=8, environ={"OMP_WAIT_POLICY": "passive"}, watchable=True)
     assert (chosen.adapts, chosen.wait_policy) == (True, "PASSIVE")
     assert chosen.describe() == "up to 8 threads, passive wait (8 cores / 1 process)"
-    # a value OpenMP does not know is no choice (libgomp ignores it as well)
-    for bogus in ("bogus", "", " "):
-        plan = plan_threads(0, 1, cores=8, environ={"OMP_WAIT_POLICY": bogus}, watchable=True)
+    for blank in ("", " "):
+        plan = plan_threads(0, 1, cores=8, environ={"OMP_WAIT_POLICY": blank}, watchable=True)
         assert plan.wait_policy == "" and "wait" not in plan.describe()
-    # a value that is no positive integer is not a choice
-    assert plan_threads(0, 1, cores=8, environ={"OMP_NUM_THREADS": "0"}).source == "cores"
-    assert plan_threads(0, 1, cores=8, environ={"OMP_NUM_THREADS": "x"}).threads == 8
+    # blank is unset; OpenMP's nested list gives the outer level's count
+    assert plan_threads(0, 1, cores=8, environ={"OMP_NUM_THREADS": " "}).source == "cores"
+    assert plan_threads(0, 1, cores=8, environ={"OMP_NUM_THREADS": "4,2"}).threads == 4
+
+
+@pytest.mark.parametrize("name, value", [
+    ("OMP_NUM_THREADS", "0"), ("OMP_NUM_THREADS", "abc"), ("OMP_NUM_THREADS", "-2"),
+    ("OMP_NUM_THREADS", "2.5"), ("OMP_NUM_THREADS", "4,x"),
+    ("OMP_WAIT_POLICY", "bogus"), ("OMP_WAIT_POLICY", "spin")])
+def test_an_environment_value_openmp_would_ignore_is_refused(name, value):
+    """libgomp ignores such a value (with a notice on stderr); the user believes it applies."""
+    with pytest.raises(UserError, match=f"^{name} in the environment is '{value}'") as caught:
+        plan_threads(0, 1, cores=8, environ={name: value})
+    assert caught.value.field == "cpu_threads"
+    if name == "OMP_NUM_THREADS":  # a count given by the flag makes the variable irrelevant
+        assert plan_threads(2, 1, cores=8, environ={name: value}).threads == 2
 
 
 def test_a_plan_read_back_in_the_child_keeps_its_reason():
@@ -319,3 +332,19 @@ def test_an_automatic_count_steps_aside_while_others_use_the_cores(tiny_model_di
     assert started.cpu_threads["adapts"] and started.cpu_threads["threads"] == 3
     # update 3 sees the first quiet interval, update 4 the second: the count rises there
     assert [e.cpu_threads for e in events if e.type == "step"] == [1, 1, 1, 3, 3]
+
+
+def test_ti_tui_train_refuses_a_bad_openmp_variable_before_writing(tiny_model_dir,
+                                                                  demo_images_dir, tmp_path):
+    """One sentence on stderr, exit 2, no folder: as for a bad --cpu_threads."""
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="abc")
+    done = subprocess.run(
+        [sys.executable, "-m", "ti_tui.cli", "train", "--model", str(tiny_model_dir),
+         "--train_data_dir", str(demo_images_dir), "--placeholder_token", "star",
+         "--output_dir", str(out), "--root", str(tmp_path / "root"), "--max_train_steps", "1"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "OMP_NUM_THREADS in the environment is 'abc'" in lines[0]
+    assert "Traceback" not in done.stderr and not out.exists()

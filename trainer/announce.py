@@ -17,13 +17,14 @@ from trainer.setup import Session, describe_dataset
 from trainer.tracking import Tracker
 
 
-def announce(emit: Emit, session: Session, tracker: Tracker, world: int) -> None:
+def announce(emit: Emit, session: Session, tracker: Tracker, world: int,
+             thread_plan: threads.ThreadPlan) -> None:
     """Emit what a run says before its first update: the `run_started` event and warnings.
 
     `run_started` carries the config (with the seed drawn), the model's facts (family and
     each encoder's row width come from the conditioner), the dataset, device, precision,
     processes, the plan's start/end and rate, the restored L_det history's length and the CPU
-    thread plan. Warnings: a resume whose restored DVAR history already meets the stop rule
+    thread plan this process applied (`thread_plan`), with the count torch uses. Warnings: a resume whose restored DVAR history already meets the stop rule
     (specs/dvar-and-schedules.md: correct, but the user must hear it), and a batch larger
     than the dataset. Main process only.
     """
@@ -44,7 +45,7 @@ def announce(emit: Emit, session: Session, tracker: Tracker, world: int) -> None
         lr_scale=session.plan.lr_scale,
         end_reason=session.plan.limit, ldet_history=len(tracker.rows),
         trigger=session.placeholder.trigger, tokens=session.placeholder.tokens,
-        output_dir=str(cfg.output_path), cpu_threads=_thread_facts(cfg),
+        output_dir=str(cfg.output_path), cpu_threads=thread_plan.as_dict() | {"torch_threads": torch.get_num_threads()},
         latent_cache_memory_mb=session.latent_cache_memory_mb))
     if session.resumed is not None and cfg.early_stopping == "dvar" and tracker.stopped:
         # Correct by the spec (the restored history already meets the stop rule), but a
@@ -64,8 +65,3 @@ def _config_dict(config: TrainConfig) -> dict:
     """The run's settings as plain values, without the hub token (never written to a file)."""
     return {k: v for k, v in dataclasses.asdict(config).items() if k != "hub_token"}
 
-
-def _thread_facts(config: TrainConfig) -> dict:
-    """The run_started event's `cpu_threads`: the plan, and the count torch actually uses."""
-    plan = threads.plan_threads(config.cpu_threads, threads.local_processes())
-    return plan.as_dict() | {"torch_threads": torch.get_num_threads()}

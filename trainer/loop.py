@@ -91,7 +91,7 @@ def train(config: TrainConfig, emit: Emit | None = None, control: Control | None
         device = devices.resolve_device(config.device, accelerator)
         session = prepare(config, checked, device=device,
                           num_processes=accelerator.num_processes, seed=seed, emit=sink)
-        loop = _Loop(session, accelerator, sink, control, cores)
+        loop = _Loop(session, accelerator, sink, control, thread_plan, cores)
         return loop.run()
     except UserError as exc:
         sink(Error(message=str(exc), user_error=True))
@@ -161,8 +161,10 @@ class _Loop:
     """
 
     def __init__(self, session: Session, accelerator, emit: Emit, control: Control,
-                 cores: core_share.SharedCores | None = None):
+                 thread_plan: threads.ThreadPlan, cores: core_share.SharedCores | None = None):
         self.session = session
+        # The CPU thread plan train() applied; `cores` lowers the count while others work.
+        self.thread_plan = thread_plan
         self.cores = cores
         self.cfg: TrainConfig = session.config
         self.accelerator = accelerator
@@ -295,7 +297,7 @@ class _Loop:
         """Emit run_started, train until the run ends, write the final files and emit
         stopped; returns why and where it ended. UserError from a file write propagates
         (train reports it)."""
-        announce(self.emit, self.session, self.tracker, self.world)
+        announce(self.emit, self.session, self.tracker, self.world, self.thread_plan)
         reason = self.session.plan.limit
         if self._stop_requested():  # asked to stop while the model was loading
             return self._finish(StopReason.USER)
